@@ -1,0 +1,911 @@
+"""PyTorch GIA-MIC: gated interactive attention + modality-invariant generator for multimodal emotion recognition."""
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
+from transformers.utils import ModelOutput
+
+from .configuration_gia_mic import GiaMicConfig
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GiaMicModelOutput(ModelOutput):
+    r"""
+    fused_embedding (`torch.FloatTensor` of shape `(batch_size, (num_modalities + 1) * hidden_size)`):
+        `[h_text ; h_audio ; h_vision ; mean_m z_m]` over the configured modalities, with the learned "missing"
+        vector in place of an absent modality.
+    modality_embeddings (`torch.FloatTensor` of shape `(batch_size, num_modalities, hidden_size)`):
+        Modality-specific representations `h_m` (pooled GIA outputs), in `config.modalities` order.
+    invariant_embeddings (`torch.FloatTensor` of shape `(batch_size, num_modalities, hidden_size)`):
+        Modality-invariant representations `z_m = G(h_m)`; zero where a modality is absent.
+    modality_mask (`torch.BoolTensor` of shape `(batch_size, num_modalities)`):
+        Which modalities were present for each sample (after modality dropout).
+    gate_values (`torch.FloatTensor` of shape `(batch_size, num_pairs)`):
+        Mean gate value of each ordered pair `config.modality_pairs` (query, key), averaged over layers, query
+        positions and channels: how much of the key modality flowed into the query modality. 0 where a pair is absent.
+    invariance_loss (`torch.FloatTensor` of shape `()`):
+        The modality-invariance constraint `L_inv` of the generator.
+    hidden_states (`tuple[dict[str, torch.FloatTensor]]`, *optional*):
+        Per-modality sequences before the first and after every GIA layer.
+    attentions (`tuple[dict[str, torch.FloatTensor]]`, *optional*):
+        Per layer, attention weights keyed `"<modality>"` (self-attention) and `"<query>_from_<key>"`; eager only.
+    """
+
+    fused_embedding: torch.FloatTensor | None = None
+    modality_embeddings: torch.FloatTensor | None = None
+    invariant_embeddings: torch.FloatTensor | None = None
+    modality_mask: torch.BoolTensor | None = None
+    gate_values: torch.FloatTensor | None = None
+    invariance_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[dict[str, torch.FloatTensor], ...] | None = None
+    attentions: tuple[dict[str, torch.FloatTensor], ...] | None = None
+
+
+@dataclass
+class GiaMicEmotionRecognitionOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+        `classification_loss + config.invariance_weight * invariance_loss`.
+    logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+        Class scores (before softmax), or the predicted value for `problem_type="regression"`.
+    classification_loss (`torch.FloatTensor` of shape `()`, *optional*):
+        The supervised term: cross-entropy, or L1/MSE for regression.
+    invariance_loss (`torch.FloatTensor` of shape `()`):
+        See [`GiaMicModelOutput`].
+    modality_embeddings, invariant_embeddings, modality_mask, gate_values, hidden_states, attentions:
+        See [`GiaMicModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    classification_loss: torch.FloatTensor | None = None
+    invariance_loss: torch.FloatTensor | None = None
+    modality_embeddings: torch.FloatTensor | None = None
+    invariant_embeddings: torch.FloatTensor | None = None
+    modality_mask: torch.BoolTensor | None = None
+    gate_values: torch.FloatTensor | None = None
+    hidden_states: tuple[dict[str, torch.FloatTensor], ...] | None = None
+    attentions: tuple[dict[str, torch.FloatTensor], ...] | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 1 of `values` (batch, length, ...) counting only positions where `mask` (batch, length) is set."""
+    mask = mask.to(values.dtype).view(*mask.shape, *([1] * (values.dim() - 2)))
+    return (values * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def key_padding_to_additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(batch, key_length) 1/0 padding mask -> (batch, 1, 1, key_length) additive mask for the attention interface."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def pair_name(query: str, key: str) -> str:
+    """Module and output key of the interaction in which `query` attends to `key`."""
+    return f"{query}_from_{key}"
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Encoders
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _encoder_kwargs(config: PreTrainedConfig, modality: str) -> dict:
+    """Text encoders are pooled by GIA-MIC itself: drop their pooler where the class allows it (no unused weights)."""
+    model_class = MODEL_MAPPING.get(type(config), None)
+    if modality == "text" and model_class is not None:
+        if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+            return {"add_pooling_layer": False}
+    return {}
+
+
+def _encoder_only(model: PreTrainedModel) -> PreTrainedModel:
+    """Encoder-decoder audio models (Whisper) contribute their encoder alone."""
+    return model.get_encoder() if model.config.is_encoder_decoder else model
+
+
+def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
+    return _encoder_only(AutoModel.from_config(config, **_encoder_kwargs(config, modality)))
+
+
+def load_pretrained_encoder(source: "str | os.PathLike | PreTrainedModel", modality: str) -> PreTrainedModel:
+    """An encoder from a Hub id, a local folder or an already loaded model."""
+    if isinstance(source, PreTrainedModel):
+        return _encoder_only(source)
+    config = AutoConfig.from_pretrained(source)
+    return _encoder_only(AutoModel.from_pretrained(source, config=config, **_encoder_kwargs(config, modality)))
+
+
+def encoder_output_size(config: PreTrainedConfig) -> int:
+    """Width of an encoder's per-step output (CNN image models report `hidden_sizes`, the rest `hidden_size`)."""
+    hidden_sizes = getattr(config, "hidden_sizes", None)
+    return hidden_sizes[-1] if hidden_sizes else config.hidden_size
+
+
+def is_whisper_encoder(encoder: nn.Module) -> bool:
+    return encoder.config.model_type == "whisper"
+
+
+def whisper_encoder_forward(
+    encoder: PreTrainedModel, input_features: torch.Tensor, frame_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Whisper encoder over the clip's real length only.
+
+    `WhisperEncoder.forward` insists on 30 s (3000 mel frames) of input; for a 3 s clip that is 90 % padding paid for
+    in every layer. Here the convolutions run on the given frames, the positional embeddings are sliced to the
+    resulting length and padded frames are masked out of the self-attention. Returns (hidden_states, mask) at the
+    encoder's frame rate (half the mel frame rate).
+    """
+    max_frames = encoder.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
+    if input_features.shape[-1] > max_frames:
+        raise ValueError(
+            f"`input_features` has {input_features.shape[-1]} mel frames; Whisper takes at most {max_frames} (30 s)."
+        )
+    hidden_states = nn.functional.gelu(encoder.conv1(input_features))
+    hidden_states = nn.functional.gelu(encoder.conv2(hidden_states)).permute(0, 2, 1)
+    length = hidden_states.shape[1]
+    hidden_states = hidden_states + encoder.embed_positions.weight[:length]
+    hidden_states = nn.functional.dropout(hidden_states, p=encoder.dropout, training=encoder.training)
+    mask = frame_mask[:, :: encoder.conv2.stride[0]][:, :length]
+    attention_mask = key_padding_to_additive_mask(mask, hidden_states.dtype)
+    for layer in encoder.layers:
+        hidden_states = layer(hidden_states, attention_mask)
+    return encoder.layer_norm(hidden_states), mask
+
+
+def pooled_frame_features(outputs: ModelOutput) -> torch.Tensor:
+    """One vector per image: the model's pooled output, or the mean of its last hidden state if it has none."""
+    pooled = getattr(outputs, "pooler_output", None)
+    if pooled is None:
+        pooled = outputs.last_hidden_state.mean(dim=1)
+    return pooled.flatten(1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fusion building blocks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class GiaMicModalityProjection(nn.Module):
+    """Linear(D_m, d) -> LayerNorm -> Dropout, plus a learned modality embedding."""
+
+    def __init__(self, config: GiaMicConfig, input_size: int):
+        super().__init__()
+        self.dense = nn.Linear(input_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.modality_embedding = nn.Parameter(torch.zeros(config.hidden_size))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.layer_norm(self.dense(features))) + self.modality_embedding
+
+
+class GiaMicAttention(nn.Module):
+    """Multi-head attention of `hidden_states` (queries) over `key_value_states`, through the attention interface."""
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__()
+        self.config = config
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.is_causal = False
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, key_value_states: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, query_length, _ = hidden_states.shape
+        queries = self.q_proj(hidden_states).view(batch_size, query_length, -1, self.head_dim).transpose(1, 2)
+        keys = self.k_proj(key_value_states).view(batch_size, -1, queries.shape[1], self.head_dim).transpose(1, 2)
+        values = self.v_proj(key_value_states).view(batch_size, -1, queries.shape[1], self.head_dim).transpose(1, 2)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            queries,
+            keys,
+            values,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.dropout if self.training else 0.0,
+        )
+        attn_output = attn_output.reshape(batch_size, query_length, -1)
+        return self.out_proj(attn_output), attn_weights
+
+
+class GiaMicFeedForward(nn.Module):
+    def __init__(self, config: GiaMicConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.activation(self.fc1(hidden_states))))
+
+
+class GiaMicInteractionGate(nn.Module):
+    """
+    G = sigmoid(W_g [S_a ; C_(a<-b)] + b_g): how much of the cross-modal context C enters modality a, per position and
+    channel (`"elementwise"`), per position (`"scalar"`), or always fully (`"none"`, the plain cross-attention ablation).
+    """
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__()
+        self.gate_type = config.gate_type
+        if config.gate_type != "none":
+            width = config.hidden_size if config.gate_type == "elementwise" else 1
+            self.dense = nn.Linear(2 * config.hidden_size, width)
+
+    def forward(self, specific: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if self.gate_type == "none":
+            return torch.ones_like(context[..., :1])
+        return torch.sigmoid(self.dense(torch.cat([specific, context], dim=-1)))
+
+
+class GatedInteractiveAttentionLayer(nn.Module):
+    """
+    One GIA layer. For each present modality a:
+    S_a = LN(X_a + SelfAttn(X_a));  C_(a<-b) = CrossAttn(S_a, S_b);  G_(a<-b) = gate(S_a, C_(a<-b));
+    Y_a = LN(S_a + Dropout(sum_b G_(a<-b) * C_(a<-b)));  X_a <- LN(Y_a + FFN(Y_a)).
+    """
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__()
+        modalities, pairs = config.modalities, [pair_name(a, b) for a, b in config.modality_pairs]
+
+        def per(names: list[str] | tuple[str, ...], factory: Callable[[], nn.Module]) -> nn.ModuleDict:
+            return nn.ModuleDict({name: factory() for name in names})
+
+        self.self_attention = per(modalities, lambda: GiaMicAttention(config))
+        self.self_attention_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
+        self.cross_attention = per(pairs, lambda: GiaMicAttention(config))
+        self.gates = per(pairs, lambda: GiaMicInteractionGate(config))
+        self.interaction_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
+        self.feed_forward = per(modalities, lambda: GiaMicFeedForward(config))
+        self.output_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(
+        self,
+        states: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        presence: dict[str, torch.Tensor],
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Returns the new states, the mean gate per pair (batch,) and the attention weights (eager only)."""
+        additive_masks = {m: key_padding_to_additive_mask(mask, states[m].dtype) for m, mask in masks.items()}
+        attentions, specific = {}, {}
+        for m, x in states.items():
+            attended, attentions[m] = self.self_attention[m](x, x, additive_masks[m])
+            specific[m] = self.self_attention_norm[m](x + self.dropout(attended))
+
+        outputs, gate_means = {}, {}
+        for a, s_a in specific.items():
+            interaction = torch.zeros_like(s_a)
+            for b, s_b in specific.items():
+                if b == a:
+                    continue
+                name = pair_name(a, b)
+                context, attentions[name] = self.cross_attention[name](s_a, s_b, additive_masks[b])
+                gate = self.gates[name](s_a, context) * presence[b][:, None, None]
+                interaction = interaction + gate * context
+                gate_means[name] = masked_mean(gate.mean(dim=-1), masks[a]) * presence[a]
+            fused = self.interaction_norm[a](s_a + self.dropout(interaction))
+            outputs[a] = self.output_norm[a](fused + self.feed_forward[a](fused))
+        return outputs, gate_means, attentions
+
+
+class GatedInteractiveAttention(nn.Module):
+    """A stack of `config.num_gia_layers` gated interactive attention layers."""
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__()
+        self.pairs = config.modality_pairs
+        self.layers = nn.ModuleList([GatedInteractiveAttentionLayer(config) for _ in range(config.num_gia_layers)])
+
+    def forward(
+        self,
+        states: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        presence: dict[str, torch.Tensor],
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple | None, tuple | None]:
+        """Returns the final states, the gate values (batch, num_pairs), and the hidden states / attentions."""
+        batch_size = next(iter(states.values())).shape[0]
+        reference = next(iter(states.values()))
+        gate_sums = reference.new_zeros(batch_size, len(self.pairs))
+        all_hidden_states, all_attentions = [states], []
+        for layer in self.layers:
+            states, gate_means, attentions = layer(states, masks, presence)
+            for index, (a, b) in enumerate(self.pairs):
+                if pair_name(a, b) in gate_means:
+                    gate_sums[:, index] += gate_means[pair_name(a, b)]
+            all_hidden_states.append(states)
+            all_attentions.append(attentions)
+        gate_values = gate_sums / max(len(self.layers), 1)
+        return (
+            states,
+            gate_values,
+            tuple(all_hidden_states) if output_hidden_states else None,
+            tuple(all_attentions) if output_attentions else None,
+        )
+
+
+class GiaMicPooling(nn.Module):
+    """Masked mean, or masked attention pooling (a learned score per position), of a sequence into one vector."""
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__()
+        self.pooling = config.pooling
+        if config.pooling == "attention":
+            self.score = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "mean":
+            return masked_mean(hidden_states, mask)
+        scores = self.score(hidden_states).squeeze(-1).masked_fill(~mask.bool(), torch.finfo(hidden_states.dtype).min)
+        weights = torch.softmax(scores, dim=-1)
+        return torch.einsum("bl,bld->bd", weights, hidden_states)
+
+
+def similarity_alignment_loss(z_a: torch.Tensor, z_b: torch.Tensor, similarity_weight: float) -> torch.Tensor:
+    """
+    L_align + w * L_sim for one modality pair over the same utterances (rows):
+    L_align = mean_i (1 - cos(z_a^i, z_b^i)); L_sim = ||K_a - K_b||_F^2 / B^2 with K the batch cosine-similarity matrix.
+    """
+    z_a, z_b = nn.functional.normalize(z_a, dim=-1), nn.functional.normalize(z_b, dim=-1)
+    alignment = (1.0 - (z_a * z_b).sum(-1)).mean()
+    similarity = ((z_a @ z_a.T - z_b @ z_b.T) ** 2).mean()
+    return alignment + similarity_weight * similarity
+
+
+def central_moment_discrepancy(z_a: torch.Tensor, z_b: torch.Tensor, num_moments: int) -> torch.Tensor:
+    """CMD (Zellinger et al., 2017): distance of the means plus of the central moments 2..K over the batch."""
+    mean_a, mean_b = z_a.mean(0), z_b.mean(0)
+    centered_a, centered_b = z_a - mean_a, z_b - mean_b
+    discrepancy = torch.linalg.vector_norm(mean_a - mean_b)
+    for order in range(2, num_moments + 1):
+        discrepancy = discrepancy + torch.linalg.vector_norm(
+            (centered_a**order).mean(0) - (centered_b**order).mean(0)
+        )
+    return discrepancy
+
+
+class ModalityInvariantGenerator(nn.Module):
+    """
+    G, shared by all modalities, maps every modality-specific representation h_m into one common space (z_m = G(h_m)),
+    and computes the invariance constraint that pulls those spaces together, averaged over modality pairs.
+    """
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__()
+        self.config = config
+        self.fc1 = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, modality_embeddings: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        invariant = {m: self.layer_norm(self.fc2(self.activation(self.fc1(h)))) for m, h in modality_embeddings.items()}
+        return invariant, self.invariance_loss(invariant, presence)
+
+    def invariance_loss(self, invariant: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean over unordered modality pairs of the configured loss, on the samples where both are present."""
+        reference = next(iter(invariant.values()))
+        names = list(invariant)
+        pair_losses = []
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                both = presence[a].bool() & presence[b].bool()
+                if self.config.invariance_loss == "none" or not both.any():
+                    continue
+                z_a, z_b = invariant[a][both], invariant[b][both]
+                if self.config.invariance_loss == "similarity":
+                    pair_losses.append(similarity_alignment_loss(z_a, z_b, self.config.similarity_weight))
+                else:
+                    pair_losses.append(central_moment_discrepancy(z_a, z_b, self.config.cmd_moments))
+        if not pair_losses:
+            return reference.new_zeros(())
+        return torch.stack(pair_losses).mean()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class GiaMicPreTrainedModel(PreTrainedModel):
+    config: GiaMicConfig
+    config_class = GiaMicConfig
+    base_model_prefix = "gia_mic"
+    main_input_name = "input_ids"
+    input_modalities = ("text", "audio", "video")
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    accepts_loss_kwargs = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, GiaMicModalityProjection):
+            init.normal_(module.modality_embedding, mean=0.0, std=std)
+        elif isinstance(module, GiaMicModel):
+            init.normal_(module.missing_embeddings, mean=0.0, std=std)
+
+    @classmethod
+    def from_encoders_pretrained(
+        cls,
+        text: "str | os.PathLike | PreTrainedModel | None" = None,
+        audio: "str | os.PathLike | PreTrainedModel | None" = None,
+        vision: "str | os.PathLike | PreTrainedModel | None" = None,
+        **config_kwargs,
+    ) -> "GiaMicPreTrainedModel":
+        r"""
+        Assemble a GIA-MIC model around pretrained encoders, like
+        `VisionEncoderDecoderModel.from_encoder_decoder_pretrained`.
+
+        Args:
+            text, audio, vision (`str`, `os.PathLike` or `PreTrainedModel`, *optional*):
+                A Hub id or a local folder loadable with `AutoModel`, or a loaded model. Whisper checkpoints give
+                their encoder. Modalities given neither here nor as `<modality>_feature_size` are left out.
+            config_kwargs:
+                Any other [`GiaMicConfig`] field, e.g. `num_labels`, `freeze_text_encoder=True`, `text_feature_size`.
+        """
+        encoders = {
+            modality: load_pretrained_encoder(source, modality)
+            for modality, source in (("text", text), ("audio", audio), ("vision", vision))
+            if source is not None
+        }
+        config = GiaMicConfig(**{f"{m}_config": encoder.config for m, encoder in encoders.items()}, **config_kwargs)
+        model = cls(config)
+        base_model = getattr(model, cls.base_model_prefix, model)
+        for modality, encoder in encoders.items():
+            base_model.encoders[modality].load_state_dict(encoder.state_dict())
+        return model
+
+
+class GiaMicModel(GiaMicPreTrainedModel):
+    """Encoders (or feature inputs) -> projections -> gated interactive attention -> pooling -> invariant generator."""
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__(config)
+        if not config.modalities:
+            raise ValueError(
+                "GiaMicConfig configures no modality: give at least one of text_config/audio_config/vision_config "
+                "or text_feature_size/audio_feature_size/vision_feature_size."
+            )
+        encoder_configs = {m: config.encoder_config(m) for m in config.modalities}
+        self.encoders = nn.ModuleDict(
+            {m: build_encoder(cfg, m) for m, cfg in encoder_configs.items() if cfg is not None}
+        )
+        self.projections = nn.ModuleDict(
+            {
+                m: GiaMicModalityProjection(config, encoder_output_size(cfg) if cfg else config.feature_size(m))
+                for m, cfg in encoder_configs.items()
+            }
+        )
+        self.gated_interactive_attention = GatedInteractiveAttention(config)
+        self.poolers = nn.ModuleDict({m: GiaMicPooling(config) for m in config.modalities})
+        self.generator = ModalityInvariantGenerator(config)
+        self.missing_embeddings = nn.Parameter(torch.zeros(len(config.modalities), config.hidden_size))
+        self.post_init()
+        self.freeze_encoders(*(m for m in self.encoders if getattr(config, f"freeze_{m}_encoder")))
+
+    # --- encoder control ------------------------------------------------------------------------------------------
+
+    def freeze_encoders(self, *modalities: str) -> None:
+        """Freeze the given encoders (all when none is named): no gradients, and dropout off even in `train()`."""
+        for modality in modalities or tuple(self.encoders):
+            if modality not in self.encoders:
+                raise ValueError(f"No {modality} encoder to freeze; this model has encoders for {list(self.encoders)}.")
+            setattr(self.config, f"freeze_{modality}_encoder", True)
+            self.encoders[modality].requires_grad_(False)
+            self.encoders[modality].eval()
+
+    def freeze_feature_encoder(self) -> None:
+        """Freeze the convolutional feature encoder of a wav2vec2-style audio tower, as wav2vec2 fine-tuning does."""
+        self.encoders["audio"].freeze_feature_encoder()
+
+    def _is_frozen(self, modality: str) -> bool:
+        return getattr(self.config, f"freeze_{modality}_encoder")
+
+    def train(self, mode: bool = True) -> "GiaMicModel":
+        super().train(mode)
+        for modality, encoder in self.encoders.items():
+            if self._is_frozen(modality):
+                encoder.eval()
+        return self
+
+    # --- per-modality inputs --------------------------------------------------------------------------------------
+
+    def _encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoders["text"](input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def _encode_audio(
+        self, input_values: torch.Tensor | None, input_features: torch.Tensor | None, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        encoder = self.encoders["audio"]
+        if is_whisper_encoder(encoder):
+            if input_features is None:
+                raise ValueError("The audio encoder is Whisper: pass log-mel `input_features`, not `input_values`.")
+            return whisper_encoder_forward(encoder, input_features, mask)
+        if input_values is None:
+            raise ValueError(
+                f"The audio encoder ({encoder.config.model_type}) takes raw waveforms: pass `input_values`."
+            )
+        hidden_states = encoder(input_values, attention_mask=mask).last_hidden_state
+        if hasattr(encoder, "_get_feature_vector_attention_mask"):
+            return hidden_states, encoder._get_feature_vector_attention_mask(hidden_states.shape[1], mask)
+        return hidden_states, hidden_states.new_ones(hidden_states.shape[:2])
+
+    def _encode_frames(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """Run the image encoder on the real frames only; padded frames get zero features (and are masked)."""
+        batch_size, num_frames = pixel_values.shape[:2]
+        valid = frame_mask.reshape(-1).bool()
+        outputs = self.encoders["vision"](pixel_values=pixel_values.flatten(0, 1)[valid])
+        pooled = pooled_frame_features(outputs)
+        features = pooled.new_zeros(batch_size * num_frames, pooled.shape[-1])
+        features[valid] = pooled
+        return features.view(batch_size, num_frames, -1)
+
+    def _check_features(self, modality: str, features: torch.Tensor) -> None:
+        expected = self.config.feature_size(modality)
+        if features.dim() != 3 or features.shape[-1] != expected:
+            raise ValueError(
+                f"`{modality}_features` must have shape (batch, length, {expected}) as set by "
+                f"`config.{modality}_feature_size`; got {tuple(features.shape)}."
+            )
+
+    def _modality_inputs(self, inputs: dict[str, torch.Tensor | None]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Validate the raw/feature inputs and turn each present modality into (sequence, mask) before projection."""
+        provided = {name: value for name, value in inputs.items() if value is not None}
+        for name, value in provided.items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(f"`{name}` contains NaN or infinite values.")
+        batch_sizes = {name: value.shape[0] for name, value in provided.items()}
+        if len(set(batch_sizes.values())) > 1:
+            raise ValueError(f"All inputs must have the same batch size; got {batch_sizes}.")
+
+        sequences = {}
+        for modality in self.config.modalities:
+            raw = self._raw_input_names(modality)
+            given_raw = [name for name in raw if inputs[name] is not None]
+            features, feature_mask = inputs[f"{modality}_features"], inputs[f"{modality}_feature_mask"]
+            if modality in self.encoders:
+                if features is not None:
+                    raise ValueError(
+                        f"This model encodes {modality} itself ({self.encoders[modality].config.model_type}); pass "
+                        f"{' or '.join(f'`{n}`' for n in raw)}, not `{modality}_features`."
+                    )
+                if given_raw:
+                    sequences[modality] = self._encode_raw(modality, inputs)
+            elif features is not None:
+                self._check_features(modality, features)
+                mask = feature_mask if feature_mask is not None else features.new_ones(features.shape[:2])
+                sequences[modality] = (features, mask)
+            elif given_raw:
+                raise ValueError(
+                    f"This model takes {modality} as precomputed features: pass `{modality}_features` of size "
+                    f"{self.config.feature_size(modality)}, not {given_raw}."
+                )
+        for name in self._unused_input_names(inputs):
+            raise ValueError(f"`{name}` was given but this model has no {name.split('_')[0]} modality.")
+        if not sequences:
+            raise ValueError(
+                f"No modality was given. This model takes {', '.join(self.config.modalities)}: pass at least one of "
+                f"{self._accepted_inputs()}."
+            )
+        for modality, (_, mask) in sequences.items():
+            empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(
+                    f"The {modality} input of sample(s) {empty} is empty or all padding (its mask has no valid "
+                    "position); drop the modality for the whole batch or give it real content."
+                )
+        return sequences
+
+    def _raw_input_names(self, modality: str) -> tuple[str, ...]:
+        return {
+            "text": ("input_ids",),
+            "audio": ("input_values", "input_features"),
+            "vision": ("pixel_values",),
+        }[modality]
+
+    def _accepted_inputs(self) -> list[str]:
+        return [
+            name
+            for m in self.config.modalities
+            for name in (self._raw_input_names(m) if m in self.encoders else (f"{m}_features",))
+        ]
+
+    def _unused_input_names(self, inputs: dict[str, torch.Tensor | None]) -> list[str]:
+        absent = [m for m in ("text", "audio", "vision") if m not in self.config.modalities]
+        names = [n for m in absent for n in (*self._raw_input_names(m), f"{m}_features")]
+        return [name for name in names if inputs.get(name) is not None]
+
+    def _encode_raw(self, modality: str, inputs: dict[str, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self._is_frozen(modality)):
+            if modality == "text":
+                ids = inputs["input_ids"]
+                mask = inputs["attention_mask"] if inputs["attention_mask"] is not None else torch.ones_like(ids)
+                return self._encode_text(ids, mask), mask
+            if modality == "audio":
+                signal = inputs["input_values"] if inputs["input_values"] is not None else inputs["input_features"]
+                if signal.shape[-1] == 0:
+                    raise ValueError("The audio input is empty (0 samples); give a waveform of at least 0.1 s.")
+                mask = inputs["audio_attention_mask"]
+                if mask is None:
+                    mask = signal.new_ones(signal.shape[0], signal.shape[-1], dtype=torch.long)
+                if (mask.sum(dim=1) == 0).any():
+                    empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
+                    raise ValueError(f"`audio_attention_mask` of sample(s) {empty} is all padding.")
+                return self._encode_audio(inputs["input_values"], inputs["input_features"], mask)
+            pixel_values = inputs["pixel_values"]
+            if pixel_values.dim() != 5:
+                raise ValueError(
+                    f"`pixel_values` must have shape (batch, frames, channels, height, width); got "
+                    f"{tuple(pixel_values.shape)}. A single image is one frame: use `pixel_values[:, None]`."
+                )
+            frame_mask = inputs["frame_mask"]
+            if frame_mask is None:
+                frame_mask = pixel_values.new_ones(pixel_values.shape[:2], dtype=torch.long)
+            if (frame_mask.sum(dim=1) == 0).any():
+                empty = (frame_mask.sum(dim=1) == 0).nonzero().flatten().tolist()
+                raise ValueError(f"`frame_mask` of sample(s) {empty} is all padding.")
+            return self._encode_frames(pixel_values, frame_mask), frame_mask
+
+    def _sample_presence(self, batch_size: int, device: torch.device, present: list[str]) -> dict[str, torch.Tensor]:
+        """Per-sample presence of each modality; in training, `modality_dropout` drops whole modalities of samples."""
+        keep = torch.ones(batch_size, len(present), device=device)
+        if self.training and self.config.modality_dropout > 0 and len(present) > 1:
+            keep = (torch.rand(batch_size, len(present), device=device) >= self.config.modality_dropout).float()
+            none_kept = keep.sum(dim=1) == 0
+            rescued = torch.randint(len(present), (batch_size,), device=device)
+            keep[none_kept, rescued[none_kept]] = 1.0
+        return {m: keep[:, i] for i, m in enumerate(present)}
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        text_features: torch.FloatTensor | None = None,
+        text_feature_mask: torch.Tensor | None = None,
+        audio_features: torch.FloatTensor | None = None,
+        audio_feature_mask: torch.Tensor | None = None,
+        vision_features: torch.FloatTensor | None = None,
+        vision_feature_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> GiaMicModelOutput | tuple:
+        r"""
+        Any non-empty subset of modalities may be given.
+
+        Args:
+            input_ids, attention_mask: Tokenised text and its padding mask (text encoder).
+            input_values: Raw waveforms (batch, samples) for wav2vec2/HuBERT/WavLM-style audio encoders.
+            input_features: Log-mel features (batch, mel_bins, frames) for a Whisper audio encoder.
+            audio_attention_mask: Padding mask of `input_values` (per sample) or `input_features` (per mel frame).
+            pixel_values: Video frames (batch, frames, channels, height, width); `frame_mask` (batch, frames).
+            text_features, audio_features, vision_features: Feature-mode inputs (batch, length, feature_size), each
+                with an optional `*_feature_mask` (batch, length).
+        """
+        output_hidden_states = output_hidden_states or self.config.output_hidden_states
+        output_attentions = output_attentions or self.config.output_attentions
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        sequences = self._modality_inputs(
+            {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "input_values": input_values,
+                "input_features": input_features,
+                "audio_attention_mask": audio_attention_mask,
+                "pixel_values": pixel_values,
+                "frame_mask": frame_mask,
+                "text_features": text_features,
+                "text_feature_mask": text_feature_mask,
+                "audio_features": audio_features,
+                "audio_feature_mask": audio_feature_mask,
+                "vision_features": vision_features,
+                "vision_feature_mask": vision_feature_mask,
+            }
+        )
+        states = {m: self.projections[m](features) for m, (features, _) in sequences.items()}
+        masks = {m: mask.to(states[m].device) for m, (_, mask) in sequences.items()}
+        batch_size, device = next(iter(states.values())).shape[0], next(iter(states.values())).device
+        presence = self._sample_presence(batch_size, device, list(states))
+
+        states, gate_values, hidden_states, attentions = self.gated_interactive_attention(
+            states, masks, presence, output_hidden_states, output_attentions
+        )
+        specific = {m: self.poolers[m](x, masks[m]) for m, x in states.items()}
+        invariant, invariance_loss = self.generator(specific, presence)
+
+        modality_embeddings, invariant_embeddings, modality_mask = [], [], []
+        for index, modality in enumerate(self.config.modalities):
+            present = presence.get(modality, torch.zeros(batch_size, device=device))[:, None]
+            missing = self.missing_embeddings[index].expand(batch_size, -1)
+            h = specific.get(modality, missing)
+            modality_embeddings.append(present * h + (1.0 - present) * missing)
+            invariant_embeddings.append(present * invariant.get(modality, torch.zeros_like(missing)))
+            modality_mask.append(present.squeeze(1).bool())
+        modality_embeddings = torch.stack(modality_embeddings, dim=1)
+        invariant_embeddings = torch.stack(invariant_embeddings, dim=1)
+        modality_mask = torch.stack(modality_mask, dim=1)
+        shared = invariant_embeddings.sum(1) / modality_mask.sum(1, keepdim=True).clamp(min=1)
+        fused_embedding = torch.cat([modality_embeddings.flatten(1), shared], dim=-1)
+
+        output = GiaMicModelOutput(
+            fused_embedding=fused_embedding,
+            modality_embeddings=modality_embeddings,
+            invariant_embeddings=invariant_embeddings,
+            modality_mask=modality_mask,
+            gate_values=gate_values,
+            invariance_loss=invariance_loss,
+            hidden_states=hidden_states,
+            attentions=attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class GiaMicForEmotionRecognition(GiaMicPreTrainedModel):
+    """GIA-MIC with an MLP head on the fused representation: emotion classes, or a sentiment score (regression)."""
+
+    def __init__(self, config: GiaMicConfig):
+        super().__init__(config)
+        if config.problem_type is None:
+            config.problem_type = "regression" if config.num_labels == 1 else "single_label_classification"
+        if config.problem_type not in ("regression", "single_label_classification"):
+            raise ValueError(
+                f"GIA-MIC supports problem_type 'single_label_classification' or 'regression'; got "
+                f"{config.problem_type!r}."
+            )
+        self.gia_mic = GiaMicModel(config)
+        fused_size = (len(config.modalities) + 1) * config.hidden_size
+        self.classifier = nn.Sequential(
+            nn.Linear(fused_size, config.hidden_size),
+            ACT2FN[config.hidden_act],
+            nn.Dropout(config.classifier_dropout),
+            nn.Linear(config.hidden_size, config.num_labels),
+        )
+        self.post_init()
+
+    def freeze_encoders(self, *modalities: str) -> None:
+        self.gia_mic.freeze_encoders(*modalities)
+
+    def freeze_feature_encoder(self) -> None:
+        self.gia_mic.freeze_feature_encoder()
+
+    def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.problem_type == "regression":
+            loss_fn = nn.functional.l1_loss if self.config.regression_loss == "l1" else nn.functional.mse_loss
+            return loss_fn(logits.squeeze(-1).float(), labels.float().view(-1))
+        weight = None
+        if self.config.class_weights is not None:
+            weight = torch.tensor(self.config.class_weights, dtype=torch.float, device=logits.device)
+        return nn.functional.cross_entropy(
+            logits.float(), labels.long().view(-1), weight=weight, label_smoothing=self.config.label_smoothing
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        text_features: torch.FloatTensor | None = None,
+        text_feature_mask: torch.Tensor | None = None,
+        audio_features: torch.FloatTensor | None = None,
+        audio_feature_mask: torch.Tensor | None = None,
+        vision_features: torch.FloatTensor | None = None,
+        vision_feature_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> GiaMicEmotionRecognitionOutput | tuple:
+        r"""
+        labels (`torch.Tensor` of shape `(batch_size,)`, *optional*):
+            Class indices in `[0, num_labels)`, or real-valued targets for `problem_type="regression"`.
+        Other arguments: see [`GiaMicModel.forward`].
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.gia_mic(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            input_values=input_values,
+            input_features=input_features,
+            audio_attention_mask=audio_attention_mask,
+            pixel_values=pixel_values,
+            frame_mask=frame_mask,
+            text_features=text_features,
+            text_feature_mask=text_feature_mask,
+            audio_features=audio_features,
+            audio_feature_mask=audio_feature_mask,
+            vision_features=vision_features,
+            vision_feature_mask=vision_feature_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        logits = self.classifier(outputs.fused_embedding)
+        loss = classification_loss = None
+        if labels is not None:
+            classification_loss = self._classification_loss(logits, labels)
+            loss = classification_loss + self.config.invariance_weight * outputs.invariance_loss
+        output = GiaMicEmotionRecognitionOutput(
+            loss=loss,
+            logits=logits,
+            classification_loss=classification_loss,
+            invariance_loss=outputs.invariance_loss,
+            modality_embeddings=outputs.modality_embeddings,
+            invariant_embeddings=outputs.invariant_embeddings,
+            modality_mask=outputs.modality_mask,
+            gate_values=outputs.gate_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+GiaMicModel.register_for_auto_class("AutoModel")
+GiaMicForEmotionRecognition.register_for_auto_class("AutoModelForAudioClassification")
+
+__all__ = ["GiaMicPreTrainedModel", "GiaMicModel", "GiaMicForEmotionRecognition"]

@@ -1,0 +1,117 @@
+"""Shared fixtures: tiny encoder configs (BERT, wav2vec2, ViT, Whisper) and a seeded RNG for every test."""
+
+import itertools
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_gia_mic import GiaMicConfig
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MODALITY_SUBSETS = [
+    subset for size in (1, 2, 3) for subset in itertools.combinations(("text", "audio", "vision"), size)
+]
+
+TINY_TEXT = {
+    "model_type": "bert",
+    "vocab_size": 99,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "max_position_embeddings": 64,
+}
+# feat_extract_norm="layer": wav2vec2 then honours the attention mask, so padding cannot leak in.
+TINY_AUDIO = {
+    "model_type": "wav2vec2",
+    "vocab_size": 10,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "conv_dim": (16, 16),
+    "conv_stride": (4, 4),
+    "conv_kernel": (8, 8),
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+    "feat_extract_norm": "layer",
+    "do_stable_layer_norm": True,
+    "mask_time_prob": 0.0,
+}
+TINY_VISION = {
+    "model_type": "vit",
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "image_size": 16,
+    "patch_size": 8,
+}
+TINY_WHISPER = {
+    "model_type": "whisper",
+    "vocab_size": 100,
+    "d_model": 32,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 37,
+    "decoder_ffn_dim": 37,
+    "num_mel_bins": 16,
+    "max_source_positions": 30,
+    "max_target_positions": 20,
+    "pad_token_id": 1,
+    "bos_token_id": 2,
+    "eos_token_id": 3,
+    "decoder_start_token_id": 2,
+}
+FEATURE_SIZES = {"text_feature_size": 12, "audio_feature_size": 5, "vision_feature_size": 7}
+FUSION = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 48, "num_gia_layers": 2}
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+def raw_config(modalities=("text", "audio", "vision"), **overrides) -> GiaMicConfig:
+    """A tiny config with encoders built from sub-configs for the given modalities."""
+    towers = {"text": TINY_TEXT, "audio": TINY_AUDIO, "vision": TINY_VISION}
+    encoders = {f"{m}_config": dict(towers[m]) for m in modalities}
+    return GiaMicConfig(**encoders, **{**FUSION, "num_labels": 4, **overrides})
+
+
+def feature_config(modalities=("text", "audio", "vision"), **overrides) -> GiaMicConfig:
+    """A tiny feature-mode config (precomputed features) for the given modalities."""
+    sizes = {f"{m}_feature_size": FEATURE_SIZES[f"{m}_feature_size"] for m in modalities}
+    return GiaMicConfig(**sizes, **{**FUSION, "num_labels": 4, **overrides})
+
+
+def raw_inputs(modalities=("text", "audio", "vision"), batch_size=3) -> dict[str, torch.Tensor]:
+    inputs = {}
+    if "text" in modalities:
+        inputs["input_ids"] = torch.randint(1, TINY_TEXT["vocab_size"], (batch_size, 9))
+        inputs["attention_mask"] = torch.ones(batch_size, 9, dtype=torch.long)
+    if "audio" in modalities:
+        inputs["input_values"] = torch.randn(batch_size, 1600)
+        inputs["audio_attention_mask"] = torch.ones(batch_size, 1600, dtype=torch.long)
+    if "vision" in modalities:
+        inputs["pixel_values"] = torch.randn(batch_size, 4, 3, 16, 16)
+        inputs["frame_mask"] = torch.ones(batch_size, 4, dtype=torch.long)
+    return inputs
+
+
+def feature_inputs(modalities=("text", "audio", "vision"), batch_size=3) -> dict[str, torch.Tensor]:
+    lengths = {"text": 6, "audio": 11, "vision": 8}
+    inputs = {}
+    for m in modalities:
+        size = FEATURE_SIZES[f"{m}_feature_size"]
+        inputs[f"{m}_features"] = torch.randn(batch_size, lengths[m], size)
+        inputs[f"{m}_feature_mask"] = torch.ones(batch_size, lengths[m], dtype=torch.long)
+    return inputs

@@ -1,0 +1,268 @@
+"""GiaMicModel / GiaMicForEmotionRecognition: both input paths, every modality subset, masks, gates, losses, errors."""
+
+import copy
+
+import pytest
+import torch
+from conftest import (
+    MODALITY_SUBSETS,
+    TINY_WHISPER,
+    feature_config,
+    feature_inputs,
+    raw_config,
+    raw_inputs,
+)
+
+from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel
+from modeling_gia_mic.modeling_gia_mic import whisper_encoder_forward
+
+
+def unused_trainable(model: torch.nn.Module, allowed: set[str]) -> list[str]:
+    return [
+        name
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad and name not in allowed and (parameter.grad is None or not parameter.grad.any())
+    ]
+
+
+@pytest.mark.parametrize("mode", ["raw", "features"])
+def test_forward_backward_reaches_every_parameter(mode):
+    config = raw_config() if mode == "raw" else feature_config()
+    model = GiaMicForEmotionRecognition(config)
+    inputs = raw_inputs() if mode == "raw" else feature_inputs()
+    output = model(**inputs, labels=torch.tensor([0, 1, 3]))
+
+    assert output.logits.shape == (3, 4)
+    assert torch.isfinite(output.loss)
+    assert output.loss.item() == pytest.approx(
+        (output.classification_loss + config.invariance_weight * output.invariance_loss).item()
+    )
+    output.loss.backward()
+    # The "missing" vectors stand in for absent modalities only; everything else must learn from a full batch.
+    assert unused_trainable(model, {"gia_mic.missing_embeddings"}) == []
+
+
+@pytest.mark.parametrize("subset", MODALITY_SUBSETS, ids="+".join)
+@pytest.mark.parametrize("mode", ["raw", "features"])
+def test_every_modality_subset(mode, subset):
+    config = raw_config() if mode == "raw" else feature_config()
+    model = GiaMicForEmotionRecognition(config)
+    inputs = raw_inputs(subset) if mode == "raw" else feature_inputs(subset)
+    output = model(**inputs, labels=torch.tensor([2, 0, 1]))
+
+    assert torch.isfinite(output.loss)
+    assert output.modality_mask.tolist() == [[m in subset for m in config.modalities]] * 3
+    output.loss.backward()
+    missing = model.gia_mic.missing_embeddings.grad
+    for index, modality in enumerate(config.modalities):
+        # An absent modality's slot is filled (and trained) by its learned "missing" vector.
+        assert bool(missing[index].any()) == (modality not in subset)
+    if len(subset) == 1:
+        assert output.invariance_loss.item() == 0.0
+
+
+def test_padding_changes_nothing():
+    """The same utterances padded with extra tokens, audio samples and video frames give the same logits."""
+    model = GiaMicForEmotionRecognition(raw_config()).eval()
+    inputs = raw_inputs(batch_size=2)
+    padded = {
+        "input_ids": torch.cat([inputs["input_ids"], torch.zeros(2, 5, dtype=torch.long)], dim=1),
+        "attention_mask": torch.cat([inputs["attention_mask"], torch.zeros(2, 5, dtype=torch.long)], dim=1),
+        "input_values": torch.cat([inputs["input_values"], torch.randn(2, 640)], dim=1),
+        "audio_attention_mask": torch.cat([inputs["audio_attention_mask"], torch.zeros(2, 640, dtype=torch.long)], 1),
+        "pixel_values": torch.cat([inputs["pixel_values"], torch.randn(2, 3, 3, 16, 16)], dim=1),
+        "frame_mask": torch.cat([inputs["frame_mask"], torch.zeros(2, 3, dtype=torch.long)], dim=1),
+    }
+    with torch.no_grad():
+        reference, with_padding = model(**inputs), model(**padded)
+    torch.testing.assert_close(with_padding.logits, reference.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(with_padding.gate_values, reference.gate_values, atol=1e-5, rtol=0)
+
+
+def test_padding_changes_nothing_in_feature_mode_with_attention_pooling():
+    model = GiaMicForEmotionRecognition(feature_config(pooling="attention")).eval()
+    inputs = feature_inputs(batch_size=2)
+    padded = {}
+    for m in ("text", "audio", "vision"):
+        features, mask = inputs[f"{m}_features"], inputs[f"{m}_feature_mask"]
+        padded[f"{m}_features"] = torch.cat([features, 100 * torch.randn(2, 4, features.shape[-1])], dim=1)
+        padded[f"{m}_feature_mask"] = torch.cat([mask, torch.zeros(2, 4, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**padded).logits, model(**inputs).logits, atol=1e-5, rtol=0)
+
+
+def test_gate_values_per_ordered_pair():
+    config = feature_config()
+    assert config.modality_pairs == (
+        ("text", "audio"),
+        ("text", "vision"),
+        ("audio", "text"),
+        ("audio", "vision"),
+        ("vision", "text"),
+        ("vision", "audio"),
+    )
+    model = GiaMicModel(config).eval()
+    gates = model(**feature_inputs()).gate_values
+    assert gates.shape == (3, 6)
+    assert ((gates > 0) & (gates < 1)).all()
+
+    text_audio = model(**feature_inputs(("text", "audio"))).gate_values
+    present = [a in ("text", "audio") and b in ("text", "audio") for a, b in config.modality_pairs]
+    assert ((text_audio > 0) == torch.tensor(present)).all(), "pairs with an absent modality carry no information"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"gate_type": "none"}, {"gate_type": "scalar"}, {"invariance_loss": "none"}, {"invariance_loss": "cmd"}],
+    ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_ablations_run(overrides):
+    model = GiaMicForEmotionRecognition(feature_config(**overrides))
+    output = model(**feature_inputs(), labels=torch.tensor([0, 1, 2]))
+    output.loss.backward()
+    assert torch.isfinite(output.loss)
+    if overrides.get("gate_type") == "none":
+        assert (output.gate_values == 1).all(), "without gates every interaction is fully open"
+    if overrides.get("invariance_loss") == "none":
+        assert output.invariance_loss.item() == 0.0
+    else:
+        assert output.invariance_loss.item() > 0.0
+
+
+def test_sdpa_and_eager_agree():
+    config = feature_config()
+    sdpa = GiaMicForEmotionRecognition(copy.deepcopy(config)).eval()
+    eager = GiaMicForEmotionRecognition(copy.deepcopy(config)).eval()
+    eager.load_state_dict(sdpa.state_dict())
+    eager.set_attn_implementation("eager")
+    assert sdpa.config._attn_implementation == "sdpa" and eager.config._attn_implementation == "eager"
+    inputs = feature_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(eager(**inputs).logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5)
+    attentions = eager(**inputs, output_attentions=True, output_hidden_states=True)
+    assert set(attentions.attentions[0]) == {"text", "audio", "vision", "text_from_audio", "text_from_vision",
+                                             "audio_from_text", "audio_from_vision", "vision_from_text",
+                                             "vision_from_audio"}
+    assert len(attentions.hidden_states) == config.num_gia_layers + 1
+
+
+def test_regression_with_l1_loss():
+    model = GiaMicForEmotionRecognition(feature_config(num_labels=1, regression_loss="l1"))
+    assert model.config.problem_type == "regression"
+    labels = torch.tensor([-2.4, 0.0, 1.6])
+    output = model(**feature_inputs(), labels=labels)
+    assert output.logits.shape == (3, 1)
+    expected = torch.nn.functional.l1_loss(output.logits.squeeze(-1), labels)
+    assert output.classification_loss.item() == pytest.approx(expected.item())
+    output.loss.backward()
+
+
+def test_class_weights_and_label_smoothing_enter_the_loss():
+    inputs, labels = feature_inputs(), torch.tensor([0, 1, 1])
+    plain = GiaMicForEmotionRecognition(feature_config()).eval()
+    weighted = GiaMicForEmotionRecognition(feature_config(class_weights=[5.0, 1.0, 1.0, 1.0], label_smoothing=0.1))
+    weighted.load_state_dict(plain.state_dict())
+    weighted.eval()
+    logits = plain(**inputs).logits
+    expected = torch.nn.functional.cross_entropy(
+        logits, labels, weight=torch.tensor([5.0, 1.0, 1.0, 1.0]), label_smoothing=0.1
+    )
+    assert weighted(**inputs, labels=labels).classification_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_modality_dropout_drops_whole_modalities_per_sample():
+    model = GiaMicForEmotionRecognition(feature_config(modality_dropout=0.6)).train()
+    output = model(**feature_inputs(batch_size=64), labels=torch.zeros(64, dtype=torch.long))
+    kept = output.modality_mask
+    assert (kept.sum(1) >= 1).all(), "every sample keeps at least one modality"
+    assert (~kept).any(), "with p=0.6 some modalities are dropped"
+    assert torch.isfinite(output.loss)
+    assert (model.eval()(**feature_inputs(batch_size=4)).modality_mask).all(), "nothing is dropped at inference"
+
+
+def test_frozen_encoders_get_no_gradient_and_stay_in_eval_mode():
+    model = GiaMicForEmotionRecognition(raw_config(freeze_text_encoder=True))
+    model.train()
+    text_encoder = model.gia_mic.encoders["text"]
+    assert not text_encoder.training and model.gia_mic.encoders["audio"].training
+    model(**raw_inputs(), labels=torch.tensor([0, 1, 2])).loss.backward()
+    assert all(p.grad is None for p in text_encoder.parameters())
+    assert all(p.grad is not None for p in model.gia_mic.encoders["audio"].parameters() if p.requires_grad)
+    model.freeze_encoders()
+    assert not any(p.requires_grad for p in model.gia_mic.encoders.parameters())
+    with pytest.raises(ValueError, match="No text encoder"):
+        GiaMicForEmotionRecognition(feature_config()).freeze_encoders("text")
+
+
+def test_whisper_encoder_over_real_length_matches_the_30_second_encoder():
+    """The sliced Whisper path equals WhisperEncoder itself on a full-length input, and takes short clips too."""
+    config = GiaMicConfig(audio_config=TINY_WHISPER, hidden_size=32, num_attention_heads=4, num_labels=3)
+    model = GiaMicForEmotionRecognition(config).eval()
+    encoder = model.gia_mic.encoders["audio"]
+    assert type(encoder).__name__ == "WhisperEncoder"
+    full = torch.randn(2, 16, 60)  # max_source_positions (30) * 2
+    with torch.no_grad():
+        reference = encoder(full).last_hidden_state
+        sliced, mask = whisper_encoder_forward(encoder, full, torch.ones(2, 60))
+        torch.testing.assert_close(sliced, reference, atol=1e-5, rtol=1e-5)
+        assert mask.shape == (2, 30)
+        short = model(input_features=torch.randn(2, 16, 18), audio_attention_mask=torch.ones(2, 18))
+    assert short.logits.shape == (2, 3) and torch.isfinite(short.logits).all()
+    with pytest.raises(ValueError, match="Whisper: pass log-mel `input_features`"):
+        model(input_values=torch.randn(2, 1600))
+    with pytest.raises(ValueError, match="at most 60"):
+        model(input_features=torch.randn(1, 16, 62))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({}, "No modality was given"),
+        ({"text_features": torch.randn(2, 4, 12), "audio_features": torch.randn(3, 4, 5)}, "same batch size"),
+        ({"text_features": torch.randn(2, 4, 13)}, r"shape \(batch, length, 12\)"),
+        ({"text_features": torch.randn(2, 4, 12), "text_feature_mask": torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]])},
+         r"sample\(s\) \[1\] is empty or all padding"),
+        ({"audio_features": torch.full((1, 3, 5), float("nan"))}, "NaN or infinite"),
+        ({"input_ids": torch.ones(2, 4, dtype=torch.long)}, "takes text as precomputed features"),
+    ],
+    ids=["no-modality", "batch-mismatch", "feature-size", "all-padding", "nan", "raw-to-feature-model"],
+)
+def test_bad_feature_inputs_raise_clear_errors(inputs, message):
+    model = GiaMicForEmotionRecognition(feature_config(("text", "audio")))
+    with pytest.raises(ValueError, match=message):
+        model(**inputs)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"input_values": torch.randn(2, 0)}, r"audio input is empty \(0 samples\)"),
+        ({"input_values": torch.randn(2, 800), "audio_attention_mask": torch.tensor([[1] * 800, [0] * 800])},
+         r"`audio_attention_mask` of sample\(s\) \[1\] is all padding"),
+        ({"pixel_values": torch.randn(2, 3, 16, 16)}, r"\(batch, frames, channels, height, width\)"),
+        ({"pixel_values": torch.randn(1, 2, 3, 16, 16), "frame_mask": torch.zeros(1, 2)}, "`frame_mask`"),
+        ({"text_features": torch.randn(2, 3, 12)}, "encodes text itself"),
+    ],
+    ids=["empty-waveform", "all-padding-audio", "pixel-rank", "no-frames", "features-to-raw-model"],
+)
+def test_bad_raw_inputs_raise_clear_errors(inputs, message):
+    model = GiaMicForEmotionRecognition(raw_config())
+    with pytest.raises(ValueError, match=message):
+        model(**inputs)
+
+
+def test_inputs_for_an_unconfigured_modality_are_refused():
+    model = GiaMicForEmotionRecognition(feature_config(("text",)))
+    with pytest.raises(ValueError, match="no vision modality"):
+        model(text_features=torch.randn(1, 2, 12), vision_features=torch.randn(1, 2, 7))
+
+
+def test_bad_configs_raise_clear_errors():
+    with pytest.raises(ValueError, match="configures no modality"):
+        GiaMicModel(GiaMicConfig())
+    with pytest.raises(ValueError, match="gate_type"):
+        GiaMicConfig(gate_type="softmax")
+    with pytest.raises(ValueError, match="divisible"):
+        GiaMicConfig(hidden_size=30, num_attention_heads=4)
+    with pytest.raises(ValueError, match="class_weights"):
+        GiaMicConfig(num_labels=4, class_weights=[1.0, 2.0])

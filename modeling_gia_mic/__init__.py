@@ -1,7 +1,7 @@
 """GIA-MIC: multimodal emotion recognition with gated interactive attention and modality-invariant learning.
 
 This folder is also the remote code that travels with every saved model: its modules use relative imports only and
-import nothing beyond torch and transformers (video decoding and resampling import PyAV / soxr when used).
+import nothing beyond torch and transformers (reading a video file imports PyAV when used).
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor

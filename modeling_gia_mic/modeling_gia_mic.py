@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -271,8 +270,9 @@ class GiaMicFeedForward(nn.Module):
 
 class GiaMicInteractionGate(nn.Module):
     """
-    G = sigmoid(W_g [S_a ; C_(a<-b)] + b_g): how much of the cross-modal context C enters modality a, per position and
-    channel (`"elementwise"`), per position (`"scalar"`), or always fully (`"none"`, the plain cross-attention ablation).
+    G = sigmoid(W_g [S_a ; C_(a<-b)] + b_g): how much of the cross-modal context C enters modality a, per position
+    and channel (`"elementwise"`), per position (`"scalar"`), or always fully (`"none"`: the plain cross-attention
+    ablation).
     """
 
     def __init__(self, config: GiaMicConfig):
@@ -397,7 +397,8 @@ class GiaMicPooling(nn.Module):
 def similarity_alignment_loss(z_a: torch.Tensor, z_b: torch.Tensor, similarity_weight: float) -> torch.Tensor:
     """
     L_align + w * L_sim for one modality pair over the same utterances (rows):
-    L_align = mean_i (1 - cos(z_a^i, z_b^i)); L_sim = ||K_a - K_b||_F^2 / B^2 with K the batch cosine-similarity matrix.
+    L_align = mean_i (1 - cos(z_a^i, z_b^i)); L_sim = ||K_a - K_b||_F^2 / B^2, K being the batch's cosine-similarity
+    matrix.
     """
     z_a, z_b = nn.functional.normalize(z_a, dim=-1), nn.functional.normalize(z_b, dim=-1)
     alignment = (1.0 - (z_a * z_b).sum(-1)).mean()
@@ -411,9 +412,7 @@ def central_moment_discrepancy(z_a: torch.Tensor, z_b: torch.Tensor, num_moments
     centered_a, centered_b = z_a - mean_a, z_b - mean_b
     discrepancy = torch.linalg.vector_norm(mean_a - mean_b)
     for order in range(2, num_moments + 1):
-        discrepancy = discrepancy + torch.linalg.vector_norm(
-            (centered_a**order).mean(0) - (centered_b**order).mean(0)
-        )
+        discrepancy = discrepancy + torch.linalg.vector_norm((centered_a**order).mean(0) - (centered_b**order).mean(0))
     return discrepancy
 
 
@@ -434,7 +433,9 @@ class ModalityInvariantGenerator(nn.Module):
     def forward(
         self, modality_embeddings: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        invariant = {m: self.layer_norm(self.fc2(self.activation(self.fc1(h)))) for m, h in modality_embeddings.items()}
+        invariant = {
+            m: self.layer_norm(self.fc2(self.activation(self.fc1(h)))) for m, h in modality_embeddings.items()
+        }
         return invariant, self.invariance_loss(invariant, presence)
 
     def invariance_loss(self, invariant: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -546,7 +547,9 @@ class GiaMicModel(GiaMicPreTrainedModel):
         """Freeze the given encoders (all when none is named): no gradients, and dropout off even in `train()`."""
         for modality in modalities or tuple(self.encoders):
             if modality not in self.encoders:
-                raise ValueError(f"No {modality} encoder to freeze; this model has encoders for {list(self.encoders)}.")
+                raise ValueError(
+                    f"No {modality} encoder to freeze; this model has encoders for {list(self.encoders)}."
+                )
             setattr(self.config, f"freeze_{modality}_encoder", True)
             self.encoders[modality].requires_grad_(False)
             self.encoders[modality].eval()

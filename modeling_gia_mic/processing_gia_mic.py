@@ -1,23 +1,37 @@
 """Processor for GIA-MIC: tokenizer + audio feature extractor + image processor, with resampling and frame sampling."""
 
+import math
 import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-
 from transformers import BatchFeature, ProcessorMixin
 
 
-def resample(waveform: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Band-limited resampling with soxr (the resampler librosa and datasets use)."""
+def resample(
+    waveform: np.ndarray, orig_sr: int, target_sr: int, lowpass_filter_width: int = 16, rolloff: float = 0.945
+) -> np.ndarray:
+    """
+    Band-limited resampling with a Hann-windowed sinc filter (the algorithm of torchaudio's `sinc_interp_hann`),
+    in plain torch so the processor needs nothing beyond torch and transformers where it runs as remote code.
+    """
     if orig_sr == target_sr:
         return waveform
-    try:
-        import soxr
-    except ImportError as error:  # only audio at a foreign rate needs it
-        raise ImportError(f"Resampling audio from {orig_sr} Hz to {target_sr} Hz needs `pip install soxr`.") from error
-    return soxr.resample(waveform, orig_sr, target_sr, quality="HQ").astype(np.float32)
+    gcd = math.gcd(orig_sr, target_sr)
+    orig, new = orig_sr // gcd, target_sr // gcd
+    cutoff = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / cutoff)
+    offsets = torch.arange(-width, width + orig, dtype=torch.float64)[None, None] / orig
+    times = (torch.arange(0, -new, -1, dtype=torch.float64)[:, None, None] / new + offsets) * cutoff
+    times = times.clamp(-lowpass_filter_width, lowpass_filter_width)
+    window = torch.cos(times * math.pi / lowpass_filter_width / 2) ** 2
+    times = times * math.pi
+    sinc = torch.where(times == 0, torch.ones_like(times), torch.sin(times) / times)
+    kernels = sinc * window * (cutoff / orig)
+    signal = torch.nn.functional.pad(torch.from_numpy(waveform).double()[None, None], (width, width + orig))
+    resampled = torch.nn.functional.conv1d(signal, kernels, stride=orig).transpose(1, 2).reshape(-1)
+    return resampled[: math.ceil(new * waveform.size / orig)].float().numpy()
 
 
 def uniform_frame_indices(num_available: int, num_frames: int) -> list[int]:

@@ -140,9 +140,17 @@ def test_sdpa_and_eager_agree():
     with torch.no_grad():
         torch.testing.assert_close(eager(**inputs).logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5)
     attentions = eager(**inputs, output_attentions=True, output_hidden_states=True)
-    assert set(attentions.attentions[0]) == {"text", "audio", "vision", "text_from_audio", "text_from_vision",
-                                             "audio_from_text", "audio_from_vision", "vision_from_text",
-                                             "vision_from_audio"}
+    assert set(attentions.attentions[0]) == {
+        "text",
+        "audio",
+        "vision",
+        "text_from_audio",
+        "text_from_vision",
+        "audio_from_text",
+        "audio_from_vision",
+        "vision_from_text",
+        "vision_from_audio",
+    }
     assert len(attentions.hidden_states) == config.num_gia_layers + 1
 
 
@@ -220,8 +228,10 @@ def test_whisper_encoder_over_real_length_matches_the_30_second_encoder():
         ({}, "No modality was given"),
         ({"text_features": torch.randn(2, 4, 12), "audio_features": torch.randn(3, 4, 5)}, "same batch size"),
         ({"text_features": torch.randn(2, 4, 13)}, r"shape \(batch, length, 12\)"),
-        ({"text_features": torch.randn(2, 4, 12), "text_feature_mask": torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]])},
-         r"sample\(s\) \[1\] is empty or all padding"),
+        (
+            {"text_features": torch.randn(2, 4, 12), "text_feature_mask": torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]])},
+            r"sample\(s\) \[1\] is empty or all padding",
+        ),
         ({"audio_features": torch.full((1, 3, 5), float("nan"))}, "NaN or infinite"),
         ({"input_ids": torch.ones(2, 4, dtype=torch.long)}, "takes text as precomputed features"),
     ],
@@ -237,8 +247,10 @@ def test_bad_feature_inputs_raise_clear_errors(inputs, message):
     ("inputs", "message"),
     [
         ({"input_values": torch.randn(2, 0)}, r"audio input is empty \(0 samples\)"),
-        ({"input_values": torch.randn(2, 800), "audio_attention_mask": torch.tensor([[1] * 800, [0] * 800])},
-         r"`audio_attention_mask` of sample\(s\) \[1\] is all padding"),
+        (
+            {"input_values": torch.randn(2, 800), "audio_attention_mask": torch.tensor([[1] * 800, [0] * 800])},
+            r"`audio_attention_mask` of sample\(s\) \[1\] is all padding",
+        ),
         ({"pixel_values": torch.randn(2, 3, 16, 16)}, r"\(batch, frames, channels, height, width\)"),
         ({"pixel_values": torch.randn(1, 2, 3, 16, 16), "frame_mask": torch.zeros(1, 2)}, "`frame_mask`"),
         ({"text_features": torch.randn(2, 3, 12)}, "encodes text itself"),

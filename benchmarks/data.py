@@ -1,0 +1,119 @@
+"""
+Dataset-builder throughput and memory: the IEMOCAP builder on synthetic releases with the real label totals at 1/4,
+1/2 and full size (10,039 utterances), and the MOSI builder on the real labels in ../shared/data/mosi.
+
+    python benchmarks/data.py [--scales 0.25 0.5 1.0] [--audio-seconds 0.02]
+
+Each build runs in its own process so its peak RSS is its own. Prints utterances/s, peak RSS, and the ratio of peak
+RSS at full size to 1/4 size (flat memory: close to 1).
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MOSI = ROOT.parent / "shared" / "data" / "mosi"
+
+
+def measure_iemocap(scale: float, audio_seconds: float) -> dict:
+    import datasets
+
+    from dataset_scripts import iemocap
+    from dataset_scripts.common import BuildReport
+    from dataset_scripts.synthetic_iemocap import write_full_size_release
+
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as work:
+        root = write_full_size_release(Path(work) / "IEMOCAP_full_release", audio_seconds, scale, progress=False)
+        scanned = sum(1 for _ in iemocap.scan_release(root))
+        start = time.perf_counter()
+        dataset = iemocap.build(root, BuildReport(), Path(work) / "cache", label_set="4class")["train"]
+        seconds = time.perf_counter() - start
+    return {"utterances": scanned, "rows": dataset.num_rows, "seconds": seconds}
+
+
+def measure_mosi() -> dict:
+    import datasets
+
+    from dataset_scripts import mosi
+
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as work:
+        start = time.perf_counter()
+        built = mosi.main(
+            [
+                "--root",
+                str(MOSI),
+                "--label-file",
+                "segments.csv",
+                "--text-only",
+                "--output",
+                str(Path(work) / "mosi"),
+                "--folds",
+                str(MOSI / "cmu_sdk_standard_folds.json"),
+            ]
+        )
+        seconds = time.perf_counter() - start
+    rows = sum(split.num_rows for split in built.values())
+    return {"utterances": rows, "rows": rows, "seconds": seconds}
+
+
+def child(kind: str, scale: float, audio_seconds: float) -> None:
+    result = measure_iemocap(scale, audio_seconds) if kind == "iemocap" else measure_mosi()
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result))
+
+
+def run_child(kind: str, scale: float, audio_seconds: float) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--scales", str(scale), "--audio-seconds", str(audio_seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    return json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    parser.add_argument("--audio-seconds", type=float, default=0.02, help="audio per synthetic utterance")
+    parser.add_argument("--child", choices=["iemocap", "mosi"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.scales[0], args.audio_seconds)
+        return
+
+    print(f"{'builder':<28}{'utterances':>11}{'rows':>7}{'seconds':>9}{'utt/s':>9}{'peak RSS MiB':>14}")
+    results = {}
+    for scale in args.scales:
+        results[scale] = r = run_child("iemocap", scale, args.audio_seconds)
+        label = f"IEMOCAP 4class x{scale:g}"
+        print(
+            f"{label:<28}{r['utterances']:>11}{r['rows']:>7}{r['seconds']:>9.2f}"
+            f"{r['utterances'] / r['seconds']:>9.0f}{r['peak_rss_mib']:>14.0f}"
+        )
+    if MOSI.is_dir():
+        r = run_child("mosi", 1.0, args.audio_seconds)
+        print(
+            f"{'MOSI labels (real)':<28}{r['utterances']:>11}{r['rows']:>7}{r['seconds']:>9.2f}"
+            f"{r['utterances'] / r['seconds']:>9.0f}{r['peak_rss_mib']:>14.0f}"
+        )
+    smallest, largest = min(results), max(results)
+    growth = results[largest]["peak_rss_mib"] / results[smallest]["peak_rss_mib"]
+    print(
+        f"\npeak RSS x{largest:g} / x{smallest:g} = {growth:.2f} for "
+        f"{results[largest]['utterances'] / results[smallest]['utterances']:.1f}x the utterances"
+    )
+
+
+if __name__ == "__main__":
+    main()

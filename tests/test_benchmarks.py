@@ -1,0 +1,25 @@
+"""Each benchmark runs end to end at a tiny size, so they do not rot (no timing is asserted)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(name: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_data_benchmark_smoke():
+    output = run_benchmark("data", "--scales", "0.01", "0.02")
+    assert "IEMOCAP 4class x0.01" in output and "peak RSS x0.02 / x0.01" in output

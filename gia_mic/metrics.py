@@ -1,0 +1,74 @@
+"""
+Emotion-recognition metrics with scikit-learn (`evaluate.load` of Hub metrics fails offline).
+
+Classification: WA (accuracy), UA (mean per-class recall), macro-F1, weighted-F1 and the confusion matrix over all
+`num_labels` classes. A class absent from the references has no recall: UA averages over the classes present (as
+`balanced_accuracy_score` does), and macro-F1 over the classes present or predicted (a class predicted but never
+true scores F1 = 0). Regression (CMU-MOSI sentiment in [-3, 3]): MAE, Pearson r, Acc-7,
+Acc-5, and Acc-2 / weighted F1 in the two conventions of the literature: "has0" (negative vs non-negative) and "non0"
+(negative vs positive, segments labelled exactly 0 dropped).
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+from transformers import EvalPrediction
+
+
+def classification_metrics(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
+    """`predictions` are class indices (or logits of shape (N, num_labels))."""
+    predictions = _as_classes(predictions)
+    labels = np.asarray(labels).astype(int)
+    present = sorted(set(labels.tolist()))
+    seen = sorted(set(labels.tolist()) | set(predictions.tolist()))
+    return {
+        "wa": float(accuracy_score(labels, predictions)),
+        "ua": float(recall_score(labels, predictions, labels=present, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(labels, predictions, labels=seen, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(labels, predictions, labels=present, average="weighted", zero_division=0)),
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=list(range(num_labels))).tolist(),
+    }
+
+
+def regression_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """CMU-MOSI metrics of sentiment predictions against labels in [-3, 3]."""
+    predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+    non_zero = labels != 0
+    pearson = np.corrcoef(predictions, labels)[0, 1] if predictions.std() > 0 and labels.std() > 0 else 0.0
+    return {
+        "mae": float(np.abs(predictions - labels).mean()),
+        "corr": float(pearson),
+        "acc7": _rounded_accuracy(predictions, labels, 3.0),
+        "acc5": _rounded_accuracy(predictions, labels, 2.0),
+        "acc2_has0": float(accuracy_score(labels >= 0, predictions >= 0)),
+        "f1_has0": float(f1_score(labels >= 0, predictions >= 0, average="weighted")),
+        "acc2_non0": float(accuracy_score(labels[non_zero] > 0, predictions[non_zero] > 0)),
+        "f1_non0": float(f1_score(labels[non_zero] > 0, predictions[non_zero] > 0, average="weighted")),
+    }
+
+
+def _rounded_accuracy(predictions: np.ndarray, labels: np.ndarray, bound: float) -> float:
+    """Acc-7 (bound 3) / Acc-5 (bound 2): clip to [-bound, bound], round to integers, compare."""
+    clip = lambda x: np.round(np.clip(x, -bound, bound))  # noqa: E731
+    return float((clip(predictions) == clip(labels)).mean())
+
+
+def _as_classes(predictions: np.ndarray) -> np.ndarray:
+    predictions = np.asarray(predictions)
+    return predictions.argmax(-1) if predictions.ndim == 2 else predictions.astype(int)
+
+
+def build_compute_metrics(num_labels: int, regression: bool) -> Callable[[EvalPrediction], dict]:
+    """A `compute_metrics` for `Trainer`: scalar metrics only (the confusion matrix is saved separately)."""
+
+    def compute_metrics(prediction: EvalPrediction) -> dict:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        if regression:
+            return regression_metrics(np.asarray(logits).reshape(-1), prediction.label_ids)
+        metrics = classification_metrics(logits, prediction.label_ids, num_labels)
+        metrics.pop("confusion_matrix")
+        return metrics
+
+    return compute_metrics

@@ -1,0 +1,76 @@
+"""Every metric against values computed by hand, also through the local `evaluate` module."""
+
+import math
+
+import evaluate
+import numpy as np
+import pytest
+from transformers import EvalPrediction
+
+import gia_mic
+from gia_mic.metrics import build_compute_metrics, classification_metrics, regression_metrics
+
+
+LABELS = [0, 0, 1, 1, 1, 2]
+PREDICTIONS = [0, 1, 1, 1, 0, 2]  # class 3 of 4 never appears
+
+
+def test_classification_by_hand():
+    m = classification_metrics(np.array(PREDICTIONS), np.array(LABELS), num_labels=4)
+    assert m["wa"] == pytest.approx(4 / 6)
+    assert m["ua"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)  # recall of classes 0, 1, 2; class 3 has none
+    # F1: class 0 P=1/2 R=1/2 -> 1/2; class 1 P=2/3 R=2/3 -> 2/3; class 2 -> 1
+    assert m["macro_f1"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    assert m["weighted_f1"] == pytest.approx((1 / 2 * 2 + 2 / 3 * 3 + 1 * 1) / 6)
+    assert m["confusion_matrix"] == [[1, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_a_class_predicted_but_never_true_lowers_macro_f1_not_ua():
+    predictions = [0, 1, 1, 1, 3, 2]
+    m = classification_metrics(np.array(predictions), np.array(LABELS), num_labels=4)
+    # class 0: P=1, R=1/2 -> 2/3; class 1: 2/3; class 2: 1; class 3: P=0 -> 0
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1 + 0) / 4)
+    assert m["ua"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    assert m["confusion_matrix"][0] == [1, 1, 0, 0] and m["confusion_matrix"][1] == [0, 2, 0, 1]
+
+
+def test_logits_are_turned_into_classes():
+    logits = np.eye(4)[PREDICTIONS] * 3.0 - 1.0
+    assert classification_metrics(logits, np.array(LABELS), 4)["wa"] == pytest.approx(4 / 6)
+
+
+PRED = np.array([2.6, -0.4, -0.3, -3.5, 1.4])
+TRUE = np.array([3.0, -1.0, 0.0, -2.2, 0.4])
+
+
+def test_regression_by_hand():
+    m = regression_metrics(PRED, TRUE)
+    assert m["mae"] == pytest.approx((0.4 + 0.6 + 0.3 + 1.3 + 1.0) / 5)
+    pred_c, true_c = PRED - PRED.mean(), TRUE - TRUE.mean()
+    assert m["corr"] == pytest.approx((pred_c * true_c).sum() / math.sqrt((pred_c**2).sum() * (true_c**2).sum()))
+    # Acc-7: rounded [3, -0, -0, -3, 1] vs [3, -1, 0, -2, 0] -> 2 of 5
+    assert m["acc7"] == pytest.approx(2 / 5)
+    # Acc-5: clipped to [-2, 2] and rounded [2, -0, -0, -2, 1] vs [2, -1, 0, -2, 0] -> 3 of 5
+    assert m["acc5"] == pytest.approx(3 / 5)
+    # has0: non-negative? true [T F T F T], pred [T F F F T] -> 4/5; weighted F1: both classes 0.8
+    assert m["acc2_has0"] == pytest.approx(4 / 5) and m["f1_has0"] == pytest.approx(0.8)
+    # non0 drops the zero label: true [T F F T] vs pred [T F F T]
+    assert m["acc2_non0"] == 1.0 and m["f1_non0"] == 1.0
+
+
+def test_trainer_compute_metrics_takes_model_output_tuples():
+    logits = np.eye(4)[PREDICTIONS]
+    compute = build_compute_metrics(num_labels=4, regression=False)
+    metrics = compute(EvalPrediction(predictions=(logits, np.zeros((6, 2))), label_ids=np.array(LABELS)))
+    assert set(metrics) == {"wa", "ua", "macro_f1", "weighted_f1"}
+    regression = build_compute_metrics(num_labels=1, regression=True)
+    assert regression(EvalPrediction(predictions=PRED[:, None], label_ids=TRUE))["acc7"] == pytest.approx(0.4)
+
+
+def test_local_evaluate_module_gives_the_same_numbers():
+    classification = evaluate.load(gia_mic.EVALUATE_MODULE, config_name="classification")
+    result = classification.compute(predictions=PREDICTIONS, references=LABELS, num_labels=4)
+    assert result == classification_metrics(np.array(PREDICTIONS), np.array(LABELS), 4)
+    regression = evaluate.load(gia_mic.EVALUATE_MODULE, config_name="regression")
+    result = regression.compute(predictions=PRED.tolist(), references=TRUE.tolist())
+    assert result["mae"] == pytest.approx(regression_metrics(PRED, TRUE)["mae"], rel=1e-6)

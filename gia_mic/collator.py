@@ -35,17 +35,20 @@ class MultimodalCollator:
     Stack samples (dicts of lists, arrays or tensors) into a padded batch for GIA-MIC.
 
     Every model input in `PADDED_INPUTS` is padded to the longest sample along its time axis and gets its mask
-    (a sample's own mask is kept and padded with zeros). `label`/`labels` become `labels` (float for regression).
-    Other keys are dropped only if listed in `ignore_keys`; an unknown key is an error, so nothing is lost silently.
+    (a sample's own mask is kept and padded with zeros). `label_column` (or `labels`) becomes `labels` (float for
+    regression). Other keys are dropped only if listed in `ignore_keys`; an unknown key is an error, so nothing is
+    lost silently.
 
     Args:
         pad_token_id: Padding value of `input_ids` (the tokenizer's `pad_token_id`).
         regression: Whether labels are real-valued.
+        label_column: The dataset column holding the label.
         ignore_keys: Metadata columns (ids, transcripts, ...) that are not model inputs.
     """
 
     pad_token_id: int = 0
     regression: bool = False
+    label_column: str = "label"
     ignore_keys: Sequence[str] = ()
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -58,14 +61,15 @@ class MultimodalCollator:
                 batch[spec.name], mask = self._pad(samples, spec)
                 if spec.mask is not None:
                     batch[spec.mask] = mask
-        label_key = "labels" if "labels" in samples[0] else "label" if "label" in samples[0] else None
+        label_key = next((key for key in (self.label_column, "labels") if key in samples[0]), None)
         if label_key is not None:
             dtype = torch.float32 if self.regression else torch.long
             batch["labels"] = torch.tensor([float(s[label_key]) for s in samples]).to(dtype)
         return batch
 
     def _check_keys(self, samples: list[dict[str, Any]]) -> None:
-        known = {spec.name for spec in PADDED_INPUTS} | {spec.mask for spec in PADDED_INPUTS} | {"label", "labels"}
+        known = {spec.name for spec in PADDED_INPUTS} | {spec.mask for spec in PADDED_INPUTS}
+        known |= {self.label_column, "labels"}
         unknown = set(samples[0]) - known - set(self.ignore_keys)
         if unknown:
             raise ValueError(

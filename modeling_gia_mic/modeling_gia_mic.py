@@ -87,6 +87,23 @@ class GiaMicEmotionRecognitionOutput(ModelOutput):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+MODEL_INPUT_NAMES = (
+    "input_ids",
+    "attention_mask",
+    "input_values",
+    "input_features",
+    "audio_attention_mask",
+    "pixel_values",
+    "frame_mask",
+    "text_features",
+    "text_feature_mask",
+    "audio_features",
+    "audio_feature_mask",
+    "vision_features",
+    "vision_feature_mask",
+)
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over dim 1 of `values` (batch, length, ...) counting only positions where `mask` (batch, length) is set."""
     mask = mask.to(values.dtype).view(*mask.shape, *([1] * (values.dim() - 2)))
@@ -705,6 +722,18 @@ class GiaMicModel(GiaMicPreTrainedModel):
                 empty = (frame_mask.sum(dim=1) == 0).nonzero().flatten().tolist()
                 raise ValueError(f"`frame_mask` of sample(s) {empty} is all padding.")
             return self._encode_frames(pixel_values, frame_mask), frame_mask
+
+    @torch.no_grad()
+    def get_modality_features(self, **inputs: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """
+        Per present modality, the encoder's output sequence (or the validated feature input) before projection, with
+        its mask: `{"text": (features (batch, length, size), mask (batch, length)), ...}`. Takes the same keyword
+        inputs as `forward`. Used to cache frozen-encoder features for feature-mode training.
+        """
+        unknown = set(inputs) - set(MODEL_INPUT_NAMES)
+        if unknown:
+            raise ValueError(f"Unknown inputs {sorted(unknown)}; expected some of {MODEL_INPUT_NAMES}.")
+        return self._modality_inputs({name: inputs.get(name) for name in MODEL_INPUT_NAMES})
 
     def _sample_presence(self, batch_size: int, device: torch.device, present: list[str]) -> dict[str, torch.Tensor]:
         """Per-sample presence of each modality; in training, `modality_dropout` drops whole modalities of samples."""

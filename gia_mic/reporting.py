@@ -1,0 +1,153 @@
+"""What a training run leaves for people to look at: a confusion matrix, training curves and a model card."""
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+
+def plot_confusion_matrix(matrix: np.ndarray, names: list[str], path: Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (recall per true class) with the raw counts in each cell."""
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros_like(matrix, dtype=float), where=totals > 0)
+    size = 1.2 + 0.7 * len(names)
+    figure, axes = plt.subplots(figsize=(size + 1.5, size))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axes.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true", title=title)
+    axes.set_xticklabels(names, rotation=45, ha="right")
+    axes.set_yticklabels(names)
+    for (row, column), count in np.ndenumerate(matrix):
+        colour = "white" if normalised[row, column] > 0.5 else "black"
+        axes.text(
+            column, row, f"{count}\n{normalised[row, column]:.0%}", ha="center", va="center", color=colour, fontsize=8
+        )
+    figure.colorbar(image, ax=axes, fraction=0.046, label="recall")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> Path:
+    """Training loss and evaluation loss / metrics against the optimiser step."""
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    evaluation = [e for e in log_history if "eval_loss" in e]
+    metric_keys = [
+        k for k in ("eval_ua", "eval_wa", "eval_mae", "eval_acc2_non0") if evaluation and k in evaluation[0]
+    ]
+    figure, loss_axes = plt.subplots(figsize=(7, 4))
+    if train:
+        loss_axes.plot(*zip(*train), label="train loss", color="tab:blue")
+    if evaluation:
+        loss_axes.plot(
+            [e["step"] for e in evaluation],
+            [e["eval_loss"] for e in evaluation],
+            "o-",
+            label="eval loss",
+            color="tab:orange",
+        )
+    loss_axes.set(xlabel="step", ylabel="loss")
+    handles, labels = loss_axes.get_legend_handles_labels()
+    if metric_keys:
+        metric_axes = loss_axes.twinx()
+        for key, colour in zip(metric_keys, ("tab:green", "tab:red", "tab:purple", "tab:brown")):
+            steps, values = [e["step"] for e in evaluation], [e[key] for e in evaluation]
+            metric_axes.plot(steps, values, "s--", label=key[5:], color=colour)
+        metric_axes.set_ylabel("metric")
+        more_handles, more_labels = metric_axes.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    loss_axes.legend(handles, labels, loc="best")
+    loss_axes.set_title("GIA-MIC training")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+MODEL_INDEX_METRICS = {
+    "wa": ("accuracy", "WA (accuracy)"),
+    "ua": ("recall", "UA (unweighted accuracy)"),
+    "weighted_f1": ("f1", "weighted F1"),
+    "macro_f1": ("f1", "macro F1"),
+    "mae": ("mae", "MAE"),
+    "corr": ("pearsonr", "Pearson r"),
+    "acc2_has0": ("accuracy", "Acc-2 (has0)"),
+    "acc2_non0": ("accuracy", "Acc-2 (non0)"),
+    "f1_non0": ("f1", "F1 (non0)"),
+    "acc7": ("accuracy", "Acc-7"),
+}
+
+
+def write_model_card(output_dir: Path, config, dataset: str, results: dict, split: str | None, args) -> Path:
+    """README.md with `model-index` results, so that `push_to_hub` of the folder gives a complete model page."""
+    name = Path(dataset).name
+    task = "regression" if config.problem_type == "regression" else "audio-classification"
+    scores = results.get(split, {}) if split else {}
+    metrics = [
+        {"type": kind, "name": label, "value": round(float(scores[key]), 4)}
+        for key, (kind, label) in MODEL_INDEX_METRICS.items()
+        if key in scores
+    ]
+    metadata = {
+        "library_name": "transformers",
+        "tags": ["gia-mic", "emotion-recognition", "multimodal", "custom_code"],
+        "pipeline_tag": "audio-classification",
+        "model-index": [
+            {
+                "name": output_dir.name,
+                "results": [
+                    {
+                        "task": {"type": task, "name": "emotion recognition"},
+                        "dataset": {"name": name, "type": name, "split": split},
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ]
+        if metrics
+        else [],
+    }
+    labels = ", ".join(config.id2label[i] for i in range(config.num_labels)) if task != "regression" else "score"
+    table = "\n".join(
+        f"| {label} | {scores[key]:.4f} |" for key, (_, label) in MODEL_INDEX_METRICS.items() if key in scores
+    )
+    body = f"""
+# {output_dir.name}
+
+A GIA-MIC model (gated interactive attention + modality-invariant generator; He, Mi & Toda, INTERSPEECH 2025,
+arXiv 2506.00865) fine-tuned on `{name}` with the GIA-MIC package. The architecture is the package's documented
+reconstruction of the paper (its equations are not public); every choice is a field of `config.json`.
+
+- modalities: {", ".join(config.modalities)}
+- labels: {labels}
+- fusion: {config.num_gia_layers} GIA layers, width {config.hidden_size}, gates `{config.gate_type}`, pooling
+  `{config.pooling}`, invariance loss `{config.invariance_loss}` (weight {config.invariance_weight})
+- training: {args.num_train_epochs:g} epochs, learning rate {args.learning_rate:g}, batch size
+  {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x {args.world_size} processes
+
+## Results on `{split}`
+
+| metric | value |
+|---|---:|
+{table}
+
+![confusion matrix](confusion_matrix.png)
+![training curves](training_curves.png)
+
+## Use
+
+```python
+from transformers import AutoModelForAudioClassification
+model = AutoModelForAudioClassification.from_pretrained("<this repo>", trust_remote_code=True)
+```
+"""
+    path = output_dir / "README.md"
+    path.write_text(f"---\n{yaml.safe_dump(metadata, sort_keys=False)}---\n{body}", encoding="utf-8")
+    return path

@@ -1,0 +1,401 @@
+"""
+Fine-tuning and evaluating GIA-MIC with `transformers.Trainer` on datasets built by `dataset_scripts`.
+
+Two kinds of dataset are understood:
+- *raw*: `text` / `audio` (`Audio(decode=False)`) / `frames` columns, turned into model inputs by a
+  [`GiaMicProcessor`] batch by batch ([`RawBatchCollator`]);
+- *features*: `text_features` / `audio_features` / `vision_features` columns (from `gia-mic extract-features`, or
+  MOSI's processed features), padded by [`MultimodalCollator`]; the model is built in feature mode.
+"""
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict
+from transformers import (
+    AutoFeatureExtractor,
+    AutoImageProcessor,
+    AutoProcessor,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainingArguments,
+)
+
+from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicProcessor
+from modeling_gia_mic.processing_gia_mic import resample
+
+from .collator import MultimodalCollator
+from .metrics import build_compute_metrics, classification_metrics, regression_metrics
+from .reporting import plot_confusion_matrix, plot_training_curves, write_model_card
+
+
+MODALITIES = ("text", "audio", "vision")
+RAW_COLUMNS = {"text": "text", "audio": "audio", "vision": "frames"}
+FEATURE_COLUMNS = {m: f"{m}_features" for m in MODALITIES}
+
+
+@dataclass
+class ModelArguments:
+    """What to train: a GIA-MIC checkpoint, or pretrained encoders (or none, for feature datasets)."""
+
+    model: str | None = field(default=None, metadata={"help": "a GIA-MIC checkpoint (Hub id or folder) to fine-tune"})
+    text_encoder: str | None = field(default=None, metadata={"help": "Hub id or folder of a text encoder"})
+    audio_encoder: str | None = field(default=None, metadata={"help": "Hub id or folder of an audio encoder"})
+    vision_encoder: str | None = field(default=None, metadata={"help": "Hub id or folder of an image encoder"})
+    freeze_encoders: bool = field(default=True, metadata={"help": "train the fusion head only"})
+    modalities: list[str] | None = field(default=None, metadata={"help": "subset of text audio vision to use"})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "GiaMicConfig fields, e.g. 'hidden_size=128,gate_type=scalar'"}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which dataset (a `save_to_disk` folder from `dataset_scripts`) and which of its splits and columns."""
+
+    dataset: str = field(metadata={"help": "folder written by a dataset_scripts conversion"})
+    train_split: str = field(default="train")
+    eval_split: str | None = field(default=None, metadata={"help": "default: validation if present, else none"})
+    test_split: str | None = field(default=None, metadata={"help": "evaluated after training; default: test"})
+    label_column: str = field(default="label")
+    max_text_length: int = field(default=128)
+    balanced_class_weights: bool = field(default=False, metadata={"help": "weight CE by inverse class frequency"})
+    early_stopping_patience: int | None = field(default=None)
+
+
+def parse_overrides(text: str | None) -> dict[str, Any]:
+    """'hidden_size=128,gate_type=scalar' -> typed GiaMicConfig fields."""
+    if not text:
+        return {}
+    known = {f.name: f for f in fields(GiaMicConfig)}
+    overrides = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in known:
+            raise ValueError(f"--config_overrides: {key!r} is not a GiaMicConfig field.")
+        overrides[key] = json.loads(value) if value.strip()[:1] in "-0123456789[{tfn" else value.strip()
+    return overrides
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def dataset_modalities(split: Dataset, requested: Sequence[str] | None) -> tuple[str, list[str]]:
+    """('features' | 'raw', modalities present in the split and requested)."""
+    columns = set(split.column_names)
+    kind = "features" if any(c in columns for c in FEATURE_COLUMNS.values()) else "raw"
+    available = [m for m in MODALITIES if (FEATURE_COLUMNS if kind == "features" else RAW_COLUMNS)[m] in columns]
+    chosen = [m for m in available if requested is None or m in requested]
+    missing = sorted(set(requested or ()) - set(available))
+    if missing or not chosen:
+        raise ValueError(
+            f"The dataset has {kind} columns for {available or 'no modality'}; cannot use {missing or requested}."
+        )
+    return kind, chosen
+
+
+def label_info(split: Dataset, label_column: str) -> dict[str, Any]:
+    """num_labels / id2label / problem_type from the label column's feature type."""
+    if label_column not in split.features:
+        raise ValueError(f"The dataset has no label column {label_column!r}; it has {split.column_names}.")
+    feature = split.features[label_column]
+    if isinstance(feature, ClassLabel):
+        return {"num_labels": feature.num_classes, "id2label": dict(enumerate(feature.names))}
+    return {"num_labels": 1, "problem_type": "regression"}
+
+
+@dataclass
+class RawBatchCollator:
+    """Raw rows (text, undecoded audio, frames) -> a padded GIA-MIC batch through the processor."""
+
+    processor: GiaMicProcessor
+    modalities: Sequence[str]
+    label_column: str = "label"
+    regression: bool = False
+    max_text_length: int | None = 128
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        kwargs: dict[str, Any] = {"max_length": self.max_text_length}
+        if "text" in self.modalities:
+            kwargs["text"] = [row["text"] for row in rows]
+        if "audio" in self.modalities:
+            rate = self.processor.feature_extractor.sampling_rate
+            kwargs["audio"] = [decode_audio_cell(row["audio"], rate) for row in rows]
+            kwargs["sampling_rate"] = rate
+        if "vision" in self.modalities:
+            kwargs["images"] = [row["frames"] for row in rows]
+        batch = dict(self.processor(**kwargs))
+        labels = [row[self.label_column] for row in rows]
+        batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.regression else torch.long)
+        return batch
+
+
+def decode_audio_cell(cell: dict[str, Any], rate: int) -> np.ndarray:
+    """An `Audio(decode=False)` cell -> mono float32 at `rate` (soundfile: torchcodec fails beside the CPU torch)."""
+    import io
+
+    import soundfile as sf
+
+    waveform, cell_rate = sf.read(io.BytesIO(cell["bytes"]), dtype="float32", always_2d=True)
+    return resample(waveform.mean(axis=1), cell_rate, rate)
+
+
+def feature_collator(
+    split: Dataset, modalities: Sequence[str], label_column: str, regression: bool
+) -> MultimodalCollator:
+    """Pads the chosen feature columns; every other column (ids, transcripts, unused features) is left out."""
+    used = {FEATURE_COLUMNS[m] for m in modalities} | {label_column}
+    ignored = tuple(c for c in split.column_names if c not in used)
+    return MultimodalCollator(regression=regression, label_column=label_column, ignore_keys=ignored)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def build_model_and_collator(
+    model_args: ModelArguments, data_args: DataArguments, split: Dataset
+) -> tuple[GiaMicForEmotionRecognition, Any, GiaMicProcessor | None]:
+    kind, modalities = dataset_modalities(split, model_args.modalities)
+    labels = label_info(split, data_args.label_column)
+    overrides = parse_overrides(model_args.config_overrides)
+    if data_args.balanced_class_weights and labels["num_labels"] > 1:
+        counts = np.bincount(split[data_args.label_column], minlength=labels["num_labels"]).astype(float)
+        overrides["class_weights"] = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
+    regression = labels.get("problem_type") == "regression"
+
+    if model_args.model:
+        model = GiaMicForEmotionRecognition.from_pretrained(model_args.model, **labels, **overrides)
+        processor = AutoProcessor.from_pretrained(model_args.model) if kind == "raw" else None
+    elif kind == "features":
+        sizes = {f"{m}_feature_size": len(split[0][FEATURE_COLUMNS[m]][0]) for m in modalities}
+        model = GiaMicForEmotionRecognition(GiaMicConfig(**sizes, **labels, **overrides))
+        processor = None
+    else:
+        encoders = {m: getattr(model_args, f"{m}_encoder") for m in modalities}
+        absent = [m for m, path in encoders.items() if path is None]
+        if absent:
+            raise ValueError(f"Raw {absent} columns need --{absent[0]}_encoder (or a GIA-MIC --model).")
+        freeze = {f"freeze_{m}_encoder": model_args.freeze_encoders for m in modalities}
+        model = GiaMicForEmotionRecognition.from_encoders_pretrained(**encoders, **labels, **freeze, **overrides)
+        processor = processor_for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
+
+    if kind == "raw":
+        collator = RawBatchCollator(
+            processor, modalities, data_args.label_column, regression, data_args.max_text_length
+        )
+    else:
+        collator = feature_collator(split, modalities, data_args.label_column, regression)
+    return model, collator, processor
+
+
+def processor_for_encoders(text: str | None, audio: str | None, vision: str | None) -> GiaMicProcessor:
+    """A processor from the encoders' own tokenizer, feature extractor and image processor."""
+    return GiaMicProcessor(
+        AutoTokenizer.from_pretrained(text) if text else None,
+        AutoFeatureExtractor.from_pretrained(audio) if audio else None,
+        AutoImageProcessor.from_pretrained(vision, backend="pil") if vision else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Train / evaluate
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def resolve_splits(dataset: DatasetDict, data_args: DataArguments) -> tuple[str | None, str | None]:
+    if data_args.train_split not in dataset:
+        raise ValueError(f"No split {data_args.train_split!r} in {data_args.dataset}; it has {list(dataset)}.")
+    eval_split = data_args.eval_split or ("validation" if "validation" in dataset else None)
+    test_split = data_args.test_split or ("test" if "test" in dataset else None)
+    for name in (eval_split, test_split):
+        if name is not None and name not in dataset:
+            raise ValueError(f"No split {name!r} in {data_args.dataset}; it has {list(dataset)}.")
+    return eval_split, test_split
+
+
+def selection_metric(regression: bool) -> tuple[str, bool]:
+    """The checkpoint-selection metric: UA for classification, MAE for regression."""
+    return ("mae", False) if regression else ("ua", True)
+
+
+def make_trainer(
+    model: GiaMicForEmotionRecognition,
+    collator,
+    training_args: TrainingArguments,
+    train: Dataset,
+    evaluation: Dataset | None,
+    early_stopping_patience: int | None = None,
+) -> Trainer:
+    regression = model.config.problem_type == "regression"
+    training_args.remove_unused_columns = False  # the collators read the raw / feature columns themselves
+    if evaluation is not None and training_args.load_best_model_at_end:
+        training_args.metric_for_best_model, training_args.greater_is_better = selection_metric(regression)
+    callbacks = [EarlyStoppingCallback(early_stopping_patience)] if early_stopping_patience else []
+    return Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=collator,
+        compute_metrics=build_compute_metrics(model.config.num_labels, regression),
+        callbacks=callbacks,
+    )
+
+
+def predict(trainer: Trainer, split: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    output = trainer.predict(split)
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return np.asarray(logits), np.asarray(output.label_ids)
+
+
+def split_metrics(model: GiaMicForEmotionRecognition, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    if model.config.problem_type == "regression":
+        return regression_metrics(logits.reshape(-1), labels)
+    return classification_metrics(logits, labels, model.config.num_labels)
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict[str, Any]:
+    """Train on the train split (selecting on the eval split if any), then report on eval and test splits."""
+    dataset = datasets.load_from_disk(data_args.dataset)
+    eval_split, test_split = resolve_splits(dataset, data_args)
+    return fit_and_report(model_args, data_args, training_args, dataset, data_args.train_split, eval_split, test_split)
+
+
+def fit_and_report(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    splits: DatasetDict | dict[str, Dataset],
+    train_split: str,
+    eval_split: str | None,
+    test_split: str | None,
+) -> dict[str, Any]:
+    """Train, measure every reported split, and write metrics.json, plots and a model card into `output_dir`."""
+    model, collator, processor = build_model_and_collator(model_args, data_args, splits[train_split])
+    trainer = make_trainer(
+        model,
+        collator,
+        training_args,
+        splits[train_split],
+        splits[eval_split] if eval_split else None,
+        data_args.early_stopping_patience,
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    results: dict[str, Any] = {"train_split": train_split}
+    for name in filter(None, (eval_split, test_split)):
+        logits, labels = predict(trainer, splits[name])
+        results[name] = split_metrics(trainer.model, logits, labels)
+    if trainer.is_world_process_zero():
+        save_outputs(trainer, processor, data_args, results, test_split or eval_split)
+    return results
+
+
+def leave_one_group_out(split: Dataset, column: str) -> list[tuple[Any, Dataset, Dataset]]:
+    """One fold per value of `column` (e.g. IEMOCAP's `session`: the 5 leave-one-session-out folds)."""
+    if column not in split.column_names:
+        raise ValueError(f"Cannot form folds: no column {column!r}; the dataset has {split.column_names}.")
+    groups = split[column]
+    folds = []
+    for value in sorted(set(groups)):
+        test = [i for i, g in enumerate(groups) if g == value]
+        train = [i for i, g in enumerate(groups) if g != value]
+        folds.append((value, split.select(train), split.select(test)))
+    return folds
+
+
+def cross_validate(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, fold_column: str
+) -> dict[str, Any]:
+    """Leave-one-group-out CV: train a fresh model per fold, report mean ± std over folds (cv_results.json/.md)."""
+    dataset = datasets.load_from_disk(data_args.dataset)
+    root = Path(training_args.output_dir)
+    names, fold_results = [], []
+    for value, train_part, test_part in leave_one_group_out(dataset[data_args.train_split], fold_column):
+        fold_args = dataclasses.replace(training_args, output_dir=str(root / f"fold_{fold_column}_{value}"))
+        results = fit_and_report(
+            model_args, data_args, fold_args, {"train": train_part, "test": test_part}, "train", None, "test"
+        )
+        names.append(f"{fold_column}={value}")
+        fold_results.append(results["test"])
+    summary = aggregate_folds(fold_results)
+    table = format_cv_table(names, fold_results, summary)
+    if training_args.process_index == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        payload = {"fold_column": fold_column, "folds": dict(zip(names, fold_results)), "summary": summary}
+        (root / "cv_results.json").write_text(json.dumps(payload, indent=2))
+        (root / "cv_results.md").write_text(table + "\n")
+    return {"folds": dict(zip(names, fold_results)), "summary": summary, "table": table}
+
+
+def save_outputs(
+    trainer: Trainer, processor: GiaMicProcessor | None, data_args: DataArguments, results: dict, report_split: str
+) -> None:
+    output_dir = Path(trainer.args.output_dir)
+    trainer.save_model(str(output_dir))
+    if processor is not None:
+        processor.save_pretrained(output_dir)
+    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+    plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
+    model = trainer.model
+    if report_split and "confusion_matrix" in results.get(report_split, {}):
+        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        plot_confusion_matrix(
+            np.array(results[report_split]["confusion_matrix"]),
+            names,
+            output_dir / "confusion_matrix.png",
+            title=f"{Path(data_args.dataset).name} / {report_split}",
+        )
+    write_model_card(output_dir, model.config, data_args.dataset, results, report_split, trainer.args)
+
+
+def evaluate_checkpoint(model_path: str, data_args: DataArguments, split: str, batch_size: int = 32) -> dict[str, Any]:
+    dataset = datasets.load_from_disk(data_args.dataset)
+    if split not in dataset:
+        raise ValueError(f"No split {split!r} in {data_args.dataset}; it has {list(dataset)}.")
+    model_args = ModelArguments(model=model_path)
+    model, collator, _ = build_model_and_collator(model_args, data_args, dataset[split])
+    args = TrainingArguments(
+        output_dir=str(Path(model_path) / "eval"),
+        per_device_eval_batch_size=batch_size,
+        report_to="none",
+        remove_unused_columns=False,
+    )
+    trainer = Trainer(model=model, args=args, data_collator=collator)
+    logits, labels = predict(trainer, dataset[split])
+    return split_metrics(model, logits, labels)
+
+
+def aggregate_folds(fold_results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """mean and std over folds of every scalar metric."""
+    keys = [k for k, v in fold_results[0].items() if isinstance(v, int | float)]
+    return {
+        key: {
+            "mean": float(np.mean([r[key] for r in fold_results])),
+            "std": float(np.std([r[key] for r in fold_results])),
+        }
+        for key in keys
+    }
+
+
+def format_cv_table(fold_names: list[str], fold_results: list[dict[str, Any]], summary: dict) -> str:
+    keys = list(summary)
+    header = "| fold | " + " | ".join(keys) + " |\n|---|" + "---:|" * len(keys)
+    rows = [
+        f"| {name} | " + " | ".join(f"{result[k]:.4f}" for k in keys) + " |"
+        for name, result in zip(fold_names, fold_results)
+    ]
+    total = "| mean ± std | " + " | ".join(f"{summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}" for k in keys) + " |"
+    return "\n".join([header, *rows, total])

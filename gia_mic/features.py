@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from modeling_gia_mic import GiaMicModel
 
-from .training import FEATURE_COLUMNS, RAW_COLUMNS, RawBatchCollator, processor_for_encoders
+from .training import FEATURE_COLUMNS, RAW_COLUMNS, Preprocessors, RawBatchCollator
 
 
 MEDIA_COLUMNS = {"audio", "frames", "image"}
@@ -56,8 +56,8 @@ def extract_features(
         if any(column not in split.column_names for split in dataset.values()):
             raise ValueError(f"{dataset_path} has no {column!r} column for the {modality} encoder.")
     model = GiaMicModel.from_encoders_pretrained(**encoders).eval()
-    processor = processor_for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
-    collator = RawBatchCollator(processor, list(encoders), label_column, max_text_length=max_text_length)
+    preprocessors = Preprocessors.for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
+    collator = RawBatchCollator(preprocessors, list(encoders), label_column, max_text_length=max_text_length)
     splits = {}
     with torch.inference_mode(), tempfile.TemporaryDirectory(prefix="gia-mic-features-") as cache:
         for name, split in dataset.items():

@@ -27,10 +27,11 @@ from transformers import (
     EarlyStoppingCallback,
     Trainer,
     TrainingArguments,
+    set_seed,
 )
 
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicProcessor
-from modeling_gia_mic.processing_gia_mic import resample
+from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, encode_text, resample
 
 from .collator import MultimodalCollator
 from .metrics import build_compute_metrics, classification_metrics, regression_metrics
@@ -116,26 +117,67 @@ def label_info(split: Dataset, label_column: str) -> dict[str, Any]:
 
 
 @dataclass
-class RawBatchCollator:
-    """Raw rows (text, undecoded audio, frames) -> a padded GIA-MIC batch through the processor."""
+class Preprocessors:
+    """
+    The encoders' own tokenizer / feature extractor / image processor, any of them absent for a model without that
+    modality. With all three it saves as a [`GiaMicProcessor`] (loadable with `AutoProcessor`); otherwise each part
+    saves itself (loadable with `AutoTokenizer` / `AutoFeatureExtractor` / `AutoImageProcessor`).
+    """
 
-    processor: GiaMicProcessor
+    tokenizer: Any = None
+    feature_extractor: Any = None
+    image_processor: Any = None
+    num_frames: int = 8
+
+    @classmethod
+    def for_encoders(cls, text: str | None, audio: str | None, vision: str | None) -> "Preprocessors":
+        return cls(
+            AutoTokenizer.from_pretrained(text) if text else None,
+            AutoFeatureExtractor.from_pretrained(audio) if audio else None,
+            AutoImageProcessor.from_pretrained(vision, backend="pil") if vision else None,
+        )
+
+    @classmethod
+    def from_pretrained(cls, folder: str, modalities: Sequence[str]) -> "Preprocessors":
+        if (Path(folder) / "processor_config.json").is_file():
+            processor = AutoProcessor.from_pretrained(folder)
+            return cls(
+                processor.tokenizer, processor.feature_extractor, processor.image_processor, processor.num_frames
+            )
+        return cls.for_encoders(*(folder if m in modalities else None for m in MODALITIES))
+
+    def save_pretrained(self, folder: Path) -> None:
+        parts = (self.tokenizer, self.feature_extractor, self.image_processor)
+        if all(part is not None for part in parts):
+            GiaMicProcessor(*parts, num_frames=self.num_frames).save_pretrained(folder)
+            return
+        for part in parts:
+            if part is not None:
+                part.save_pretrained(folder)
+
+
+@dataclass
+class RawBatchCollator:
+    """Raw rows (text, undecoded audio, frames) -> a padded GIA-MIC batch, with the GIA-MIC processing functions."""
+
+    preprocessors: Preprocessors
     modalities: Sequence[str]
     label_column: str = "label"
     regression: bool = False
     max_text_length: int | None = 128
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        kwargs: dict[str, Any] = {"max_length": self.max_text_length}
+        parts, batch = self.preprocessors, {}
         if "text" in self.modalities:
-            kwargs["text"] = [row["text"] for row in rows]
+            batch.update(encode_text(parts.tokenizer, [row["text"] for row in rows], self.max_text_length))
         if "audio" in self.modalities:
-            rate = self.processor.feature_extractor.sampling_rate
-            kwargs["audio"] = [decode_audio_cell(row["audio"], rate) for row in rows]
-            kwargs["sampling_rate"] = rate
+            rate = parts.feature_extractor.sampling_rate
+            batch.update(
+                encode_audio(parts.feature_extractor, [decode_audio_cell(r["audio"], rate) for r in rows], rate)
+            )
         if "vision" in self.modalities:
-            kwargs["images"] = [row["frames"] for row in rows]
-        batch = dict(self.processor(**kwargs))
+            batch.update(encode_frames(parts.image_processor, [row["frames"] for row in rows], parts.num_frames))
+        batch = {name: torch.from_numpy(np.asarray(value)) for name, value in batch.items()}
         labels = [row[self.label_column] for row in rows]
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.regression else torch.long)
         return batch
@@ -167,7 +209,7 @@ def feature_collator(
 
 def build_model_and_collator(
     model_args: ModelArguments, data_args: DataArguments, split: Dataset
-) -> tuple[GiaMicForEmotionRecognition, Any, GiaMicProcessor | None]:
+) -> tuple[GiaMicForEmotionRecognition, Any, Preprocessors | None]:
     kind, modalities = dataset_modalities(split, model_args.modalities)
     labels = label_info(split, data_args.label_column)
     overrides = parse_overrides(model_args.config_overrides)
@@ -178,7 +220,7 @@ def build_model_and_collator(
 
     if model_args.model:
         model = GiaMicForEmotionRecognition.from_pretrained(model_args.model, **labels, **overrides)
-        processor = AutoProcessor.from_pretrained(model_args.model) if kind == "raw" else None
+        processor = Preprocessors.from_pretrained(model_args.model, modalities) if kind == "raw" else None
     elif kind == "features":
         sizes = {f"{m}_feature_size": len(split[0][FEATURE_COLUMNS[m]][0]) for m in modalities}
         model = GiaMicForEmotionRecognition(GiaMicConfig(**sizes, **labels, **overrides))
@@ -190,7 +232,7 @@ def build_model_and_collator(
             raise ValueError(f"Raw {absent} columns need --{absent[0]}_encoder (or a GIA-MIC --model).")
         freeze = {f"freeze_{m}_encoder": model_args.freeze_encoders for m in modalities}
         model = GiaMicForEmotionRecognition.from_encoders_pretrained(**encoders, **labels, **freeze, **overrides)
-        processor = processor_for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
+        processor = Preprocessors.for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
 
     if kind == "raw":
         collator = RawBatchCollator(
@@ -199,15 +241,6 @@ def build_model_and_collator(
     else:
         collator = feature_collator(split, modalities, data_args.label_column, regression)
     return model, collator, processor
-
-
-def processor_for_encoders(text: str | None, audio: str | None, vision: str | None) -> GiaMicProcessor:
-    """A processor from the encoders' own tokenizer, feature extractor and image processor."""
-    return GiaMicProcessor(
-        AutoTokenizer.from_pretrained(text) if text else None,
-        AutoFeatureExtractor.from_pretrained(audio) if audio else None,
-        AutoImageProcessor.from_pretrained(vision, backend="pil") if vision else None,
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -284,6 +317,7 @@ def fit_and_report(
     test_split: str | None,
 ) -> dict[str, Any]:
     """Train, measure every reported split, and write metrics.json, plots and a model card into `output_dir`."""
+    set_seed(training_args.seed)  # before the model exists: its initial weights are part of the run
     model, collator, processor = build_model_and_collator(model_args, data_args, splits[train_split])
     trainer = make_trainer(
         model,
@@ -341,7 +375,7 @@ def cross_validate(
 
 
 def save_outputs(
-    trainer: Trainer, processor: GiaMicProcessor | None, data_args: DataArguments, results: dict, report_split: str
+    trainer: Trainer, processor: Preprocessors | None, data_args: DataArguments, results: dict, report_split: str
 ) -> None:
     output_dir = Path(trainer.args.output_dir)
     trainer.save_model(str(output_dir))

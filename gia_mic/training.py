@@ -39,7 +39,8 @@ from .reporting import plot_confusion_matrix, plot_training_curves, write_model_
 
 
 MODALITIES = ("text", "audio", "vision")
-RAW_COLUMNS = {"text": "text", "audio": "audio", "vision": "frames"}
+# Raw columns per modality; a single `image` (FER-2013) is a one-frame clip.
+RAW_COLUMNS = {"text": ("text",), "audio": ("audio",), "vision": ("frames", "image")}
 FEATURE_COLUMNS = {m: f"{m}_features" for m in MODALITIES}
 
 
@@ -96,7 +97,10 @@ def dataset_modalities(split: Dataset, requested: Sequence[str] | None) -> tuple
     """('features' | 'raw', modalities present in the split and requested)."""
     columns = set(split.column_names)
     kind = "features" if any(c in columns for c in FEATURE_COLUMNS.values()) else "raw"
-    available = [m for m in MODALITIES if (FEATURE_COLUMNS if kind == "features" else RAW_COLUMNS)[m] in columns]
+    if kind == "features":
+        available = [m for m in MODALITIES if FEATURE_COLUMNS[m] in columns]
+    else:
+        available = [m for m in MODALITIES if columns & set(RAW_COLUMNS[m])]
     chosen = [m for m in available if requested is None or m in requested]
     missing = sorted(set(requested or ()) - set(available))
     if missing or not chosen:
@@ -176,7 +180,8 @@ class RawBatchCollator:
                 encode_audio(parts.feature_extractor, [decode_audio_cell(r["audio"], rate) for r in rows], rate)
             )
         if "vision" in self.modalities:
-            batch.update(encode_frames(parts.image_processor, [row["frames"] for row in rows], parts.num_frames))
+            clips = [row["frames"] if "frames" in row else [row["image"]] for row in rows]
+            batch.update(encode_frames(parts.image_processor, clips, parts.num_frames))
         batch = {name: torch.from_numpy(np.asarray(value)) for name, value in batch.items()}
         labels = [row[self.label_column] for row in rows]
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.regression else torch.long)

@@ -7,6 +7,7 @@ import nothing beyond torch and transformers (reading a video file imports PyAV 
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
 
 from .configuration_gia_mic import GiaMicConfig
+from .configuration_mini_xception import MiniXceptionConfig
 from .modeling_gia_mic import (
     GatedInteractiveAttention,
     GiaMicEmotionRecognitionOutput,
@@ -16,6 +17,7 @@ from .modeling_gia_mic import (
     GiaMicPreTrainedModel,
     ModalityInvariantGenerator,
 )
+from .modeling_mini_xception import MiniXceptionForImageClassification, MiniXceptionModel
 from .processing_gia_mic import GiaMicProcessor, read_video_frames
 
 
@@ -34,6 +36,9 @@ __all__ = [
     "GiaMicModelOutput",
     "GiaMicPreTrainedModel",
     "GiaMicProcessor",
+    "MiniXceptionConfig",
+    "MiniXceptionForImageClassification",
+    "MiniXceptionModel",
     "ModalityInvariantGenerator",
     "read_video_frames",
 ]

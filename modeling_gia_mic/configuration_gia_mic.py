@@ -5,6 +5,10 @@ from typing import Literal
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+# Registers the "mini_xception" face tower with AutoConfig, so a vision_config of that type resolves (also as remote
+# code: this relative import makes the file travel with every saved model).
+from .configuration_mini_xception import MiniXceptionConfig  # noqa: F401
+
 
 MODALITIES = ("text", "audio", "vision")
 GATE_TYPES = ("elementwise", "scalar", "none")

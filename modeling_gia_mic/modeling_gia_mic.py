@@ -15,6 +15,7 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import ModelOutput
 
 from .configuration_gia_mic import GiaMicConfig
+from .modeling_mini_xception import MiniXceptionModel
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -159,6 +160,10 @@ def _encoder_only(model: PreTrainedModel) -> PreTrainedModel:
 
 
 def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
+    if config.model_type == MiniXceptionModel.config_class.model_type:
+        # The face tower ships with GIA-MIC. Built directly: as remote code, transformers loads this package's modules
+        # once per file hash, so the config class AutoConfig resolved need not be the one AutoModel registered.
+        return MiniXceptionModel(config)
     return _encoder_only(AutoModel.from_config(config, **_encoder_kwargs(config, modality)))
 
 

@@ -2,75 +2,16 @@
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import raw_config, raw_inputs
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from conftest import raw_config, raw_inputs, run_isolated
 from PIL import Image
 from transformers import AutoTokenizer, ViTImageProcessorPil, Wav2Vec2FeatureExtractor
 
 from modeling_gia_mic import GiaMicForEmotionRecognition, GiaMicModel, GiaMicProcessor
-
-
-def dependency_closure(*roots: str) -> list:
-    """The installed distributions that `roots` need (extras and other platforms' markers excluded)."""
-    found, pending = {}, list(roots)
-    while pending:
-        name = canonicalize_name(pending.pop())
-        if name in found:
-            continue
-        try:
-            found[name] = dist = distribution(name)
-        except PackageNotFoundError:  # an optional or other-platform requirement
-            continue
-        for requirement in map(Requirement, dist.requires or []):
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                pending.append(requirement.name)
-    return list(found.values())
-
-
-@pytest.fixture(scope="session")
-def clean_site(tmp_path_factory) -> Path:
-    """
-    A folder holding only torch and `transformers[vision]` (transformers + Pillow, which the PIL image processors
-    need) with their dependencies, symlinked, for a `python -S` process that sees nothing else.
-    """
-    site = tmp_path_factory.mktemp("clean-site")
-    for dist in dependency_closure("torch", "transformers", "pillow"):
-        tops = {Path(str(file)).parts[0] for file in dist.files or [] if not str(file).startswith("..")}
-        for top in tops - {"__pycache__"}:
-            source = Path(dist.locate_file(top))
-            if source.exists() and not (site / top).exists():
-                (site / top).symlink_to(source)
-    return site
-
-
-def run_isolated(script: str, clean_site: Path, workdir: Path) -> subprocess.CompletedProcess:
-    hf_home = workdir / "empty-hf-home"
-    hf_home.mkdir()
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(clean_site),
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(hf_home),
-        "PYTHONHASHSEED": "0",
-    }
-    return subprocess.run(
-        [sys.executable, "-S", "-c", textwrap.dedent(script)],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_clean_environment_really_lacks_this_package(clean_site, tmp_path):

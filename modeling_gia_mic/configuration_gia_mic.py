@@ -66,6 +66,8 @@ class GiaMicConfig(PreTrainedConfig):
         freeze_text_encoder, freeze_audio_encoder, freeze_vision_encoder (`bool`, defaults to `False`):
             Keep that encoder's weights fixed (no gradient, eval-mode dropout).
         num_frames (`int`, defaults to 8): Frames sampled uniformly from a video by the processor.
+        audio_downsample (`int`, defaults to 1): Average every k audio steps (masked) before the fusion network;
+            speech encoders emit 50 steps/s, and the fusion's cost grows with the square of the length.
         label_smoothing (`float`, defaults to 0.0): Label smoothing of the cross-entropy loss.
         class_weights (`list[float]`, *optional*): Per-class weights of the cross-entropy loss.
         regression_loss (`str`, defaults to `"l1"`): `"l1"` or `"mse"`, for `problem_type="regression"`.
@@ -105,6 +107,7 @@ class GiaMicConfig(PreTrainedConfig):
     freeze_audio_encoder: bool = False
     freeze_vision_encoder: bool = False
     num_frames: int = 8
+    audio_downsample: int = 1
     label_smoothing: float = 0.0
     class_weights: list[float] | None = None
     regression_loss: Literal["l1", "mse"] = "l1"
@@ -123,6 +126,8 @@ class GiaMicConfig(PreTrainedConfig):
                 f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
                 f"({self.num_attention_heads})."
             )
+        if self.audio_downsample < 1:
+            raise ValueError(f"`audio_downsample` must be a positive integer, got {self.audio_downsample}.")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"`modality_dropout` must lie in [0, 1), got {self.modality_dropout}.")
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:

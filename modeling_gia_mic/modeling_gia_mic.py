@@ -111,6 +111,20 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
+def downsample_sequence(
+    hidden_states: torch.Tensor, mask: torch.Tensor, factor: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked mean over non-overlapping windows of `factor` steps; a window is valid if any of its steps is."""
+    if factor == 1:
+        return hidden_states, mask
+    batch_size, length, size = hidden_states.shape
+    padding = -length % factor
+    hidden_states = nn.functional.pad(hidden_states, (0, 0, 0, padding)).view(batch_size, -1, factor, size)
+    weights = nn.functional.pad(mask.to(hidden_states.dtype), (0, padding)).view(batch_size, -1, factor, 1)
+    pooled = (hidden_states * weights).sum(2) / weights.sum(2).clamp(min=1.0)
+    return pooled, (weights.sum(2).squeeze(-1) > 0).long()
+
+
 def key_padding_to_additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(batch, key_length) 1/0 padding mask -> (batch, 1, 1, key_length) additive mask for the attention interface."""
     return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
@@ -669,6 +683,8 @@ class GiaMicModel(GiaMicPreTrainedModel):
                 f"No modality was given. This model takes {', '.join(self.config.modalities)}: pass at least one of "
                 f"{self._accepted_inputs()}."
             )
+        if "audio" in sequences:
+            sequences["audio"] = downsample_sequence(*sequences["audio"], self.config.audio_downsample)
         for modality, (_, mask) in sequences.items():
             empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
             if empty:

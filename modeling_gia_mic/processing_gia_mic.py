@@ -122,6 +122,18 @@ def encode_audio(feature_extractor, audio, sampling_rate: int | None) -> dict[st
     return {name: extracted[name], "audio_attention_mask": extracted["attention_mask"]}
 
 
+def as_rgb(frame):
+    """Video frames are RGB: greyscale (or RGBA) images and 2-D arrays are converted, so any image processor fits."""
+    if hasattr(frame, "mode") and hasattr(frame, "convert"):  # a PIL image
+        return frame if frame.mode == "RGB" else frame.convert("RGB")
+    array = np.asarray(frame)
+    if array.ndim == 2:
+        return np.repeat(array[..., None], 3, axis=-1)
+    if array.ndim == 3 and array.shape[-1] == 4:
+        return array[..., :3]
+    return array
+
+
 def encode_frames(image_processor, images, num_frames: int) -> dict[str, np.ndarray]:
     """
     Per sample one image or a list of frames (subsampled uniformly to `num_frames`) -> `pixel_values`
@@ -133,7 +145,7 @@ def encode_frames(image_processor, images, num_frames: int) -> dict[str, np.ndar
     for index, clip in enumerate(clips):
         if not clip:
             raise ValueError(f"Sample {index} has no frames.")
-    flat = [frame for clip in clips for frame in clip]
+    flat = [as_rgb(frame) for clip in clips for frame in clip]
     pixels = image_processor(flat, return_tensors="np")["pixel_values"]
     max_frames = max(len(clip) for clip in clips)
     pixel_values = np.zeros((len(clips), max_frames, *pixels.shape[1:]), dtype=np.float32)

@@ -79,8 +79,9 @@ def test_padding_changes_nothing():
     torch.testing.assert_close(with_padding.gate_values, reference.gate_values, atol=1e-5, rtol=0)
 
 
-def test_padding_changes_nothing_in_feature_mode_with_attention_pooling():
-    model = GiaMicForEmotionRecognition(feature_config(pooling="attention")).eval()
+@pytest.mark.parametrize("audio_downsample", [1, 3])
+def test_padding_changes_nothing_in_feature_mode_with_attention_pooling(audio_downsample):
+    model = GiaMicForEmotionRecognition(feature_config(pooling="attention", audio_downsample=audio_downsample)).eval()
     inputs = feature_inputs(batch_size=2)
     padded = {}
     for m in ("text", "audio", "vision"):
@@ -89,6 +90,18 @@ def test_padding_changes_nothing_in_feature_mode_with_attention_pooling():
         padded[f"{m}_feature_mask"] = torch.cat([mask, torch.zeros(2, 4, dtype=torch.long)], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(model(**padded).logits, model(**inputs).logits, atol=1e-5, rtol=0)
+
+
+def test_audio_downsampling_averages_real_steps_only():
+    from modeling_gia_mic.modeling_gia_mic import downsample_sequence
+
+    values = torch.arange(7.0).view(1, 7, 1)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0]])
+    pooled, pooled_mask = downsample_sequence(values, mask, 3)
+    assert pooled.flatten().tolist() == [1.0, 3.5, 0.0] and pooled_mask.tolist() == [[1, 1, 0]]
+    model = GiaMicModel(feature_config(audio_downsample=4)).eval()
+    audio, _ = model.get_modality_features(audio_features=torch.randn(2, 11, 5))["audio"]
+    assert audio.shape == (2, 3, 5)
 
 
 def test_gate_values_per_ordered_pair():

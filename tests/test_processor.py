@@ -63,6 +63,14 @@ def test_text_audio_and_frames_in_one_batch(processor):
     assert model(**batch).logits.shape == (2, 4)
 
 
+def test_greyscale_and_rgba_frames_become_rgb(processor):
+    grey = Image.fromarray(np.full((20, 20), 200, np.uint8))
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    batch = processor(images=[[grey, np.full((20, 20), 200, np.uint8)], [rgba]])
+    assert batch["pixel_values"].shape == (2, 2, 3, 16, 16)
+    torch.testing.assert_close(batch["pixel_values"][0, 0], batch["pixel_values"][0, 1])
+
+
 def test_audio_is_resampled_to_the_extractor_rate(processor):
     seconds, tone = 1.5, 440.0
     at_48k = np.sin(2 * np.pi * tone * np.arange(int(48000 * seconds)) / 48000).astype(np.float32)

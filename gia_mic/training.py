@@ -173,7 +173,8 @@ class RawBatchCollator:
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         parts, batch = self.preprocessors, {}
         if "text" in self.modalities:
-            batch.update(encode_text(parts.tokenizer, [row["text"] for row in rows], self.max_text_length))
+            texts = [row["text"] for row in rows]  # a row without transcript is the empty sentence (as in MMSA)
+            batch.update(encode_text(parts.tokenizer, texts, self.max_text_length, allow_empty=True))
         if "audio" in self.modalities:
             rate = parts.feature_extractor.sampling_rate
             batch.update(

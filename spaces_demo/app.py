@@ -208,7 +208,9 @@ def build_demo(demo_model: EmotionDemo) -> gr.Blocks:
                 label = gr.Label(num_top_classes=len(demo_model.labels), label="Emotion")
                 gates = gr.BarPlot(x="interaction", y="gate", y_lim=[0, 1], label="Gate values (which input drove it)")
                 transcript = gr.Textbox(label="Text used", interactive=False)
-                per_modality = gr.Dataframe(label="Each input alone", interactive=False)
+                per_modality = gr.Dataframe(
+                    headers=["input", "prediction alone", "confidence"], label="Each input alone", interactive=False
+                )
         button.click(
             demo_model.predict,
             [audio, text, image, video],

@@ -67,8 +67,6 @@ def read_image(path: str) -> Image.Image:
     except (UnidentifiedImageError, OSError) as error:
         raise gr.Error(f"Could not read the image ({Path(path).name}): it is not a valid image file.") from error
 
-from gradio.events import Dependency
-
 class FaceImage(gr.Image):
     """`gr.Image` whose unreadable uploads raise a readable error in the page instead of failing in preprocessing."""
 
@@ -80,8 +78,11 @@ class FaceImage(gr.Image):
         except (UnidentifiedImageError, OSError) as error:
             name = Path(payload.orig_name or payload.path or "image").name
             raise gr.Error(f"Could not read the image ({name}): it is not a valid image file.") from error
-    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from collections.abc import Callable, Sequence
+    from typing import TYPE_CHECKING, Any, Literal
+
     from gradio.blocks import Block
+
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component

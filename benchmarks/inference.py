@@ -85,7 +85,8 @@ def measure(rounds: int, **runs) -> dict[str, float]:
 
 def peak_memory(batch_size: int) -> float:
     script = (
-        f"import json, resource, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r}); import inference as b\n"
+        f"import json, resource, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import inference as b\n"
         f"full, _ = b.build_models(); batch = b.inputs({batch_size})\n"
         "base = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2**20\n"
         "with torch.inference_mode(): full(**batch)\n"

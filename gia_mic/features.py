@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import datasets
-import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, Features, List, Value
 from tqdm.auto import tqdm
@@ -83,16 +82,6 @@ def extract_features(
             )
         DatasetDict(splits).save_to_disk(output)
     return datasets.load_from_disk(output)
-
-
-def feature_sizes(dataset: DatasetDict) -> dict[str, int]:
-    """`<modality>_feature_size` config fields of a feature dataset."""
-    first = next(iter(dataset.values()))
-    return {
-        f"{modality}_feature_size": int(np.asarray(first[0][column]).shape[-1])
-        for modality, column in FEATURE_COLUMNS.items()
-        if column in first.column_names
-    }
 
 
 def attach_encoders(head: GiaMicForEmotionRecognition, encoders: dict[str, str]) -> GiaMicForEmotionRecognition:

@@ -27,7 +27,7 @@ from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicPr
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
 from .metrics import classification_metrics
-from .training import Preprocessors
+from .training import FEATURE_COLUMNS, Preprocessors, feature_sizes
 
 
 EMOTIONS = ["neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"]
@@ -71,7 +71,6 @@ CORPORA = {
         },
     ),
 }
-FEATURE_COLUMN = {"text": "text_features", "audio": "audio_features", "vision": "vision_features"}
 HEAD = {
     "hidden_size": 128,
     "num_attention_heads": 4,
@@ -142,16 +141,16 @@ class PairedByLabel(torch.utils.data.Dataset):
         example = {"label": label}
         for modality, (split, _) in self.parts.items():
             item = int(rng.choice(self.by_label[modality][label]))
-            example[FEATURE_COLUMN[modality]] = split[item][FEATURE_COLUMN[modality]]
+            example[FEATURE_COLUMNS[modality]] = split[item][FEATURE_COLUMNS[modality]]
         return example
 
 
 def single_modality(split: datasets.Dataset, labels: np.ndarray, modality: str) -> datasets.Dataset:
-    column = FEATURE_COLUMN[modality]
+    column = FEATURE_COLUMNS[modality]
     return split.select_columns([column]).add_column("shared_label", labels.tolist())
 
 
-def evaluate_single(trainer: Trainer, split: datasets.Dataset, modality: str) -> dict[str, float]:
+def evaluate_single(trainer: Trainer, split: datasets.Dataset) -> dict[str, float]:
     collator = MultimodalCollator(label_column="shared_label")
     trainer.data_collator = collator
     output = trainer.predict(split)
@@ -180,7 +179,7 @@ def build_starter(
         test_parts[modality] = (features["test"], shared_labels(features["test"], corpus))
 
     set_seed(seed)
-    sizes = {f"{m}_feature_size": len(split[0][FEATURE_COLUMN[m]][0]) for m, (split, _) in train_parts.items()}
+    sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
     head = GiaMicForEmotionRecognition(
         GiaMicConfig(**sizes, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS)))
     )
@@ -206,7 +205,7 @@ def build_starter(
     trainer.train()
 
     scores = {
-        modality: evaluate_single(trainer, single_modality(split, labels, modality), modality)
+        modality: evaluate_single(trainer, single_modality(split, labels, modality))
         for modality, (split, labels) in test_parts.items()
     }
     trainer.data_collator = MultimodalCollator()

@@ -110,6 +110,11 @@ def dataset_modalities(split: Dataset, requested: Sequence[str] | None) -> tuple
     return kind, chosen
 
 
+def feature_sizes(split: Dataset, modalities: Sequence[str]) -> dict[str, int]:
+    """`<modality>_feature_size` config fields of a feature dataset, read from its first row."""
+    return {f"{m}_feature_size": len(split[0][FEATURE_COLUMNS[m]][0]) for m in modalities}
+
+
 def label_info(split: Dataset, label_column: str) -> dict[str, Any]:
     """num_labels / id2label / problem_type from the label column's feature type."""
     if label_column not in split.features:
@@ -228,8 +233,7 @@ def build_model_and_collator(
         model = GiaMicForEmotionRecognition.from_pretrained(model_args.model, **labels, **overrides)
         processor = Preprocessors.from_pretrained(model_args.model, modalities) if kind == "raw" else None
     elif kind == "features":
-        sizes = {f"{m}_feature_size": len(split[0][FEATURE_COLUMNS[m]][0]) for m in modalities}
-        model = GiaMicForEmotionRecognition(GiaMicConfig(**sizes, **labels, **overrides))
+        model = GiaMicForEmotionRecognition(GiaMicConfig(**feature_sizes(split, modalities), **labels, **overrides))
         processor = None
     else:
         encoders = {m: getattr(model_args, f"{m}_encoder") for m in modalities}

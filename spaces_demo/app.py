@@ -71,17 +71,22 @@ def read_image(path: str) -> Image.Image:
         raise gr.Error(f"Could not read the image ({Path(path).name}): it is not a valid image file.") from error
 
 
-class FaceImage(gr.Image):
-    """`gr.Image` whose unreadable uploads raise a readable error in the page instead of failing in preprocessing."""
+def with_readable_image_errors(component: gr.Image) -> gr.Image:
+    """
+    An unreadable upload raises a readable error in the page, instead of failing inside `gr.Image`'s preprocessing.
+    (The instance's method is wrapped: a `gr.Image` subclass would make Gradio write a .pyi file beside this app.)
+    """
+    preprocess = component.preprocess
 
-    is_template = True  # Gradio's mechanism for subclasses: rendered by the parent's (gr.Image's) front end
-
-    def preprocess(self, payload):
+    def checked(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except (UnidentifiedImageError, OSError) as error:
             name = Path(payload.orig_name or payload.path or "image").name
             raise gr.Error(f"Could not read the image ({name}): it is not a valid image file.") from error
+
+    component.preprocess = checked
+    return component
 
 
 class EmotionDemo:
@@ -201,7 +206,9 @@ def build_demo(demo_model: EmotionDemo) -> gr.Blocks:
                 audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech")
                 text = gr.Textbox(label="Text (left empty: transcribed from the speech)", lines=2)
                 with gr.Row():
-                    image = FaceImage(sources=["webcam", "upload"], type="filepath", label="Face")
+                    image = with_readable_image_errors(
+                        gr.Image(sources=["webcam", "upload"], type="filepath", label="Face")
+                    )
                     video = gr.Video(sources=["upload", "webcam"], label="Face video")
                 button = gr.Button("Recognise emotion", variant="primary")
             with gr.Column():

@@ -27,7 +27,7 @@ from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicPr
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
 from .metrics import classification_metrics
-from .training import FEATURE_COLUMNS, Preprocessors, feature_sizes
+from .training import FEATURE_COLUMNS, Preprocessors, feature_sizes, with_numpy_features
 
 
 EMOTIONS = ["neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"]
@@ -126,7 +126,8 @@ class PairedByLabel(torch.utils.data.Dataset):
     """
 
     def __init__(self, parts: dict[str, tuple[datasets.Dataset, np.ndarray]], size: int, seed: int):
-        self.parts, self.size, self.seed = parts, size, seed
+        self.parts = {m: (with_numpy_features(split), labels) for m, (split, labels) in parts.items()}
+        self.size, self.seed = size, seed
         self.by_label = {
             modality: [np.flatnonzero(labels == emotion) for emotion in range(len(EMOTIONS))]
             for modality, (_, labels) in parts.items()
@@ -147,7 +148,7 @@ class PairedByLabel(torch.utils.data.Dataset):
 
 def single_modality(split: datasets.Dataset, labels: np.ndarray, modality: str) -> datasets.Dataset:
     column = FEATURE_COLUMNS[modality]
-    return split.select_columns([column]).add_column("shared_label", labels.tolist())
+    return with_numpy_features(split.select_columns([column]).add_column("shared_label", labels.tolist()))
 
 
 def evaluate_single(trainer: Trainer, split: datasets.Dataset) -> dict[str, float]:
@@ -171,6 +172,7 @@ def build_starter(
             "Point GIA_MIC_DATA (or --data) at the folder holding ravdess/, meld/ and fer2013/ "
             "(../shared/data in this project's layout)."
         )
+    cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
     encoders = encoder_folders(work)
     train_parts, test_parts = {}, {}
     for corpus, (modality, _) in CORPORA.items():
@@ -215,11 +217,12 @@ def build_starter(
     scores["all three (paired)"] = {"accuracy": all_three["wa"], "ua": all_three["ua"], "rows": 1400}
 
     model = attach_encoders(trainer.model, encoders)
-    save_starter(model, encoders, output, scores, time.perf_counter() - started, trainer.state.log_history)
+    build = {"minutes": (time.perf_counter() - started) / 60, "features_cached": cached}
+    save_starter(model, encoders, output, scores, build, trainer.state.log_history)
     return scores
 
 
-def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, seconds: float, log_history) -> None:
+def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, build: dict, log_history) -> None:
     from .reporting import plot_training_curves
 
     if output.exists():
@@ -232,10 +235,11 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, se
     shutil.copytree(encoders["audio"], output / "asr")  # the full Whisper, for speech-to-text in the demo
     plot_training_curves(log_history, output / "training_curves.png")
     (output / "starter_scores.json").write_text(json.dumps(scores, indent=2))
-    (output / "README.md").write_text(starter_card(scores, seconds), encoding="utf-8")
+    (output / "README.md").write_text(starter_card(scores, build), encoding="utf-8")
 
 
-def starter_card(scores: dict, seconds: float) -> str:
+def starter_card(scores: dict, build: dict) -> str:
+    cached = " (encoder features already cached)" if build["features_cached"] else ""
     rows = "\n".join(f"| {name} | {s['rows']} | {s['accuracy']:.3f} | {s['ua']:.3f} |" for name, s in scores.items())
     return f"""---
 library_name: transformers
@@ -263,7 +267,7 @@ No public corpus here has all three modalities of one utterance, so training exa
 joins a RAVDESS speech clip (actors 01-20), a MELD utterance (train split) and a FER-2013 face (train split) with the
 same emotion (RAVDESS calm -> neutral, MELD joy -> happy, ...). The model therefore learns each modality's cues and
 how to fuse them, but the pairs are not real co-occurring recordings. Built by `gia-mic build-starter` in
-{seconds / 60:.1f} minutes on 2 CPU cores.
+{build["minutes"]:.1f} minutes on 2 CPU cores{cached}.
 
 ## Held-out scores
 Single-modality rows use each corpus' own held-out split (RAVDESS actors 21-24, MELD test, FER-2013 test) with the

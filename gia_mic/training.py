@@ -115,6 +115,19 @@ def feature_sizes(split: Dataset, modalities: Sequence[str]) -> dict[str, int]:
     return {f"{m}_feature_size": len(split[0][FEATURE_COLUMNS[m]][0]) for m in modalities}
 
 
+def with_numpy_features(dataset: DatasetDict | Dataset) -> DatasetDict | Dataset:
+    """
+    Feature columns read as numpy arrays straight from Arrow. As Python lists, a 4 s clip of 384-wide speech features
+    is 77k floats converted one by one on every read: the data loader, not the model, then bounds training speed.
+    """
+    columns = (
+        [c for c in FEATURE_COLUMNS.values() if c in next(iter(dataset.values())).column_names]
+        if isinstance(dataset, DatasetDict)
+        else [c for c in FEATURE_COLUMNS.values() if c in dataset.column_names]
+    )
+    return dataset.with_format("numpy", columns=columns, output_all_columns=True) if columns else dataset
+
+
 def label_info(split: Dataset, label_column: str) -> dict[str, Any]:
     """num_labels / id2label / problem_type from the label column's feature type."""
     if label_column not in split.features:
@@ -312,7 +325,7 @@ def split_metrics(model: GiaMicForEmotionRecognition, logits: np.ndarray, labels
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict[str, Any]:
     """Train on the train split (selecting on the eval split if any), then report on eval and test splits."""
-    dataset = datasets.load_from_disk(data_args.dataset)
+    dataset = with_numpy_features(datasets.load_from_disk(data_args.dataset))
     eval_split, test_split = resolve_splits(dataset, data_args)
     return fit_and_report(model_args, data_args, training_args, dataset, data_args.train_split, eval_split, test_split)
 
@@ -364,7 +377,7 @@ def cross_validate(
     model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, fold_column: str
 ) -> dict[str, Any]:
     """Leave-one-group-out CV: train a fresh model per fold, report mean ± std over folds (cv_results.json/.md)."""
-    dataset = datasets.load_from_disk(data_args.dataset)
+    dataset = with_numpy_features(datasets.load_from_disk(data_args.dataset))
     root = Path(training_args.output_dir)
     names, fold_results = [], []
     for value, train_part, test_part in leave_one_group_out(dataset[data_args.train_split], fold_column):
@@ -406,7 +419,7 @@ def save_outputs(
 
 
 def evaluate_checkpoint(model_path: str, data_args: DataArguments, split: str, batch_size: int = 32) -> dict[str, Any]:
-    dataset = datasets.load_from_disk(data_args.dataset)
+    dataset = with_numpy_features(datasets.load_from_disk(data_args.dataset))
     if split not in dataset:
         raise ValueError(f"No split {split!r} in {data_args.dataset}; it has {list(dataset)}.")
     model_args = ModelArguments(model=model_path)

@@ -49,7 +49,7 @@ def demo_model(tmp_path_factory) -> Path:
         **encoders, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS))
     ).eval()
     scores = {"all three (paired)": {"rows": 0, "accuracy": 0.0, "ua": 0.0}}
-    save_starter(model, encoders, work / "model", scores, 0.0, [])
+    save_starter(model, encoders, work / "model", scores, {"minutes": 0.0, "features_cached": True}, [])
     return work / "model"
 
 

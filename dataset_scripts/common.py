@@ -1,13 +1,14 @@
 """What every conversion script shares: the build report, media encoding, saving, the dataset card, Hub upload, CLI."""
 
 import argparse
+import csv
 import io
 import json
 import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         examples = [item for item, why in skipped["items"] if why == reason][:5]
         lines.append(f"  {count} x {reason}: {', '.join(examples)}{' ...' if count > 5 else ''}")
     return "\n".join(lines)
+
+
+def read_csv(path: Path, required: Sequence[str], missing_file_hint: str) -> list[dict[str, str]]:
+    """Rows of a UTF-8 CSV with a header, checked for the columns a builder needs."""
+    if not path.is_file():
+        raise BuildError(f"{path} not found: {missing_file_hint}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in required if column not in (reader.fieldnames or [])]
+        if missing:
+            raise BuildError(f"{path}: missing column(s) {missing}; expected at least {', '.join(required)}.")
+        return list(reader)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

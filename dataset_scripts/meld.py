@@ -6,7 +6,6 @@ MELD (Poria et al., 2019) -> Hugging Face dataset, from the official annotation 
 Splits: the official train / dev (-> validation) / test. Standard metric: weighted F1 over the 7 emotions on test.
 """
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import datasets
 from datasets import ClassLabel, DatasetDict, Features, Value
 
-from .common import BuildError, BuildReport, argument_parser, dataset_card, generate_split, main_guard, run
+from .common import BuildError, BuildReport, argument_parser, dataset_card, generate_split, main_guard, read_csv, run
 
 
 EMOTIONS = ["neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"]
@@ -60,34 +59,27 @@ def timestamp_seconds(value: str, where: str) -> float:
 
 
 def read_split(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise BuildError(f"{path} not found: --root must hold MELD's train/dev/test *_sent_emo.csv files.")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise BuildError(f"{path}: missing column(s) {missing}.")
-        rows = []
-        for number, row in enumerate(reader, start=2):
-            where = f"{path}:{number}"
-            for column, names in (("Emotion", EMOTIONS), ("Sentiment", SENTIMENTS)):
-                if row[column] not in names:
-                    raise BuildError(f"{where}: {column} {row[column]!r} is not one of {', '.join(names)}.")
-            rows.append(
-                {
-                    "id": f"dia{row['Dialogue_ID']}_utt{row['Utterance_ID']}",
-                    "dialogue_id": int(row["Dialogue_ID"]),
-                    "utterance_id": int(row["Utterance_ID"]),
-                    "speaker": row["Speaker"],
-                    "text": row["Utterance"],
-                    "label": EMOTIONS.index(row["Emotion"]),
-                    "sentiment": SENTIMENTS.index(row["Sentiment"]),
-                    "season": int(row["Season"]),
-                    "episode": int(row["Episode"]),
-                    "start": timestamp_seconds(row["StartTime"], where),
-                    "end": timestamp_seconds(row["EndTime"], where),
-                }
-            )
+    rows = []
+    for number, row in enumerate(read_csv(path, COLUMNS, "--root must hold MELD's *_sent_emo.csv files."), start=2):
+        where = f"{path}:{number}"
+        for column, names in (("Emotion", EMOTIONS), ("Sentiment", SENTIMENTS)):
+            if row[column] not in names:
+                raise BuildError(f"{where}: {column} {row[column]!r} is not one of {', '.join(names)}.")
+        rows.append(
+            {
+                "id": f"dia{row['Dialogue_ID']}_utt{row['Utterance_ID']}",
+                "dialogue_id": int(row["Dialogue_ID"]),
+                "utterance_id": int(row["Utterance_ID"]),
+                "speaker": row["Speaker"],
+                "text": row["Utterance"],
+                "label": EMOTIONS.index(row["Emotion"]),
+                "sentiment": SENTIMENTS.index(row["Sentiment"]),
+                "season": int(row["Season"]),
+                "episode": int(row["Episode"]),
+                "start": timestamp_seconds(row["StartTime"], where),
+                "end": timestamp_seconds(row["EndTime"], where),
+            }
+        )
     return rows
 
 

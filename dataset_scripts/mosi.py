@@ -36,6 +36,7 @@ from .common import (
     jpeg_frames,
     main_guard,
     read_audio_track,
+    read_csv,
     run,
     wav_bytes,
 )
@@ -132,17 +133,6 @@ def build_splits(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def read_label_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise BuildError(f"{path} not found: the MMSA raw release has label.csv at its root (or pass --label-file).")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in RAW_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise BuildError(f"{path}: missing column(s) {missing}; expected at least {', '.join(RAW_COLUMNS)}.")
-        return list(reader)
-
-
 def read_opinion_labels(path: Path | None) -> dict[tuple[str, str], tuple[float, float]]:
     """(video_id, segment_id) -> (start, end) from the raw `OpinionLevelSentiment.csv` (no header)."""
     if path is None:
@@ -162,7 +152,8 @@ def raw_items(args, report: BuildReport) -> dict[str, list[dict[str, Any]]]:
     folds = load_folds(args.folds)
     spans = read_opinion_labels(args.opinion_labels)
     by_split: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
-    for number, row in enumerate(read_label_csv(label_file), start=2):
+    rows = read_csv(label_file, RAW_COLUMNS, "the MMSA raw release has label.csv at its root (or pass --label-file).")
+    for number, row in enumerate(rows, start=2):
         where = f"{label_file}:{number}"
         try:
             label = float(row["label"])

@@ -120,11 +120,8 @@ def with_numpy_features(dataset: DatasetDict | Dataset) -> DatasetDict | Dataset
     Feature columns read as numpy arrays straight from Arrow. As Python lists, a 4 s clip of 384-wide speech features
     is 77k floats converted one by one on every read: the data loader, not the model, then bounds training speed.
     """
-    columns = (
-        [c for c in FEATURE_COLUMNS.values() if c in next(iter(dataset.values())).column_names]
-        if isinstance(dataset, DatasetDict)
-        else [c for c in FEATURE_COLUMNS.values() if c in dataset.column_names]
-    )
+    first = next(iter(dataset.values())) if isinstance(dataset, DatasetDict) else dataset
+    columns = [c for c in FEATURE_COLUMNS.values() if c in first.column_names]
     return dataset.with_format("numpy", columns=columns, output_all_columns=True) if columns else dataset
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import (
@@ -123,6 +124,37 @@ def with_numpy_features(dataset: DatasetDict | Dataset) -> DatasetDict | Dataset
     first = next(iter(dataset.values())) if isinstance(dataset, DatasetDict) else dataset
     columns = [c for c in FEATURE_COLUMNS.values() if c in first.column_names]
     return dataset.with_format("numpy", columns=columns, output_all_columns=True) if columns else dataset
+
+
+def with_length_column(dataset: DatasetDict, column: str) -> DatasetDict:
+    """
+    Adds `column`: each row's number of feature steps, summed over its feature columns, for
+    `train_sampling_strategy="group_by_length"` (batches of similar length waste less compute on padding). Read from
+    the Arrow list offsets, so no feature value is touched. Raw datasets have no cheap length: they must bring one.
+    """
+    out = {}
+    for name, split in dataset.items():
+        if column in split.column_names:
+            out[name] = split
+            continue
+        columns = [c for c in FEATURE_COLUMNS.values() if c in split.column_names]
+        if not columns:
+            raise ValueError(
+                f"`group_by_length` needs a {column!r} column (a length per row); split {name!r} is a raw dataset "
+                f"without one (columns: {split.column_names}). Add it, e.g. the audio duration, or train on features."
+            )
+        table = split.with_format("arrow", columns=columns)[:]
+        lengths = sum(pc.list_value_length(table.column(c)).to_numpy(zero_copy_only=False) for c in columns)
+        out[name] = split.add_column(column, lengths.astype(np.int64).tolist())
+    return DatasetDict(out)
+
+
+def load_training_dataset(data_args: DataArguments, training_args: TrainingArguments) -> DatasetDict:
+    """The dataset folder, with numpy feature reads and, for `group_by_length`, a length column."""
+    dataset = datasets.load_from_disk(data_args.dataset)
+    if training_args.train_sampling_strategy == "group_by_length":
+        dataset = with_length_column(dataset, training_args.length_column_name)
+    return with_numpy_features(dataset)
 
 
 def label_info(split: Dataset, label_column: str) -> dict[str, Any]:
@@ -322,7 +354,7 @@ def split_metrics(model: GiaMicForEmotionRecognition, logits: np.ndarray, labels
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict[str, Any]:
     """Train on the train split (selecting on the eval split if any), then report on eval and test splits."""
-    dataset = with_numpy_features(datasets.load_from_disk(data_args.dataset))
+    dataset = load_training_dataset(data_args, training_args)
     eval_split, test_split = resolve_splits(dataset, data_args)
     return fit_and_report(model_args, data_args, training_args, dataset, data_args.train_split, eval_split, test_split)
 
@@ -374,7 +406,7 @@ def cross_validate(
     model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, fold_column: str
 ) -> dict[str, Any]:
     """Leave-one-group-out CV: train a fresh model per fold, report mean ± std over folds (cv_results.json/.md)."""
-    dataset = with_numpy_features(datasets.load_from_disk(data_args.dataset))
+    dataset = load_training_dataset(data_args, training_args)
     root = Path(training_args.output_dir)
     names, fold_results = [], []
     for value, train_part, test_part in leave_one_group_out(dataset[data_args.train_split], fold_column):

@@ -26,7 +26,14 @@ from transformers import (
 from dataset_scripts import iemocap
 from dataset_scripts.synthetic_iemocap import write_miniature_release
 from gia_mic.cli import main as cli
-from gia_mic.training import DataArguments, ModelArguments, build_model_and_collator, make_trainer
+from gia_mic.training import (
+    DataArguments,
+    ModelArguments,
+    build_model_and_collator,
+    load_training_dataset,
+    make_trainer,
+    with_length_column,
+)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -309,3 +316,57 @@ def test_extracted_features_train_a_feature_mode_head(iemocap_fixture, tiny_enco
     config = json.loads((tmp_path / "head" / "config.json").read_text())
     assert (config["text_feature_size"], config["audio_feature_size"]) == (32, 32)
     assert "model-index" in (tmp_path / "head" / "README.md").read_text()
+
+
+def test_length_column_counts_each_rows_feature_steps(feature_dataset):
+    dataset = datasets.load_from_disk(str(feature_dataset))
+    with_lengths = with_length_column(dataset, "length")
+    for name, split in dataset.items():
+        expected = [len(row["text_features"]) + len(row["audio_features"]) for row in split]
+        assert with_lengths[name]["length"][:] == expected
+    assert with_length_column(with_lengths, "length")["train"]["length"][:] == with_lengths["train"]["length"][:]
+
+
+def test_group_by_length_on_a_raw_dataset_without_lengths_is_refused(iemocap_fixture):
+    with pytest.raises(ValueError, match="`group_by_length` needs a 'length' column.*raw dataset"):
+        with_length_column(datasets.load_from_disk(str(iemocap_fixture)), "length")
+
+
+def test_training_with_length_buckets_and_bfloat16_on_cpu(feature_dataset, tmp_path):
+    """The CPU recipe of BENCHMARKS.md: batches bucketed by the length column, bfloat16 autocast."""
+    output = tmp_path / "bucketed"
+    cli(
+        [
+            *train_command(feature_dataset, output, batch_size=8, steps=4),
+            "--train_sampling_strategy",
+            "group_by_length",
+            "--bf16",
+            "--use_cpu",
+            "--logging_steps",
+            "1",
+        ]
+    )
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["ua"] <= 1.0
+    dataset = load_training_dataset(
+        DataArguments(dataset=str(feature_dataset)),
+        TrainingArguments(output_dir=str(tmp_path), train_sampling_strategy="group_by_length", use_cpu=True),
+    )
+    set_seed(0)
+    model, collator, _ = build_model_and_collator(
+        ModelArguments(config_overrides=DETERMINISTIC), DataArguments(dataset=str(feature_dataset)), dataset["train"]
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "sampler"),
+        per_device_train_batch_size=8,
+        train_sampling_strategy="group_by_length",
+        use_cpu=True,
+        report_to="none",
+    )
+    trainer = make_trainer(model, collator, args, dataset["train"], None)
+    batches = list(trainer.get_train_dataloader())
+    assert sum(len(b["labels"]) for b in batches) == dataset["train"].num_rows  # nothing dropped
+    padded_steps = sum(b["text_features"].shape[1] + b["audio_features"].shape[1] for b in batches)
+    shuffled = TrainingArguments(output_dir=str(tmp_path / "shuffled"), per_device_train_batch_size=8, use_cpu=True)
+    random_batches = list(make_trainer(model, collator, shuffled, dataset["train"], None).get_train_dataloader())
+    assert padded_steps < sum(b["text_features"].shape[1] + b["audio_features"].shape[1] for b in random_batches)

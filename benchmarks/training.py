@@ -3,137 +3,223 @@ Fusion-head training on cached features at IEMOCAP scale: 5,531 utterances in 5 
 the widths of this project's encoders (MiniLM text 384, Whisper speech 384 at 50 steps/s, mini-Xception faces 128) and
 realistic lengths (text 6-40 tokens, speech 1.5-10 s, 8 video frames).
 
-    python benchmarks/training.py [--epochs 3] [--variants default downsample4 downsample4_bucketed]
+    python benchmarks/training.py [--epochs 3] [--steps 5] [--rounds 2] [--work DIR] [--profile]
 
-Per variant: seconds per epoch (one fold), and the measured time of the whole leave-one-session-out 5-fold CV at
---epochs epochs per fold. Variants, run side by side: the default head; `audio_downsample=4` (speech at 12.5 steps/s);
-and the same with length-bucketed batches (`train_sampling_strategy="group_by_length"`: less padding). Features are
-generated from a per-utterance seed on the fly (2 GB on disk otherwise); the training path is the package's own
-(`make_trainer`, `MultimodalCollator`).
+The features are written once, as `gia-mic extract-features` writes them (Arrow, `List(List(float32))` columns,
+about 2.7 GB; reused from --work), and everything runs through the package's own training path
+(`load_training_dataset`, `build_model_and_collator`, `make_trainer`, `cross_validate`: what `gia-mic cv` runs).
+
+1. Seconds per epoch of one fold, side by side: each change that speeds the head up, added one after another to the
+   paper's head (width 256, speech at 50 steps/s, shuffled batches, float32). Step times are measured over --steps
+   training steps per variant (after one warm-up step), in --rounds interleaved rounds; an epoch is that mean step
+   time x the fold's steps per epoch.
+2. The whole leave-one-session-out 5-fold CV of the CPU recipe (the last variant), measured end to end for --epochs
+   epochs per fold, with each fold's held-out UA: the features carry the label on one channel, so a recipe that
+   learns nothing shows.
 """
 
 import argparse
-import json
+import math
+import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import datasets
 import numpy as np
-from transformers import TrainingArguments, set_seed
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from transformers import TrainerCallback, TrainingArguments, set_seed
 
-from gia_mic.collator import MultimodalCollator
-from gia_mic.training import make_trainer
-from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition
+from gia_mic.training import (
+    DataArguments,
+    ModelArguments,
+    build_model_and_collator,
+    cross_validate,
+    load_training_dataset,
+    make_trainer,
+)
 
 
 SESSIONS = {1: 1085, 2: 1023, 3: 1151, 4: 1031, 5: 1241}  # IEMOCAP 4-class utterances per session (5,531)
+EMOTIONS = ["neutral", "happy", "sad", "angry"]
 SIZES = {"text": 384, "audio": 384, "vision": 128}
-VARIANTS = {
-    "default": ({}, "random"),
-    "downsample4": ({"audio_downsample": 4}, "random"),
-    "downsample4_bucketed": ({"audio_downsample": 4}, "group_by_length"),
-}
+BATCH_SIZE = 32
+# (name, GiaMicConfig overrides, TrainingArguments), each adding one change to the one before.
+PAPER = "hidden_size=256,intermediate_size=1024"
+VARIANTS = [
+    ("paper head, speech 50/s", PAPER, {}),
+    ("+ audio_downsample=4", PAPER + ",audio_downsample=4", {}),
+    ("+ group_by_length", PAPER + ",audio_downsample=4", {"train_sampling_strategy": "group_by_length"}),
+    ("+ bf16 autocast", PAPER + ",audio_downsample=4", {"train_sampling_strategy": "group_by_length", "bf16": True}),
+    (
+        "+ width 128 (CPU recipe)",
+        "hidden_size=128,intermediate_size=512,audio_downsample=4",
+        {"train_sampling_strategy": "group_by_length", "bf16": True},
+    ),
+]
 
 
-def corpus(scale: float) -> tuple[datasets.Dataset, np.ndarray]:
+def utterances(scale: float):
+    """Deterministic rows per utterance; the label raises one feature channel so that the head can learn it."""
     rng = np.random.default_rng(0)
-    sessions = [s for s, count in SESSIONS.items() for _ in range(max(2, int(count * scale)))]
-    count = len(sessions)
-    audio_steps = (rng.uniform(1.5, 10.0, count) * 50).astype(int)
-    rows = {
-        "index": list(range(count)),
-        "session": sessions,
-        "text_length": rng.integers(6, 41, count).tolist(),
-        "audio_length": audio_steps.tolist(),
-        "length": audio_steps.tolist(),  # what group_by_length buckets on
-        "label": rng.integers(0, 4, count).tolist(),
-    }
-    dataset = datasets.Dataset.from_dict(rows)
-    dataset.set_transform(features_for)
-    return dataset, np.array(sessions)
+    for session, count in SESSIONS.items():
+        for _ in range(max(2, int(count * scale))):
+            label = int(rng.integers(len(EMOTIONS)))
+            lengths = {
+                "text": int(rng.integers(6, 41)),
+                "audio": int(rng.uniform(1.5, 10.0) * 50),
+                "vision": 8,
+            }
+            row = {"session": session, "label": label}
+            for modality, length in lengths.items():
+                values = rng.standard_normal((length, SIZES[modality]), dtype=np.float32)
+                values[:, label] += 0.5
+                row[f"{modality}_features"] = values
+            yield row
 
 
-def features_for(batch: dict) -> dict:
-    """Deterministic features per utterance, the label visible on one channel (so the loss can fall)."""
-    out = {
-        "text_features": [],
-        "audio_features": [],
-        "vision_features": [],
-        "label": batch["label"],
-        "length": batch["length"],
-    }
-    for index, text_length, audio_length, label in zip(
-        batch["index"], batch["text_length"], batch["audio_length"], batch["label"]
-    ):
-        rng = np.random.default_rng(index)
-        for modality, length in (("text", text_length), ("audio", audio_length), ("vision", 8)):
-            values = rng.standard_normal((length, SIZES[modality]), dtype=np.float32)
-            values[:, label] += 0.5
-            out[f"{modality}_features"].append(values)
-    return out
+def feature_dataset(work: Path, scale: float) -> Path:
+    path = work / f"iemocap-shaped-features-{scale:g}"
+    if not (path / "dataset_dict.json").exists():
+        features = Features(
+            {
+                "session": Value("int32"),
+                "label": ClassLabel(names=EMOTIONS),
+                **{f"{m}_features": List(List(Value("float32"))) for m in SIZES},
+            }
+        )
+        with tempfile.TemporaryDirectory(dir=work) as cache:
+            split = Dataset.from_generator(utterances, features=features, cache_dir=cache, gen_kwargs={"scale": scale})
+            DatasetDict(train=split).save_to_disk(str(path))
+    return path
 
 
-def train_folds(
-    dataset: datasets.Dataset, sessions: np.ndarray, overrides: dict, sampling: str, epochs: int, folds: int
-) -> dict:
-    epoch_seconds, fold_seconds = [], []
-    for held_out in sorted(set(sessions.tolist()))[:folds]:
-        train = dataset.select(np.flatnonzero(sessions != held_out))
+class StepClock(TrainerCallback):
+    """Wall time between consecutive step ends: model, optimiser and loading the next batch."""
+
+    def __init__(self):
+        self.ends: list[float] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+
+    def intervals(self) -> list[float]:
+        return list(np.diff(self.ends))
+
+
+def training_args(output: str, **options) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=output,
+        per_device_train_batch_size=BATCH_SIZE,
+        learning_rate=1e-3,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        logging_strategy="no",
+        use_cpu=True,
+        seed=0,
+        **options,
+    )
+
+
+def step_times(path: Path, overrides: str, options: dict, steps: int) -> list[float]:
+    """`steps` timed training steps of fold 1 (session 1 held out)."""
+    with tempfile.TemporaryDirectory() as output:
+        args = training_args(output, max_steps=steps + 1, **options)
+        data_args = DataArguments(dataset=str(path))
+        dataset = load_training_dataset(data_args, args)["train"]
+        train = dataset.filter(lambda s: s != 1, input_columns="session")
         set_seed(0)
-        config = GiaMicConfig(**{f"{m}_feature_size": s for m, s in SIZES.items()}, num_labels=4, **overrides)
-        model = GiaMicForEmotionRecognition(config)
-        with tempfile.TemporaryDirectory() as output:
-            args = TrainingArguments(
-                output_dir=output,
-                num_train_epochs=epochs,
-                per_device_train_batch_size=32,
-                learning_rate=1e-3,
-                save_strategy="no",
-                report_to="none",
-                disable_tqdm=True,
-                logging_strategy="no",
-                use_cpu=True,
-                train_sampling_strategy=sampling,
-                length_column_name="length",
-                seed=0,
-            )
-            collator = MultimodalCollator(ignore_keys=("length",))
-            trainer = make_trainer(model, collator, args, train, None)
-            start = time.perf_counter()
-            trainer.train()
-            fold_seconds.append(time.perf_counter() - start)
-        epoch_seconds.append(fold_seconds[-1] / epochs)
-    return {
-        "seconds_per_epoch": float(np.mean(epoch_seconds)),
-        "cv_seconds": float(np.sum(fold_seconds)),
-        "folds": len(fold_seconds),
-        "final_loss": trainer.state.log_history[-1].get("train_loss"),
-    }
+        model, collator, _ = build_model_and_collator(ModelArguments(config_overrides=overrides), data_args, train)
+        clock = StepClock()
+        trainer = make_trainer(model, collator, args, train, None)
+        trainer.add_callback(clock)
+        trainer.train()
+    return clock.intervals()
+
+
+def compare_variants(path: Path, steps: int, rounds: int, fold_rows: int) -> list[float]:
+    times: dict[str, list[float]] = {name: [] for name, _, _ in VARIANTS}
+    for round_index in range(rounds):
+        for name, overrides, options in VARIANTS:
+            times[name] += step_times(path, overrides, options, steps)
+            print(f"  round {round_index + 1}/{rounds}: {name} measured", flush=True)
+    steps_per_epoch = math.ceil(fold_rows / BATCH_SIZE)
+    epochs = [statistics.mean(times[name]) * steps_per_epoch for name, _, _ in VARIANTS]
+    print(f"\nOne epoch of fold 1 ({fold_rows} utterances, {steps_per_epoch} steps of {BATCH_SIZE}):")
+    print(f"{'variant':<28}{'s/step':>9}{'s/epoch':>10}{'vs previous':>13}{'vs paper head':>15}")
+    for index, (name, _, _) in enumerate(VARIANTS):
+        previous = epochs[index] / epochs[index - 1] if index else 1.0
+        print(
+            f"{name:<28}{statistics.mean(times[name]):>9.3f}{epochs[index]:>10.1f}"
+            f"{previous:>12.2f}x{epochs[index] / epochs[0]:>14.2f}x"
+        )
+    return epochs
+
+
+def full_cv(path: Path, epochs: int) -> None:
+    _, overrides, options = VARIANTS[-1]
+    with tempfile.TemporaryDirectory() as output:
+        args = training_args(output, num_train_epochs=epochs, per_device_eval_batch_size=64, **options)
+        start = time.perf_counter()
+        result = cross_validate(
+            ModelArguments(config_overrides=overrides), DataArguments(dataset=str(path)), args, "session"
+        )
+        seconds = time.perf_counter() - start
+    ua = result["summary"]["ua"]
+    print(
+        f"\n{VARIANTS[-1][0]}: 5-fold leave-one-session-out CV, {epochs} epochs per fold: {seconds / 60:.1f} min "
+        f"({seconds / (5 * epochs):.1f} s per epoch incl. evaluation); held-out UA {ua['mean']:.3f} ± {ua['std']:.3f}"
+    )
+
+
+def profile(path: Path) -> None:
+    """Where one training step of the paper head goes: the operators' share of CPU time."""
+    _, overrides, options = VARIANTS[0]
+    data_args = DataArguments(dataset=str(path))
+    dataset = load_training_dataset(data_args, training_args(tempfile.gettempdir()))["train"]
+    set_seed(0)
+    model, collator, _ = build_model_and_collator(ModelArguments(config_overrides=overrides), data_args, dataset)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    batch = collator([dataset[i] for i in range(min(BATCH_SIZE, dataset.num_rows))])
+
+    def train_step() -> None:
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+
+    train_step()  # warm-up
+    with torch.profiler.profile() as profiler:
+        train_step()
+    events = profiler.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    print("\nPaper head, one training step: share of CPU time")
+    for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]:
+        print(f"  {event.key:<28}{event.self_cpu_time_total / total:>7.1%}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fold of the full CV")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 5,531 utterances (smoke runs)")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "gia-mic-bench")
+    parser.add_argument("--profile", action="store_true", help="also show where a paper-head step spends its time")
     args = parser.parse_args()
     datasets.disable_progress_bars()
-    dataset, sessions = corpus(args.scale)
-    print(f"{dataset.num_rows} utterances, {args.folds} folds x {args.epochs} epochs, batch 32\n")
-    results = {}
-    for name in args.variants:
-        overrides, sampling = VARIANTS[name]
-        results[name] = train_folds(dataset, sessions, overrides, sampling, args.epochs, args.folds)
-        r = results[name]
-        print(
-            f"{name:<22} {r['seconds_per_epoch']:7.1f} s/epoch   {args.folds}-fold CV: {r['cv_seconds'] / 60:6.1f} min"
-            f"   (final train loss {r['final_loss']:.3f})"
-        )
-    baseline = results[args.variants[0]]
-    for name in args.variants[1:]:
-        print(f"{name} / {args.variants[0]}: x{results[name]['cv_seconds'] / baseline['cv_seconds']:.2f} CV time")
-    print(json.dumps(results, indent=1))
+    args.work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    path = feature_dataset(args.work, args.scale)
+    sessions = np.array(datasets.load_from_disk(str(path))["train"]["session"])
+    print(f"{len(sessions)} utterances ({time.perf_counter() - start:.0f} s to write or open the features)")
+    if args.profile:
+        profile(path)
+    compare_variants(path, args.steps, args.rounds, int((sessions != 1).sum()))
+    full_cv(path, args.epochs)
+    print(f"\nbenchmark total: {(time.perf_counter() - start) / 60:.1f} min")
 
 
 if __name__ == "__main__":

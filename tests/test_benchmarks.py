@@ -32,9 +32,23 @@ def test_inference_benchmark_smoke():
     assert "head overhead" in output and "eager / sdpa" in output and "bfloat16 / float32" in output
 
 
-def test_training_benchmark_smoke():
-    output = run_benchmark("training", "--scale", "0.01", "--epochs", "1", "--folds", "2")
-    assert "downsample4_bucketed / default" in output
+def test_training_benchmark_smoke(tmp_path):
+    output = run_benchmark(
+        "training",
+        "--scale",
+        "0.01",
+        "--epochs",
+        "1",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        "--work",
+        str(tmp_path),
+        "--profile",
+    )
+    assert "+ width 128 (CPU recipe)" in output and "5-fold leave-one-session-out CV" in output
+    assert "share of CPU time" in output
 
 
 def test_peers_benchmark_smoke():

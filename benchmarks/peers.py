@@ -3,15 +3,15 @@ GIA-MIC's fusion head against MulT and MISA as implemented in the `mmsa` package
 MOSI-shaped inputs: text 50 x 768, audio 375 x 5, vision 500 x 20, batch 32.
 
     pip install -e ".[bench]"
-    python benchmarks/peers.py [--rounds 5] [--batch-size 32]
+    python benchmarks/peers.py [--rounds 3] [--batch-size 32]
 
 Pairs compared (same inputs, same optimiser, timings interleaved round by round, medians reported):
 - GIA-MIC head (feature mode, default width 256) vs MulT (MMSA's MOSI defaults: width 50 = 5 heads x 10, 4 levels);
 - GIA-MIC with a BERT-base text encoder vs MISA, which always runs BERT-base on the token ids (MMSA asserts
   `use_bert`). BERT-base has random weights here: the Hub is unreachable, and random weights cost the same.
 Training step = forward + L1 loss + backward + Adam step (MISA: its task loss only, a lower bound of its full
-objective). Peak memory: each model trains in its own process; the peak RSS growth over the process with the model
-built is reported.
+objective). Peak memory: each model takes one training step in a process of its own; the peak RSS growth over that
+process with the model built is reported.
 """
 
 import argparse
@@ -176,12 +176,12 @@ def compare(pair: tuple[str, str], work: Path, batch_size: int, rounds: int) -> 
 
 
 def peak_memory(name: str, work: Path, batch_size: int) -> float:
-    """Peak RSS growth (MiB) over two training steps, in a fresh process holding only this model."""
+    """Peak RSS growth (MiB) over a training step (activations, gradients, Adam's state), in a process of its own."""
     script = (
         f"import json, resource, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peers\n"
         f"from pathlib import Path; runner = peers.build({name!r}, Path({str(work)!r}))\n"
         f"batch = peers.inputs({batch_size}); base = peers.rss_mib()\n"
-        "runner.train_step(batch); runner.train_step(batch)\n"
+        "runner.train_step(batch)\n"
         "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
@@ -190,7 +190,7 @@ def peak_memory(name: str, work: Path, batch_size: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "gia-mic-bench")
     parser.add_argument("--skip-memory", action="store_true")

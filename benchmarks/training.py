@@ -5,14 +5,14 @@ realistic lengths (text 6-40 tokens, speech 1.5-10 s, 8 video frames).
 
     python benchmarks/training.py [--epochs 3] [--steps 5] [--rounds 2] [--work DIR] [--profile]
 
-The features are written once, as `gia-mic extract-features` writes them (Arrow, `List(List(float32))` columns,
-about 2.7 GB; reused from --work), and everything runs through the package's own training path
+The features are written once, as `gia-mic extract-features` writes them (Arrow, one `Array2D` (steps, width) per
+row and modality, about 2.7 GB; reused from --work), and everything runs through the package's own training path
 (`load_training_dataset`, `build_model_and_collator`, `make_trainer`, `cross_validate`: what `gia-mic cv` runs).
 
 1. Seconds per epoch of one fold, side by side: each change that speeds the head up, added one after another to the
-   paper's head (width 256, speech at 50 steps/s, shuffled batches, float32). Step times are measured over --steps
-   training steps per variant (after one warm-up step), in --rounds interleaved rounds; an epoch is that mean step
-   time x the fold's steps per epoch.
+   paper's head (width 256, speech at 50 steps/s, shuffled batches, float32). Each variant trains one epoch over
+   --steps batches drawn from the fold, in --rounds interleaved rounds; an epoch of the fold is the mean step time
+   (loading included) x the fold's steps per epoch.
 2. The whole leave-one-session-out 5-fold CV of the CPU recipe (the last variant), measured end to end for --epochs
    epochs per fold, with each fold's held-out UA: the features carry the label on one channel, so a recipe that
    learns nothing shows.
@@ -28,7 +28,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from gia_mic.training import (
@@ -36,6 +36,7 @@ from gia_mic.training import (
     ModelArguments,
     build_model_and_collator,
     cross_validate,
+    feature_array,
     load_training_dataset,
     make_trainer,
 )
@@ -80,13 +81,13 @@ def utterances(scale: float):
 
 
 def feature_dataset(work: Path, scale: float) -> Path:
-    path = work / f"iemocap-shaped-features-{scale:g}"
+    path = work / f"iemocap-shaped-features-v2-{scale:g}"
     if not (path / "dataset_dict.json").exists():
         features = Features(
             {
                 "session": Value("int32"),
                 "label": ClassLabel(names=EMOTIONS),
-                **{f"{m}_features": List(List(Value("float32"))) for m in SIZES},
+                **{f"{m}_features": feature_array(width) for m, width in SIZES.items()},
             }
         )
         with tempfile.TemporaryDirectory(dir=work) as cache:
@@ -96,16 +97,19 @@ def feature_dataset(work: Path, scale: float) -> Path:
 
 
 class StepClock(TrainerCallback):
-    """Wall time between consecutive step ends: model, optimiser and loading the next batch."""
+    """Wall time of each step, loading its batch included: from the epoch's start or the previous step's end."""
 
     def __init__(self):
-        self.ends: list[float] = []
+        self.marks: list[float] = []
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.marks.append(time.perf_counter())
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.ends.append(time.perf_counter())
+        self.marks.append(time.perf_counter())
 
     def intervals(self) -> list[float]:
-        return list(np.diff(self.ends))
+        return list(np.diff(self.marks))
 
 
 def training_args(output: str, **options) -> TrainingArguments:
@@ -123,17 +127,21 @@ def training_args(output: str, **options) -> TrainingArguments:
     )
 
 
-def step_times(path: Path, overrides: str, options: dict, steps: int) -> list[float]:
-    """`steps` timed training steps of fold 1 (session 1 held out)."""
+def step_times(path: Path, overrides: str, options: dict, steps: int, seed: int) -> list[float]:
+    """
+    One epoch over `steps` batches drawn at random from fold 1's training part (session 1 held out): a small epoch
+    whose batches are shaped like a full epoch's (length buckets are quantiles of the same length distribution).
+    """
     with tempfile.TemporaryDirectory() as output:
-        args = training_args(output, max_steps=steps + 1, **options)
+        args = training_args(output, num_train_epochs=1, **options)
         data_args = DataArguments(dataset=str(path))
         dataset = load_training_dataset(data_args, args)["train"]
-        train = dataset.filter(lambda s: s != 1, input_columns="session")
+        fold = dataset.filter(lambda s: s != 1, input_columns="session")
+        sample = fold.shuffle(seed=seed).select(range(min(steps * BATCH_SIZE, fold.num_rows)))
         set_seed(0)
-        model, collator, _ = build_model_and_collator(ModelArguments(config_overrides=overrides), data_args, train)
+        model, collator, _ = build_model_and_collator(ModelArguments(config_overrides=overrides), data_args, sample)
         clock = StepClock()
-        trainer = make_trainer(model, collator, args, train, None)
+        trainer = make_trainer(model, collator, args, sample, None)
         trainer.add_callback(clock)
         trainer.train()
     return clock.intervals()
@@ -143,7 +151,7 @@ def compare_variants(path: Path, steps: int, rounds: int, fold_rows: int) -> lis
     times: dict[str, list[float]] = {name: [] for name, _, _ in VARIANTS}
     for round_index in range(rounds):
         for name, overrides, options in VARIANTS:
-            times[name] += step_times(path, overrides, options, steps)
+            times[name] += step_times(path, overrides, options, steps, seed=round_index)
             print(f"  round {round_index + 1}/{rounds}: {name} measured", flush=True)
     steps_per_epoch = math.ceil(fold_rows / BATCH_SIZE)
     epochs = [statistics.mean(times[name]) * steps_per_epoch for name, _, _ in VARIANTS]

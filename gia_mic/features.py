@@ -7,12 +7,13 @@ from typing import Any
 
 import datasets
 import torch
-from datasets import Dataset, DatasetDict, Features, List, Value
+from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel
+from modeling_gia_mic.modeling_gia_mic import encoder_output_size
 
-from .training import FEATURE_COLUMNS, RAW_COLUMNS, Preprocessors, RawBatchCollator
+from .training import FEATURE_COLUMNS, RAW_COLUMNS, Preprocessors, RawBatchCollator, feature_array
 
 
 MEDIA_COLUMNS = {"audio", "frames", "image"}
@@ -63,7 +64,10 @@ def extract_features(
             features = Features(
                 {
                     **{c: f for c, f in split.features.items() if c not in MEDIA_COLUMNS},
-                    **{FEATURE_COLUMNS[m]: List(List(Value("float32"))) for m in encoders},
+                    **{
+                        FEATURE_COLUMNS[m]: feature_array(encoder_output_size(model.config.encoder_config(m)))
+                        for m in encoders
+                    },
                 }
             )
             splits[name] = Dataset.from_generator(  # streamed to Arrow on disk: memory stays bounded

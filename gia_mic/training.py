@@ -17,9 +17,10 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import Array2D, ClassLabel, Dataset, DatasetDict
 from transformers import (
     AutoFeatureExtractor,
     AutoImageProcessor,
@@ -111,9 +112,24 @@ def dataset_modalities(split: Dataset, requested: Sequence[str] | None) -> tuple
     return kind, chosen
 
 
+def feature_array(width: int) -> Array2D:
+    """
+    How `gia-mic extract-features` stores a feature column: one (steps, width) float32 array per row. Read back as
+    numpy from the flat Arrow buffer, 3-4x faster than `List(List(float32))`, whose rows are rebuilt vector by vector.
+    """
+    return Array2D(shape=(None, width), dtype="float32")
+
+
 def feature_sizes(split: Dataset, modalities: Sequence[str]) -> dict[str, int]:
-    """`<modality>_feature_size` config fields of a feature dataset, read from its first row."""
-    return {f"{m}_feature_size": len(split[0][FEATURE_COLUMNS[m]][0]) for m in modalities}
+    """`<modality>_feature_size` config fields of a feature dataset: its `Array2D` width, or its first row's."""
+    sizes = {}
+    for modality in modalities:
+        column = FEATURE_COLUMNS[modality]
+        feature = split.features[column]
+        sizes[f"{modality}_feature_size"] = (
+            feature.shape[1] if isinstance(feature, Array2D) else len(split[0][column][0])
+        )
+    return sizes
 
 
 def with_numpy_features(dataset: DatasetDict | Dataset) -> DatasetDict | Dataset:
@@ -144,9 +160,16 @@ def with_length_column(dataset: DatasetDict, column: str) -> DatasetDict:
                 f"without one (columns: {split.column_names}). Add it, e.g. the audio duration, or train on features."
             )
         table = split.with_format("arrow", columns=columns)[:]
-        lengths = sum(pc.list_value_length(table.column(c)).to_numpy(zero_copy_only=False) for c in columns)
+        lengths = sum(sequence_lengths(table.column(c)) for c in columns)
         out[name] = split.add_column(column, lengths.astype(np.int64).tolist())
     return DatasetDict(out)
+
+
+def sequence_lengths(column: pa.ChunkedArray) -> np.ndarray:
+    """Rows' list lengths, from the offsets (`Array2D` columns are lists inside an extension type)."""
+    chunks = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in column.chunks]
+    lengths = [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks]
+    return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
 
 
 def load_training_dataset(data_args: DataArguments, training_args: TrainingArguments) -> DatasetDict:

@@ -125,6 +125,14 @@ def downsample_sequence(
     return pooled, (weights.sum(2).squeeze(-1) > 0).long()
 
 
+def has_non_finite(values: torch.Tensor) -> bool:
+    """
+    Whether any element is NaN or infinite. One reduction first (a sum is finite unless an element is not, or the sum
+    overflows): on a training batch the element-wise test alone costs several full passes over the input.
+    """
+    return not torch.isfinite(values.sum()) and not torch.isfinite(values).all()
+
+
 def key_padding_to_additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(batch, key_length) 1/0 padding mask -> (batch, 1, 1, key_length) additive mask for the attention interface."""
     return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
@@ -648,7 +656,7 @@ class GiaMicModel(GiaMicPreTrainedModel):
         """Validate the raw/feature inputs and turn each present modality into (sequence, mask) before projection."""
         provided = {name: value for name, value in inputs.items() if value is not None}
         for name, value in provided.items():
-            if value.is_floating_point() and not torch.isfinite(value).all():
+            if value.is_floating_point() and has_non_finite(value):
                 raise ValueError(f"`{name}` contains NaN or infinite values.")
         batch_sizes = {name: value.shape[0] for name, value in provided.items()}
         if len(set(batch_sizes.values())) > 1:

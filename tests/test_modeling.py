@@ -14,7 +14,7 @@ from conftest import (
 )
 
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel
-from modeling_gia_mic.modeling_gia_mic import whisper_encoder_forward
+from modeling_gia_mic.modeling_gia_mic import has_non_finite, whisper_encoder_forward
 
 
 def unused_trainable(model: torch.nn.Module, allowed: set[str]) -> list[str]:
@@ -265,6 +265,19 @@ def test_bad_feature_inputs_raise_clear_errors(inputs, message):
     model = GiaMicForEmotionRecognition(feature_config(("text", "audio")))
     with pytest.raises(ValueError, match=message):
         model(**inputs)
+
+
+def test_non_finite_check_sees_single_and_cancelling_values_but_not_an_overflowing_sum():
+    values = torch.randn(4, 50, 8)
+    assert not has_non_finite(values)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        corrupted = values.clone()
+        corrupted[2, 17, 3] = bad
+        assert has_non_finite(corrupted)
+    cancelling = values.clone()
+    cancelling[0, 0, 0], cancelling[1, 0, 0] = float("inf"), float("-inf")  # sums to NaN, still caught
+    assert has_non_finite(cancelling)
+    assert not has_non_finite(torch.full((4, 8), 3e38))  # finite values whose float32 sum overflows
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_TEXT
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from datasets import Array2D, ClassLabel, Dataset, DatasetDict, Features, List, Value
 from safetensors.torch import load_file
 from transformers import (
     AutoConfig,
@@ -288,6 +288,7 @@ def test_extracted_features_train_a_feature_mode_head(iemocap_fixture, tiny_enco
     features = datasets.load_from_disk(str(output))["train"]
     raw = datasets.load_from_disk(str(iemocap_fixture))["train"]
     assert features["id"] == raw["id"] and "audio" not in features.column_names
+    assert features.features["text_features"] == Array2D(shape=(None, 32), dtype="float32")
     first = np.array(features[0]["text_features"], dtype=np.float32)
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoders["text"])
     assert first.shape == (len(tokenizer(raw[0]["text"])["input_ids"]), 32)
@@ -325,6 +326,10 @@ def test_length_column_counts_each_rows_feature_steps(feature_dataset):
         expected = [len(row["text_features"]) + len(row["audio_features"]) for row in split]
         assert with_lengths[name]["length"][:] == expected
     assert with_length_column(with_lengths, "length")["train"]["length"][:] == with_lengths["train"]["length"][:]
+    as_arrays = dataset.cast(
+        Features({**dataset["train"].features, "audio_features": Array2D(shape=(None, 4), dtype="float32")})
+    )
+    assert with_length_column(as_arrays, "length")["train"]["length"][:] == with_lengths["train"]["length"][:]
 
 
 def test_group_by_length_on_a_raw_dataset_without_lengths_is_refused(iemocap_fixture):

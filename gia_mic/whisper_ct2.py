@@ -59,10 +59,15 @@ def read_ct2_model(path: Path) -> dict[str, np.ndarray]:
     return variables
 
 
+def is_multilingual(vocab_size: int) -> bool:
+    """Multilingual Whisper vocabularies (51,865 tokens and up) put every special token one id later than English."""
+    return vocab_size >= 51865
+
+
 def whisper_config(variables: dict[str, np.ndarray], model_dir: Path) -> WhisperConfig:
     extra = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").is_file() else {}
     vocab_size, d_model = variables["decoder/embeddings/weight"].shape
-    multilingual = vocab_size >= 51865
+    multilingual = is_multilingual(vocab_size)
     count = lambda side: len({m[1] for k in variables if (m := re.match(rf"{side}/layer_(\d+)/", k))})  # noqa: E731
     return WhisperConfig(
         vocab_size=vocab_size,
@@ -149,8 +154,8 @@ def convert_ct2_whisper(model_dir: str | Path, output: str | Path) -> Path:
         pad_token_id=config.pad_token_id,
         suppress_tokens=config.suppress_tokens,
         begin_suppress_tokens=config.begin_suppress_tokens,
-        no_timestamps_token_id=50362 if config.vocab_size < 51865 else 50363,
-        is_multilingual=config.vocab_size >= 51865,
+        no_timestamps_token_id=50363 if is_multilingual(config.vocab_size) else 50362,
+        is_multilingual=is_multilingual(config.vocab_size),
         max_length=config.max_target_positions,
         return_timestamps=False,
     )

@@ -1,21 +1,28 @@
 """
 Dataset-builder throughput and memory: the IEMOCAP builder on synthetic releases with the real label totals at 1/4,
-1/2 and full size (10,039 utterances), and the MOSI builder on the real labels in ../shared/data/mosi.
+1/2 and full size (10,039 utterances), and the MOSI builder on the real labels in ../shared/data/mosi. Then how fast
+cached features are read back for training, stored the old way (`List(List(float32))`) and as `gia-mic
+extract-features` now stores them (`Array2D`).
 
-    python benchmarks/data.py [--scales 0.25 0.5 1.0] [--audio-seconds 0.02]
+    python benchmarks/data.py [--scales 0.25 0.5 1.0] [--audio-seconds 0.02] [--feature-rows 553]
 
 Each build runs in its own process so its peak RSS is its own. Prints utterances/s, peak RSS, and the ratio of peak
-RSS at full size to 1/4 size (flat memory: close to 1).
+RSS at full size to 1/4 size (flat memory: close to 1). Feature reads: random batches of 32 IEMOCAP-shaped rows
+(`benchmarks/training.py`'s), fetched as the training data loader fetches them, from files already in the page cache,
+both storages interleaved round by round.
 """
 
 import argparse
 import json
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+from memory import peak_rss_mib
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +72,51 @@ def measure_mosi() -> dict:
     return {"utterances": rows, "rows": rows, "seconds": seconds}
 
 
+def feature_read_seconds(rows: int, rounds: int = 3, batches: int = 10) -> dict[str, float]:
+    """Median seconds to fetch a random batch of 32 rows, per storage of the feature columns."""
+    import datasets
+    from datasets import Dataset, Features, List, Value
+    from training import EMOTIONS, SIZES, utterances
+
+    from gia_mic.training import feature_array, with_numpy_features
+
+    datasets.disable_progress_bars()
+    scale = rows / 5531
+    storages = {
+        "List(List(float32))": lambda width: List(List(Value("float32"))),
+        "Array2D": feature_array,
+    }
+    with tempfile.TemporaryDirectory() as work:
+        splits = {}
+        for name, column_type in storages.items():
+            features = Features(
+                {
+                    "session": Value("int32"),
+                    "label": datasets.ClassLabel(names=EMOTIONS),
+                    **{f"{m}_features": column_type(width) for m, width in SIZES.items()},
+                }
+            )
+            split = Dataset.from_generator(utterances, features=features, cache_dir=work, gen_kwargs={"scale": scale})
+            splits[name] = with_numpy_features(split)
+            splits[name].__getitems__(list(range(split.num_rows)))  # into the page cache: decoding, not the disk
+        generator = np.random.default_rng(0)
+        times = {name: [] for name in storages}
+        for _ in range(rounds):
+            keys = [
+                generator.choice(split.num_rows, min(32, split.num_rows), replace=False).tolist()
+                for _ in range(batches)
+            ]
+            for name, split in splits.items():
+                for batch in keys:
+                    start = time.perf_counter()
+                    split.__getitems__(batch)
+                    times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def child(kind: str, scale: float, audio_seconds: float) -> None:
     result = measure_iemocap(scale, audio_seconds) if kind == "iemocap" else measure_mosi()
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mib"] = peak_rss_mib()
     print("RESULT " + json.dumps(result))
 
 
@@ -86,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--scales", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--audio-seconds", type=float, default=0.02, help="audio per synthetic utterance")
+    parser.add_argument("--feature-rows", type=int, default=553, help="rows of the feature-read comparison")
     parser.add_argument("--child", choices=["iemocap", "mosi"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -113,6 +163,11 @@ def main() -> None:
         f"\npeak RSS x{largest:g} / x{smallest:g} = {growth:.2f} for "
         f"{results[largest]['utterances'] / results[smallest]['utterances']:.1f}x the utterances"
     )
+    reads = feature_read_seconds(args.feature_rows)
+    print(f"\nReading a random batch of 32 IEMOCAP-shaped feature rows ({args.feature_rows} rows stored):")
+    for name, seconds in reads.items():
+        print(f"  {name:<22}{seconds * 1000:8.1f} ms")
+    print(f"  Array2D / List(List(float32)): x{reads['Array2D'] / reads['List(List(float32))']:.2f} time per batch")
 
 
 if __name__ == "__main__":

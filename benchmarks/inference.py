@@ -85,12 +85,12 @@ def measure(rounds: int, **runs) -> dict[str, float]:
 
 def peak_memory(batch_size: int) -> float:
     script = (
-        f"import json, resource, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "import inference as b\n"
+        f"import json, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import inference as b, memory\n"
         f"full, _ = b.build_models(); batch = b.inputs({batch_size})\n"
-        "base = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2**20\n"
+        "base = memory.rss_mib()\n"
         "with torch.inference_mode(): full(**batch)\n"
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base))"
+        "print(json.dumps(memory.peak_rss_mib() - base))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(result.stdout.strip().splitlines()[-1])

@@ -3,7 +3,7 @@ GIA-MIC's fusion head against MulT and MISA as implemented in the `mmsa` package
 MOSI-shaped inputs: text 50 x 768, audio 375 x 5, vision 500 x 20, batch 32.
 
     pip install -e ".[bench]"
-    python benchmarks/peers.py [--rounds 3] [--batch-size 32]
+    python benchmarks/peers.py [--rounds 2] [--batch-size 32]
 
 Pairs compared (same inputs, same optimiser, timings interleaved round by round, medians reported):
 - GIA-MIC head (feature mode, default width 256) vs MulT (MMSA's MOSI defaults: width 50 = 5 heads x 10, 4 levels);
@@ -16,7 +16,6 @@ process with the model built is reported.
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,11 +29,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"text": (50, 768), "audio": (375, 5), "vision": (500, 20)}
 PAIRS = {"mult": ("gia_mic", "mult"), "misa": ("gia_mic_bert", "misa")}
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def bert_base_folder(work: Path) -> Path:
@@ -178,11 +172,11 @@ def compare(pair: tuple[str, str], work: Path, batch_size: int, rounds: int) -> 
 def peak_memory(name: str, work: Path, batch_size: int) -> float:
     """Peak RSS growth (MiB) over a training step (activations, gradients, Adam's state), in a process of its own."""
     script = (
-        f"import json, resource, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peers\n"
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peers, memory\n"
         f"from pathlib import Path; runner = peers.build({name!r}, Path({str(work)!r}))\n"
-        f"batch = peers.inputs({batch_size}); base = peers.rss_mib()\n"
+        f"batch = peers.inputs({batch_size}); base = memory.rss_mib()\n"
         "runner.train_step(batch)\n"
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base))"
+        "print(json.dumps(memory.peak_rss_mib() - base))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(result.stdout.strip().splitlines()[-1])
@@ -190,13 +184,14 @@ def peak_memory(name: str, work: Path, batch_size: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "gia-mic-bench")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS))
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
+    start = time.perf_counter()
     rows = []
     for pair in (PAIRS[name] for name in args.pairs):
         results = compare(pair, args.work, args.batch_size, args.rounds)
@@ -220,6 +215,7 @@ def main() -> None:
             + (f", peak memory x{memory[0] / memory[1]:.2f}" if memory[0] else "")
             + "\n"
         )
+    print(f"benchmark total: {(time.perf_counter() - start) / 60:.1f} min")
     (args.work / "peers.json").write_text(json.dumps([r[:3] for r in rows], indent=2, default=str))
 
 

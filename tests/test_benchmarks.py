@@ -23,8 +23,9 @@ def run_benchmark(name: str, *args: str) -> str:
 
 
 def test_data_benchmark_smoke():
-    output = run_benchmark("data", "--scales", "0.01", "0.02")
+    output = run_benchmark("data", "--scales", "0.01", "0.02", "--feature-rows", "40")
     assert "IEMOCAP 4class x0.01" in output and "peak RSS x0.02 / x0.01" in output
+    assert "Array2D / List(List(float32)): x" in output
 
 
 def test_inference_benchmark_smoke():

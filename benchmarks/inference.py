@@ -14,15 +14,12 @@ interleaved rounds.
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import torch
+from memory import peak_growth_in_fresh_process
 
 
-ROOT = Path(__file__).resolve().parents[1]
 TOWERS = {
     "text": {"model_type": "roberta"},
     "audio": {"model_type": "hubert", "feat_extract_norm": "layer", "do_stable_layer_norm": True},
@@ -84,16 +81,10 @@ def measure(rounds: int, **runs) -> dict[str, float]:
 
 
 def peak_memory(batch_size: int) -> float:
-    script = (
-        f"import json, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "import inference as b, memory\n"
-        f"full, _ = b.build_models(); batch = b.inputs({batch_size})\n"
-        "base = memory.rss_mib()\n"
-        "with torch.inference_mode(): full(**batch)\n"
-        "print(json.dumps(memory.peak_rss_mib() - base))"
+    return peak_growth_in_fresh_process(
+        f"import torch, inference; full, _ = inference.build_models(); batch = inference.inputs({batch_size})",
+        "with torch.inference_mode(): full(**batch)",
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
-    return float(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

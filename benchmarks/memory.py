@@ -1,5 +1,8 @@
-"""Resident memory of this process, from /proc/self/status (Linux)."""
+"""Resident memory of a process, from /proc/self/status (Linux), and the peak growth of one step in a fresh process."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -20,3 +23,20 @@ def peak_rss_mib() -> float:
     through fork and exec, so a child started by a large benchmark process would report the parent's peak.
     """
     return _status_mib("VmHWM")
+
+
+def peak_growth_in_fresh_process(setup: str, step: str) -> float:
+    """
+    Peak RSS growth (MiB) while `step` runs, measured from after `setup`, in a new Python process that holds only what
+    `setup` builds. Both are Python source run with this folder on the path (the benchmark modules import as such).
+    """
+    folder = Path(__file__).resolve().parent
+    script = (
+        f"import json, sys; sys.path.insert(0, {str(folder)!r}); import memory\n"
+        f"{setup}\nbase = memory.rss_mib()\n{step}\n"
+        "print(json.dumps(memory.peak_rss_mib() - base))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=folder.parent
+    )
+    return float(json.loads(result.stdout.strip().splitlines()[-1]))

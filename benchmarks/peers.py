@@ -17,16 +17,14 @@ process with the model built is reported.
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from memory import peak_growth_in_fresh_process
 
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"text": (50, 768), "audio": (375, 5), "vision": (500, 20)}
 PAIRS = {"mult": ("gia_mic", "mult"), "misa": ("gia_mic_bert", "misa")}
 
@@ -171,15 +169,11 @@ def compare(pair: tuple[str, str], work: Path, batch_size: int, rounds: int) -> 
 
 def peak_memory(name: str, work: Path, batch_size: int) -> float:
     """Peak RSS growth (MiB) over a training step (activations, gradients, Adam's state), in a process of its own."""
-    script = (
-        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peers, memory\n"
-        f"from pathlib import Path; runner = peers.build({name!r}, Path({str(work)!r}))\n"
-        f"batch = peers.inputs({batch_size}); base = memory.rss_mib()\n"
-        "runner.train_step(batch)\n"
-        "print(json.dumps(memory.peak_rss_mib() - base))"
+    return peak_growth_in_fresh_process(
+        f"import peers; from pathlib import Path; runner = peers.build({name!r}, Path({str(work)!r}))\n"
+        f"batch = peers.inputs({batch_size})",
+        "runner.train_step(batch)",
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
-    return float(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

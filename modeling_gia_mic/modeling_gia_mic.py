@@ -16,6 +16,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_gia_mic import GiaMicConfig
 from .modeling_mini_xception import MiniXceptionModel
+from .processing_gia_mic import PROCESSOR_OUTPUT_NAMES
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -89,19 +90,8 @@ class GiaMicEmotionRecognitionOutput(ModelOutput):
 
 
 MODEL_INPUT_NAMES = (
-    "input_ids",
-    "attention_mask",
-    "input_values",
-    "input_features",
-    "audio_attention_mask",
-    "pixel_values",
-    "frame_mask",
-    "text_features",
-    "text_feature_mask",
-    "audio_features",
-    "audio_feature_mask",
-    "vision_features",
-    "vision_feature_mask",
+    *PROCESSOR_OUTPUT_NAMES,
+    *(name for m in ("text", "audio", "vision") for name in (f"{m}_features", f"{m}_feature_mask")),
 )
 
 

@@ -9,6 +9,18 @@ import torch
 from transformers import BatchFeature, ProcessorMixin
 
 
+# What the processor can return; the model takes these and the `*_features` / `*_feature_mask` inputs.
+PROCESSOR_OUTPUT_NAMES = (
+    "input_ids",
+    "attention_mask",
+    "input_values",
+    "input_features",
+    "audio_attention_mask",
+    "pixel_values",
+    "frame_mask",
+)
+
+
 def resample(
     waveform: np.ndarray, orig_sr: int, target_sr: int, lowpass_filter_width: int = 16, rolloff: float = 0.945
 ) -> np.ndarray:
@@ -227,15 +239,7 @@ class GiaMicProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return [
-            "input_ids",
-            "attention_mask",
-            "input_values",
-            "input_features",
-            "audio_attention_mask",
-            "pixel_values",
-            "frame_mask",
-        ]
+        return list(PROCESSOR_OUTPUT_NAMES)
 
 
 GiaMicProcessor.register_for_auto_class("AutoProcessor")

@@ -1,12 +1,13 @@
 """What every conversion script shares: the build report, media encoding, saving, the dataset card, Hub upload, CLI."""
 
 import argparse
+import codecs
 import csv
 import io
 import json
-import shutil
 import sys
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +19,13 @@ import numpy as np
 import soundfile as sf
 import yaml
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features
-from PIL import Image
+from datasets.exceptions import DatasetGenerationError
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
+from gia_mic.folders import UnsafePathError, check_apart, check_replaceable, path_inside, write_folder
 from gia_mic.hub import PublishError, require_hub_token
-from modeling_gia_mic.processing_gia_mic import resample
+from modeling_gia_mic.processing_gia_mic import read_video_frames, resample
 
 
 SAMPLING_RATE = 16000
@@ -34,6 +38,10 @@ class BuildError(ValueError):
     """The source corpus is not what the script expects; the message names the file, line or field."""
 
 
+class ItemError(Exception):
+    """An item (utterance, clip, image) that cannot be built: skipped and reported by id (`--strict`: an error)."""
+
+
 @dataclass
 class BuildReport:
     """Everything a build left out, and why, so nothing is dropped silently."""
@@ -42,12 +50,21 @@ class BuildReport:
     excluded: Counter = field(default_factory=Counter)
     kept_with_warning: list[tuple[str, str]] = field(default_factory=list)
     strict: bool = False
+    seen_ids: set[tuple[str, str]] = field(default_factory=set)
 
     def skip(self, item_id: str, reason: str) -> None:
         """Record an item that cannot be built (`--strict` makes it an error)."""
         if self.strict:
             raise BuildError(f"{item_id}: {reason} (run without --strict to skip and report such items)")
         self.skipped.append((item_id, reason))
+
+    def first_time(self, split: str, item_id: str) -> bool:
+        """Whether `item_id` is new to its split; a repeated id is skipped and reported."""
+        if (split, item_id) in self.seen_ids:
+            self.skip(item_id, f"duplicate id (an earlier item of {split} has the same id)")
+            return False
+        self.seen_ids.add((split, item_id))
+        return True
 
     def exclude(self, category: str) -> None:
         """Count an item left out on purpose (e.g. an emotion outside the chosen label set)."""
@@ -92,16 +109,56 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def read_csv(path: Path, required: Sequence[str], missing_file_hint: str) -> list[dict[str, str]]:
+def read_text(path: Path, report: "BuildReport | None" = None) -> str:
+    """
+    A UTF-8 text file. A byte-order mark is removed (and noted in the report); a byte that is not UTF-8 is an error
+    naming the file, line and column, never a silently replaced character.
+    """
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+        if report is not None:
+            report.warn(str(path), "starts with a UTF-8 byte-order mark (removed)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise BuildError(
+            f"{path}:{line}: byte 0x{data[error.start]:02x} at column {column} is not UTF-8; save the file as UTF-8."
+        ) from None
+
+
+def read_csv(
+    path: Path, required: Sequence[str], missing_file_hint: str, report: "BuildReport | None" = None
+) -> list[dict[str, str]]:
     """Rows of a UTF-8 CSV with a header, checked for the columns a builder needs."""
     if not path.is_file():
         raise BuildError(f"{path} not found: {missing_file_hint}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in required if column not in (reader.fieldnames or [])]
-        if missing:
-            raise BuildError(f"{path}: missing column(s) {missing}; expected at least {', '.join(required)}.")
-        return list(reader)
+    reader = csv.DictReader(io.StringIO(read_text(path, report), newline=""))
+    missing = [column for column in required if column not in (reader.fieldnames or [])]
+    if missing:
+        raise BuildError(f"{path}: missing column(s) {missing}; expected at least {', '.join(required)}.")
+    return list(reader)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def media_path(root: Path, relative: str | Path, item_id: str) -> Path:
+    """A media file's path built from an item's ids, refused (`ItemError`) if it leads outside `root`."""
+    try:
+        return path_inside(root, relative, f"item {item_id}")
+    except UnsafePathError as error:
+        raise ItemError(f"path leaves --root ({error})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -115,15 +172,41 @@ def wav_bytes(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes
     return buffer.getvalue()
 
 
+def wav_truncation(data: bytes) -> str | None:
+    """Why a RIFF/WAVE file is cut short (its data chunk announces more bytes than follow), or None."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        if chunk == b"data":
+            available = len(data) - offset - 8
+            if size > available and size != 0xFFFFFFFF:  # 0xFFFFFFFF: a streamed WAV of unknown length
+                return f"truncated WAV (the header announces {size} bytes of samples, the file holds {available})"
+            return None
+        offset += 8 + size + (size & 1)
+    return "WAV without a data chunk"
+
+
 def audio_file_16k(path: Path) -> dict[str, Any]:
-    """An audio file as the `Audio` column's struct: its own bytes if already 16 kHz mono, else 16 kHz mono WAV."""
+    """
+    An audio file as the `Audio` column's struct: its own bytes if already 16 kHz mono, else 16 kHz mono WAV. The
+    whole file is decoded and checked first: unreadable, empty, truncated or non-finite audio is an `ItemError`.
+    """
+    data = path.read_bytes()
     try:
-        info = sf.info(str(path))
+        waveform, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
-        raise BuildError(f"Cannot read audio file {path}: {error}") from error
-    if info.samplerate == SAMPLING_RATE and info.channels == 1:
-        return {"bytes": path.read_bytes(), "path": path.name}
-    waveform, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        raise ItemError(f"unreadable audio ({str(error).split(': ')[-1].strip() or 'unknown format'})") from None
+    problem = wav_truncation(data)
+    if problem:
+        raise ItemError(problem)
+    if waveform.shape[0] == 0:
+        raise ItemError("audio without samples")
+    if not np.isfinite(waveform).all():
+        raise ItemError("audio with NaN or infinite samples")
+    if rate == SAMPLING_RATE and waveform.shape[1] == 1:
+        return {"bytes": data, "path": path.name}
     mono = resample(waveform.mean(axis=1), rate, SAMPLING_RATE)
     return {"bytes": wav_bytes(mono), "path": path.with_suffix(".wav").name}
 
@@ -133,20 +216,43 @@ def read_audio_track(path: Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarr
     import av
 
     try:
-        container = av.open(str(path))
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ItemError("media file without an audio stream")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+            chunks = []
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     except (av.error.FFmpegError, OSError) as error:
-        raise BuildError(f"Cannot open media file {path}: {error}") from error
-    with container:
-        if not container.streams.audio:
-            raise BuildError(f"{path} has no audio stream.")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
-        chunks = []
-        for frame in container.decode(container.streams.audio[0]):
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+        raise ItemError(f"undecodable media file ({error.__class__.__name__})") from None
     if not chunks:
-        raise BuildError(f"{path}: the audio stream has no samples.")
+        raise ItemError("the audio stream has no samples")
     return np.concatenate(chunks).astype(np.float32)
+
+
+def video_frames(path: Path, num_frames: int, start: float | None = None, end: float | None = None) -> list:
+    """`num_frames` RGB frames of a video span; a missing, corrupt or too short video is an `ItemError`."""
+    try:
+        return read_video_frames(path, num_frames, start=start, end=end)
+    except ValueError as error:
+        raise ItemError(str(error).replace(str(path), path.name)) from None
+
+
+def image_file(path: Path) -> dict[str, Any]:
+    """An image file as the `Image` feature's struct, decoded completely first (a truncated JPEG is an `ItemError`)."""
+    data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            size = image.size
+    except UnidentifiedImageError:
+        raise ItemError("unreadable image (not a known image format)") from None
+    except (OSError, SyntaxError) as error:
+        raise ItemError(f"unreadable image ({error})") from None
+    if 0 in size:
+        raise ItemError(f"image of size {size[0]}x{size[1]}")
+    return {"bytes": data, "path": path.name}
 
 
 def jpeg_frames(frames: Iterable[np.ndarray], quality: int = 90) -> list[dict[str, Any]]:
@@ -171,24 +277,61 @@ def decode_audio(value: dict[str, Any]) -> tuple[np.ndarray, int]:
 
 
 def generate_split(
-    generator: Callable[..., Iterator[dict[str, Any]]],
+    make_row: Callable[[Any], dict[str, Any]],
+    items: Iterable[Any],
+    item_id: Callable[[Any], str],
     features: Features,
     cache_dir: Path,
     split: str,
-    **generator_kwargs,
+    report: BuildReport,
 ) -> Dataset:
-    """Stream rows from `generator` into an on-disk Arrow split (memory stays bounded), then cast audio columns."""
+    """
+    Stream `make_row(item)` for every item into an on-disk Arrow split (memory stays bounded), then cast audio
+    columns. An item whose row raises `ItemError`, or whose id was seen before, is skipped and reported by id.
+    """
     raw_features = Features(
         {name: AUDIO_STRUCT if isinstance(feature, Audio) else feature for name, feature in features.items()}
     )
-    dataset = Dataset.from_generator(
-        generator,
-        features=raw_features,
-        gen_kwargs=generator_kwargs,
-        cache_dir=str(cache_dir),
-        split=datasets.NamedSplit(split),
-    )
+    built: list[int] = []
+    try:
+        dataset = Dataset.from_generator(
+            _checked_rows,
+            features=raw_features,
+            gen_kwargs={
+                "make_row": make_row,
+                "items": tqdm(items, desc=f"Building {split}", unit=" items", leave=False),
+                "item_id": item_id,
+                "report": report,
+                "split": split,
+                "built": built,
+            },
+            cache_dir=str(cache_dir),
+            split=datasets.NamedSplit(split),
+            fingerprint=f"gia-mic-build-{split}-{uuid.uuid4().hex}",  # no hashing of the items
+        )
+    except DatasetGenerationError as error:
+        if isinstance(error.__cause__, BuildError | UnsafePathError):
+            raise error.__cause__ from None
+        raise
+    except ValueError:
+        if built:
+            raise
+        return Dataset.from_dict({name: [] for name in features}, features=features)  # every item was skipped
     return dataset.cast(features)
+
+
+def _checked_rows(
+    make_row, items, item_id, report: BuildReport, split: str, built: list[int]
+) -> Iterator[dict[str, Any]]:
+    for item in items:
+        try:
+            row = make_row(item)
+        except ItemError as error:
+            report.skip(item_id(item), str(error))
+            continue
+        if report.first_time(split, row["id"]):
+            built.append(1)
+            yield row
 
 
 def save(dataset: DatasetDict, output: Path, card: str, summary: dict[str, Any]) -> None:
@@ -269,7 +412,11 @@ def argument_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub dataset repository")
     parser.add_argument("--public", action="store_true", help="make the Hub repository public (default: private)")
     parser.add_argument("--strict", action="store_true", help="fail on the first unusable item instead of skipping")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder of an earlier build (atomically, at the end)",
+    )
     return parser
 
 
@@ -279,19 +426,32 @@ def run(
     card: Callable[[DatasetDict, dict[str, Any]], str],
     label_column: str | None,
 ) -> DatasetDict:
-    """Build into a temporary cache, save to `args.output`, print the summary, push if asked."""
+    """
+    Build into a temporary cache and a staging folder beside `args.output`, then swap it in atomically, print the
+    summary and push if asked. The output may not be, hold or lie inside any input path given on the command line.
+    """
     try:
         token = require_hub_token() if args.push_to_hub else None
     except PublishError as error:
         raise BuildError(str(error)) from None
-    if args.output.exists() and any(args.output.iterdir()) and not args.overwrite:
-        raise BuildError(f"Output folder {args.output} exists and is not empty; choose another or pass --overwrite.")
+    inputs = {f"--{name.replace('_', '-')}": value for name, value in vars(args).items() if isinstance(value, Path)}
+    inputs.pop("--output")
+    check_apart(args.output, inputs, inside_allowed=True)
+    check_replaceable(args.output, args.overwrite)
     report = BuildReport(strict=args.strict)
     with tempfile.TemporaryDirectory(prefix="gia-mic-build-") as cache:
-        dataset = build(report, Path(cache))
-        summary = report.summary(dataset, label_column)
-        shutil.rmtree(args.output, ignore_errors=True)
-        save(dataset, args.output, card(dataset, summary), summary)
+        built = build(report, Path(cache))
+        dataset = DatasetDict({name: split for name, split in built.items() if split.num_rows})
+        summary = report.summary(built, label_column)
+        if not dataset:
+            raise BuildError("Every item was skipped; nothing to save.\n" + format_summary(summary))
+        text = card(dataset, summary)
+        write_folder(
+            args.output,
+            lambda staging: save(dataset, staging, text, summary),
+            overwrite=args.overwrite,
+            written_by="dataset_scripts",
+        )
     dataset = datasets.load_from_disk(str(args.output))
     print(format_summary(summary))
     print(f"Saved to {args.output} (save_to_disk, data/*.parquet, README.md, build_report.json)")
@@ -304,6 +464,6 @@ def main_guard(entry: Callable[[list[str] | None], Any]) -> None:
     """Run a script's `main`, turning a `BuildError` into a one-line message and exit status 2."""
     try:
         entry(None)
-    except BuildError as error:
+    except (BuildError, UnsafePathError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,16 +6,23 @@ FER-2013 (Goodfellow et al., 2013), image-folder version -> Hugging Face dataset
 `train/<emotion>/*.jpg` and `test/<emotion>/*.jpg`, 48x48 grayscale faces, 7 emotions.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import datasets
 from datasets import ClassLabel, DatasetDict, Features, Image, Value
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
 
-from .common import BuildError, BuildReport, argument_parser, dataset_card, generate_split, main_guard, run
+from .common import (
+    BuildError,
+    BuildReport,
+    argument_parser,
+    dataset_card,
+    generate_split,
+    image_file,
+    main_guard,
+    media_path,
+    run,
+)
 
 
 EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -34,23 +41,32 @@ def scan_split(folder: Path) -> list[tuple[Path, int]]:
     return items
 
 
-def rows(items: list[tuple[Path, int]], report: BuildReport) -> Iterator[dict[str, Any]]:
-    for path, label in items:
-        item_id = f"{path.parent.name}/{path.name}"
-        try:
-            with PILImage.open(path) as image:
-                image.verify()
-        except (UnidentifiedImageError, OSError) as error:
-            report.skip(item_id, f"unreadable image ({error.__class__.__name__})")
-            continue
-        yield {"id": item_id, "image": {"bytes": path.read_bytes(), "path": path.name}, "label": label}
+def item_id(item: tuple[Path, int]) -> str:
+    return f"{item[0].parent.name}/{item[0].name}"
+
+
+def make_row(item: tuple[Path, int], root: Path) -> dict[str, Any]:
+    """One image's row, decoded completely first (a truncated or empty image is skipped and reported)."""
+    path, label = item
+    return {
+        "id": item_id(item),
+        "image": image_file(media_path(root, path.relative_to(root), item_id(item))),
+        "label": label,
+    }
 
 
 def build(root: Path, report: BuildReport, cache_dir: Path) -> DatasetDict:
+    root = Path(root)
     return DatasetDict(
         {
             split: generate_split(
-                rows, FEATURES, cache_dir, split, items=scan_split(Path(root) / split), report=report
+                lambda item: make_row(item, root),
+                scan_split(root / split),
+                item_id,
+                FEATURES,
+                cache_dir,
+                split,
+                report,
             )
             for split in ("train", "test")
         }

@@ -18,18 +18,21 @@ import datasets
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 from tqdm.auto import tqdm
 
-from modeling_gia_mic.processing_gia_mic import read_video_frames
-
 from .common import (
     BuildError,
     BuildReport,
+    ItemError,
     argument_parser,
     audio_file_16k,
     dataset_card,
     generate_split,
     jpeg_frames,
     main_guard,
+    media_path,
+    positive_int,
+    read_text,
     run,
+    video_frames,
 )
 
 
@@ -86,9 +89,9 @@ class Utterance:
     video: Path
 
 
-def parse_evaluation_file(path: Path) -> Iterator[dict[str, Any]]:
+def parse_evaluation_file(path: Path, report: BuildReport | None = None) -> Iterator[dict[str, Any]]:
     """The summary lines of one EmoEvaluation file; annotator detail lines are skipped, malformed summaries fail."""
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for number, line in enumerate(read_text(path, report).splitlines(), start=1):
         if not line.startswith("["):
             continue  # header, blank and annotator lines (C-E1:, A-E3:, ...)
         match = SUMMARY_LINE.match(line)
@@ -113,37 +116,42 @@ def parse_evaluation_file(path: Path) -> Iterator[dict[str, Any]]:
         }
 
 
-def parse_transcription_file(path: Path) -> dict[str, str]:
+def parse_transcription_file(path: Path, report: BuildReport | None = None) -> dict[str, str]:
     """Utterance id -> transcript; lines not of the form `<id> [start-end]: text` (e.g. `M: ...` noise) are skipped."""
     texts = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_text(path, report).splitlines():
         match = TRANSCRIPT_LINE.match(line.strip())
         if match:
             texts[match["id"]] = match["text"].strip()
     return texts
 
 
-def session_folders(root: Path) -> list[Path]:
-    sessions = sorted(p for p in root.glob("Session[1-5]") if (p / "dialog" / "EmoEvaluation").is_dir())
-    if not sessions:
+def session_folders(root: Path, report: BuildReport) -> list[Path]:
+    """The release's session folders; a missing one is reported (`--strict`: an error)."""
+    sessions = {n: root / f"Session{n}" for n in range(1, 6)}
+    present = [folder for folder in sessions.values() if (folder / "dialog" / "EmoEvaluation").is_dir()]
+    if not present:
         raise BuildError(
             f"{root} is not an IEMOCAP release: expected folders Session1..Session5, each with "
             "dialog/EmoEvaluation/, dialog/transcriptions/, dialog/avi/DivX/ and sentences/wav/ "
             "(point --root at IEMOCAP_full_release)."
         )
-    return sessions
+    for folder in sessions.values():
+        if folder not in present:
+            report.skip(folder.name, "session missing (no dialog/EmoEvaluation/ folder)")
+    return present
 
 
-def scan_release(root: Path) -> Iterator[Utterance]:
+def scan_release(root: Path, report: BuildReport) -> Iterator[Utterance]:
     """Every evaluated utterance of the release, in session and dialog order."""
-    for session_dir in session_folders(root):
+    for session_dir in session_folders(root, report):
         session = int(session_dir.name.removeprefix("Session"))
         dialog_dir = session_dir / "dialog"
         for evaluation in sorted((dialog_dir / "EmoEvaluation").glob("*.txt")):
             dialog = evaluation.stem
             transcript_file = dialog_dir / "transcriptions" / f"{dialog}.txt"
-            texts = parse_transcription_file(transcript_file) if transcript_file.exists() else {}
-            for entry in parse_evaluation_file(evaluation):
+            texts = parse_transcription_file(transcript_file, report) if transcript_file.exists() else {}
+            for entry in parse_evaluation_file(evaluation, report):
                 speaker = UTTERANCE_SPEAKER.search(entry["id"])
                 if speaker is None or not entry["id"].startswith(dialog):
                     raise BuildError(
@@ -190,9 +198,11 @@ def select_utterances(root: Path, label_set: str, report: BuildReport) -> list[U
     """The utterances of the label set whose media and transcript exist; the rest is counted in the report."""
     names, mapping = LABEL_SETS[label_set]
     selected = []
-    for utterance in tqdm(scan_release(root), desc="Reading EmoEvaluation", unit=" utterances"):
+    for utterance in tqdm(scan_release(root, report), desc="Reading EmoEvaluation", unit=" utterances"):
         if utterance.emotion not in mapping:
             report.exclude(f"not in {label_set}: {utterance.emotion}")
+        elif utterance.start > utterance.end:
+            report.skip(utterance.id, f"start {utterance.start} s is after end {utterance.end} s")
         elif not utterance.wav.is_file():
             report.skip(utterance.id, f"missing wav ({utterance.wav.relative_to(root)})")
         elif utterance.text is None:
@@ -202,32 +212,35 @@ def select_utterances(root: Path, label_set: str, report: BuildReport) -> list[U
     return selected
 
 
-def generate_rows(
-    utterances: list[Utterance], label_set: str, num_frames: int | None, video_half: str | None
-) -> Iterator[dict[str, Any]]:
+def make_row(
+    u: Utterance, root: Path, label_set: str, num_frames: int | None, video_half: str | None
+) -> dict[str, Any]:
+    """One utterance's row; its media are decoded and checked here (a bad file is an `ItemError`)."""
     names, mapping = LABEL_SETS[label_set]
-    for u in utterances:
-        row = {
-            "id": u.id,
-            "session": u.session,
-            "dialog": u.dialog,
-            "speaker": u.speaker,
-            "gender": u.gender,
-            "improvised": u.improvised,
-            "text": u.text,
-            "audio": audio_file_16k(u.wav),
-            "start": u.start,
-            "end": u.end,
-            "emotion": u.emotion,
-            "label": names.index(mapping[u.emotion]),
-            "valence": u.valence,
-            "activation": u.activation,
-            "dominance": u.dominance,
-        }
-        if num_frames:
-            frames = read_video_frames(u.video, num_frames, start=u.start, end=u.end)
-            row["frames"] = jpeg_frames(crop_half(frame, video_half) for frame in frames)
-        yield row
+    row = {
+        "id": u.id,
+        "session": u.session,
+        "dialog": u.dialog,
+        "speaker": u.speaker,
+        "gender": u.gender,
+        "improvised": u.improvised,
+        "text": u.text,
+        "audio": audio_file_16k(media_path(root, u.wav.relative_to(root), u.id)),
+        "start": u.start,
+        "end": u.end,
+        "emotion": u.emotion,
+        "label": names.index(mapping[u.emotion]),
+        "valence": u.valence,
+        "activation": u.activation,
+        "dominance": u.dominance,
+    }
+    if num_frames:
+        video = media_path(root, u.video.relative_to(root), u.id)
+        if not video.is_file():
+            raise ItemError(f"missing dialog video ({u.video.relative_to(root)})")
+        frames = video_frames(video, num_frames, start=u.start, end=u.end)
+        row["frames"] = jpeg_frames(crop_half(frame, video_half) for frame in frames)
+    return row
 
 
 def crop_half(frame, half: str | None):
@@ -249,20 +262,16 @@ def build(
     """A `DatasetDict` with one `train` split (IEMOCAP has no official split: use `leave_one_session_out`)."""
     if label_set not in LABEL_SETS:
         raise BuildError(f"Unknown label set {label_set!r}; choose one of {', '.join(LABEL_SETS)}.")
-    utterances = select_utterances(Path(root), label_set, report)
-    if num_frames:
-        for video in sorted({u.video for u in utterances}):
-            if not video.is_file():
-                raise BuildError(f"--with-video: dialog video {video} is missing.")
+    root = Path(root)
+    utterances = select_utterances(root, label_set, report)
     train = generate_split(
-        generate_rows,
+        lambda u: make_row(u, root, label_set, num_frames, video_half),
+        utterances,
+        lambda u: u.id,
         features(label_set, bool(num_frames)),
         cache_dir,
         "train",
-        utterances=utterances,
-        label_set=label_set,
-        num_frames=num_frames,
-        video_half=video_half,
+        report,
     )
     return DatasetDict(train=train)
 
@@ -316,7 +325,7 @@ def main(argv: list[str] | None = None) -> DatasetDict:
     parser = argument_parser("Convert an IEMOCAP release into a Hugging Face dataset.")
     parser.add_argument("--label-set", choices=list(LABEL_SETS), default="4class")
     parser.add_argument("--with-video", action="store_true", help="add frames cut from the dialog videos")
-    parser.add_argument("--num-frames", type=int, default=8, help="frames per utterance with --with-video")
+    parser.add_argument("--num-frames", type=positive_int, default=8, help="frames per utterance with --with-video")
     parser.add_argument("--video-half", choices=["left", "right"], help="keep one half of the two-actor frame")
     args = parser.parse_args(argv)
     datasets.disable_caching()

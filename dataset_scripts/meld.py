@@ -6,7 +6,6 @@ MELD (Poria et al., 2019) -> Hugging Face dataset, from the official annotation 
 Splits: the official train / dev (-> validation) / test. Standard metric: weighted F1 over the 7 emotions on test.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +57,32 @@ def timestamp_seconds(value: str, where: str) -> float:
         raise BuildError(f"{where}: time {value!r} is not HH:MM:SS,mmm.") from None
 
 
-def read_split(path: Path) -> list[dict[str, Any]]:
+def integer(row: dict[str, str], column: str, where: str) -> int:
+    try:
+        return int(row[column])
+    except (TypeError, ValueError):
+        raise BuildError(f"{where}: {column} {row[column]!r} is not a whole number.") from None
+
+
+def read_split(path: Path, report: BuildReport) -> list[dict[str, Any]]:
     rows = []
-    for number, row in enumerate(read_csv(path, COLUMNS, "--root must hold MELD's *_sent_emo.csv files."), start=2):
+    csv_rows = read_csv(path, COLUMNS, "--root must hold MELD's *_sent_emo.csv files.", report)
+    for number, row in enumerate(csv_rows, start=2):
         where = f"{path}:{number}"
         for column, names in (("Emotion", EMOTIONS), ("Sentiment", SENTIMENTS)):
             if row[column] not in names:
                 raise BuildError(f"{where}: {column} {row[column]!r} is not one of {', '.join(names)}.")
         rows.append(
             {
-                "id": f"dia{row['Dialogue_ID']}_utt{row['Utterance_ID']}",
-                "dialogue_id": int(row["Dialogue_ID"]),
-                "utterance_id": int(row["Utterance_ID"]),
+                "id": f"dia{integer(row, 'Dialogue_ID', where)}_utt{integer(row, 'Utterance_ID', where)}",
+                "dialogue_id": integer(row, "Dialogue_ID", where),
+                "utterance_id": integer(row, "Utterance_ID", where),
                 "speaker": row["Speaker"],
                 "text": row["Utterance"],
                 "label": EMOTIONS.index(row["Emotion"]),
                 "sentiment": SENTIMENTS.index(row["Sentiment"]),
-                "season": int(row["Season"]),
-                "episode": int(row["Episode"]),
+                "season": integer(row, "Season", where),
+                "episode": integer(row, "Episode", where),
                 "start": timestamp_seconds(row["StartTime"], where),
                 "end": timestamp_seconds(row["EndTime"], where),
             }
@@ -83,14 +90,12 @@ def read_split(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def rows(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield from items
-
-
 def build(root: Path, report: BuildReport, cache_dir: Path) -> DatasetDict:
     return DatasetDict(
         {
-            split: generate_split(rows, FEATURES, cache_dir, split, items=read_split(Path(root) / name))
+            split: generate_split(
+                dict, read_split(Path(root) / name, report), lambda row: row["id"], FEATURES, cache_dir, split, report
+            )
             for split, name in FILES.items()
         }
     )

@@ -13,10 +13,10 @@ Standard split 1284 / 229 / 686 segments (the SDK's standard folds: 52 / 10 / 31
 """
 
 import csv
+import io
 import json
 import pickle
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,22 @@ import numpy as np
 from datasets import Audio, ClassLabel, DatasetDict, Features, Image, List, Value
 from tqdm.auto import tqdm
 
-from modeling_gia_mic.processing_gia_mic import read_video_frames
-
 from .common import (
     BuildError,
     BuildReport,
+    ItemError,
     argument_parser,
     dataset_card,
     generate_split,
     jpeg_frames,
     main_guard,
+    media_path,
+    positive_int,
     read_audio_track,
     read_csv,
+    read_text,
     run,
+    video_frames,
     wav_bytes,
 )
 
@@ -63,7 +66,12 @@ def load_folds(path: Path | None) -> dict[str, str] | None:
     """video_id -> split name, from the SDK's standard folds JSON (`{"train": [...], "valid": [...], ...}`)."""
     if path is None:
         return None
-    folds = json.loads(Path(path).read_text())
+    try:
+        folds = json.loads(read_text(Path(path)))
+    except json.JSONDecodeError as error:
+        raise BuildError(f"{path}:{error.lineno}: not valid JSON ({error.msg}).") from None
+    if not isinstance(folds, dict):
+        raise BuildError(f"{path}: expected a JSON object of fold name -> video ids.")
     mapping = {}
     for key, videos in folds.items():
         if key not in SPLIT_ALIASES:
@@ -117,11 +125,13 @@ def base_row(video_id: str, clip_id: str, text: str, label: float, start=None, e
 
 
 def build_splits(
-    rows_by_split: dict[str, list[Any]], generator, features: Features, cache_dir: Path, **kwargs
+    rows_by_split: dict[str, list[Any]], make_row, features: Features, cache_dir: Path, report: BuildReport
 ) -> DatasetDict:
     return DatasetDict(
         {
-            split: generate_split(generator, features, cache_dir, split, items=rows_by_split[split], **kwargs)
+            split: generate_split(
+                make_row, rows_by_split[split], lambda item: item["id"], features, cache_dir, split, report
+            )
             for split in SPLITS
             if rows_by_split.get(split)
         }
@@ -138,11 +148,10 @@ def read_opinion_labels(path: Path | None) -> dict[tuple[str, str], tuple[float,
     if path is None:
         return {}
     spans = {}
-    with Path(path).open(newline="") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            if len(row) != 5:
-                raise BuildError(f"{path}:{number}: expected start,end,video_id,segment_id,sentiment; got {row}")
-            spans[(row[2], row[3])] = (float(row[0]), float(row[1]))
+    for number, row in enumerate(csv.reader(io.StringIO(read_text(Path(path)), newline="")), start=1):
+        if len(row) != 5:
+            raise BuildError(f"{path}:{number}: expected start,end,video_id,segment_id,sentiment; got {row}")
+        spans[(row[2], row[3])] = (_float(row[0], f"{path}:{number}"), _float(row[1], f"{path}:{number}"))
     return spans
 
 
@@ -152,41 +161,51 @@ def raw_items(args, report: BuildReport) -> dict[str, list[dict[str, Any]]]:
     folds = load_folds(args.folds)
     spans = read_opinion_labels(args.opinion_labels)
     by_split: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
-    rows = read_csv(label_file, RAW_COLUMNS, "the MMSA raw release has label.csv at its root (or pass --label-file).")
+    rows = read_csv(
+        label_file, RAW_COLUMNS, "the MMSA raw release has label.csv at its root (or pass --label-file).", report
+    )
     for number, row in enumerate(rows, start=2):
         where = f"{label_file}:{number}"
-        try:
-            label = float(row["label"])
-        except ValueError:
-            raise BuildError(f"{where}: label {row['label']!r} is not a number.") from None
-        if not -3.0 <= label <= 3.0:
-            raise BuildError(f"{where}: label {label} is outside [-3, 3].")
+        label = _float(row["label"], f"{where}: label")
+        if label is None or not -3.0 <= label <= 3.0:
+            raise BuildError(f"{where}: label {row['label']!r} is not a sentiment score in [-3, 3].")
         video_id, clip_id = row["video_id"], row["clip_id"]
         start, end = spans.get((video_id, clip_id), (row.get("start"), row.get("end")))
-        item = base_row(video_id, clip_id, row["text"] or "", label, _float(start), _float(end))
+        item = base_row(video_id, clip_id, row["text"] or "", label, _float(start, where), _float(end, where))
+        if item["start"] is not None and item["end"] is not None and item["start"] > item["end"]:
+            report.skip(item["id"], f"start {item['start']} s is after end {item['end']} s ({where})")
+            continue
         if not item["text"].strip():
             report.warn(item["id"], "no transcript (text is empty)")
         if not args.text_only:
-            item["media"] = root / "Raw" / video_id / f"{clip_id}.mp4"
-            if not item["media"].is_file():
-                report.skip(item["id"], f"missing video (Raw/{video_id}/{clip_id}.mp4)")
-                continue
+            item["media"] = Path("Raw") / video_id / f"{clip_id}.mp4"
         by_split[split_of(video_id, row.get("mode"), folds, where)].append(item)
     return by_split
 
 
-def _float(value) -> float | None:
-    return float(value) if value not in (None, "") else None
+def _float(value, where: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise BuildError(f"{where}: {value!r} is not a number.") from None
+    if not np.isfinite(number):
+        raise BuildError(f"{where}: {value!r} is not a finite number.")
+    return number
 
 
-def raw_rows(items: list[dict[str, Any]], num_frames: int | None) -> Iterator[dict[str, Any]]:
-    for item in items:
-        row = {key: value for key, value in item.items() if key != "media"}
-        if "media" in item:
-            row["audio"] = {"bytes": wav_bytes(read_audio_track(item["media"])), "path": f"{item['id']}.wav"}
-            if num_frames:
-                row["frames"] = jpeg_frames(read_video_frames(item["media"], num_frames))
-        yield row
+def raw_row(item: dict[str, Any], root: Path, num_frames: int | None) -> dict[str, Any]:
+    """One segment's row; its clip is found inside --root and decoded here (a bad clip is an `ItemError`)."""
+    row = {key: value for key, value in item.items() if key != "media"}
+    if "media" in item:
+        media = media_path(root, item["media"], item["id"])
+        if not media.is_file():
+            raise ItemError(f"missing video ({item['media']})")
+        row["audio"] = {"bytes": wav_bytes(read_audio_track(media)), "path": f"{item['id']}.wav"}
+        if num_frames:
+            row["frames"] = jpeg_frames(video_frames(media, num_frames))
+    return row
 
 
 def build_raw(args, report: BuildReport, cache_dir: Path) -> DatasetDict:
@@ -197,7 +216,8 @@ def build_raw(args, report: BuildReport, cache_dir: Path) -> DatasetDict:
             columns["frames"] = List(Image())
     items = raw_items(args, report)
     num_frames = args.num_frames if args.with_video and not args.text_only else None
-    return build_splits(items, raw_rows, Features(columns), cache_dir, num_frames=num_frames)
+    root = Path(args.root)
+    return build_splits(items, lambda item: raw_row(item, root, num_frames), Features(columns), cache_dir, report)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -252,10 +272,6 @@ def pickle_items(split_data: dict[str, Any], split: str, path: Path) -> list[dic
     return items
 
 
-def passthrough_rows(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield from items
-
-
 def build_pickle(args, report: BuildReport, cache_dir: Path) -> DatasetDict:
     path = Path(args.pickle) if args.pickle else Path(args.root) / "Processed" / "unaligned_50.pkl"
     data = load_pickle(path, args.allow_pickle)
@@ -264,7 +280,7 @@ def build_pickle(args, report: BuildReport, cache_dir: Path) -> DatasetDict:
         if key not in SPLIT_ALIASES:
             raise BuildError(f"{path}: unknown split {key!r}; expected train, valid and test.")
         by_split[SPLIT_ALIASES[key]] = pickle_items(split_data, key, path)
-    return build_splits(by_split, passthrough_rows, Features({**base_features(), **feature_columns()}), cache_dir)
+    return build_splits(by_split, dict, Features({**base_features(), **feature_columns()}), cache_dir, report)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -349,7 +365,7 @@ def build_csd(args, report: BuildReport, cache_dir: Path) -> DatasetDict:
             if getattr(args, f"{name.split('_')[0]}_csd")
         },
     }
-    return build_splits(csd_items(args, report), passthrough_rows, Features(columns), cache_dir)
+    return build_splits(csd_items(args, report), dict, Features(columns), cache_dir, report)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -396,7 +412,7 @@ def main(argv: list[str] | None = None) -> DatasetDict:
     raw.add_argument("--opinion-labels", type=Path, help="OpinionLevelSentiment.csv, for segment start/end times")
     raw.add_argument("--text-only", action="store_true", help="labels and transcripts only, no media")
     raw.add_argument("--with-video", action="store_true", help="add frames sampled from each clip")
-    raw.add_argument("--num-frames", type=int, default=8)
+    raw.add_argument("--num-frames", type=positive_int, default=8)
     processed = parser.add_argument_group("mmsa-pickle source")
     processed.add_argument("--pickle", type=Path, help="default: ROOT/Processed/unaligned_50.pkl")
     processed.add_argument("--allow-pickle", action="store_true", help="I trust this pickle (it can run code)")

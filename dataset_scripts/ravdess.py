@@ -14,16 +14,17 @@ from typing import Any
 
 import datasets
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
-from tqdm.auto import tqdm
 
 from .common import (
     BuildError,
     BuildReport,
+    ItemError,
     argument_parser,
     audio_file_16k,
     dataset_card,
     generate_split,
     main_guard,
+    media_path,
     run,
 )
 
@@ -32,8 +33,10 @@ EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 STATEMENTS = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
 FILE_NAME = re.compile(
     r"^03-01-(?P<emotion>0[1-8])-(?P<intensity>0[12])-(?P<statement>0[12])-(?P<repetition>0[12])-"
-    r"(?P<actor>\d\d)\.(?:wav|flac)$"
+    r"(?P<actor>\d\d)\.(?:wav|flac)$",
+    re.IGNORECASE,
 )
+AUDIO_SUFFIXES = (".wav", ".flac")
 FEATURES = Features(
     {
         "id": Value("string"),
@@ -50,15 +53,18 @@ FEATURES = Features(
 
 
 def parse_name(path: Path) -> dict[str, Any]:
+    """The fields a RAVDESS speech file name encodes; a name that breaks the scheme is an `ItemError`."""
     match = FILE_NAME.match(path.name)
     if match is None:
-        raise BuildError(
-            f"{path}: not a RAVDESS speech file name; expected 03-01-EE-II-SS-RR-AA.wav (audio-only speech, emotion "
-            "01-08, intensity 01-02, statement 01-02, repetition 01-02, actor)."
+        raise ItemError(
+            "not a RAVDESS speech file name; expected 03-01-EE-II-SS-RR-AA.wav (audio-only speech, emotion 01-08, "
+            "intensity 01-02, statement 01-02, repetition 01-02, actor)"
         )
     actor = int(match["actor"])
     if match["emotion"] == "01" and match["intensity"] == "02":
-        raise BuildError(f"{path}: neutral speech has no strong intensity in RAVDESS.")
+        raise ItemError("neutral speech has no strong intensity in RAVDESS")
+    if path.parent.name != f"Actor_{actor:02d}":
+        raise ItemError(f"the name says actor {actor:02d} but the file is in {path.parent.name}")
     return {
         "id": path.stem,
         "label": int(match["emotion"]) - 1,
@@ -71,28 +77,45 @@ def parse_name(path: Path) -> dict[str, Any]:
     }
 
 
-def scan(root: Path) -> list[Path]:
+def item_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def scan(root: Path, report: BuildReport) -> list[Path]:
+    """The audio files of the Actor_XX folders; any other file is reported, not silently passed over."""
     actors = sorted(p for p in Path(root).glob("Actor_[0-9][0-9]") if p.is_dir())
     if not actors:
         raise BuildError(f"{root}: no Actor_XX folders; point --root at the RAVDESS speech release.")
-    return sorted(p for actor in actors for p in actor.iterdir() if p.suffix in (".wav", ".flac"))
+    files = []
+    for path in sorted(p for actor in actors for p in actor.iterdir()):
+        if path.suffix.lower() in AUDIO_SUFFIXES:
+            files.append(path)
+        elif not path.name.startswith("."):
+            report.skip(item_id(path), "not an audio file (.wav or .flac)")
+    return files
 
 
-def rows(items: list[Path]) -> Iterator[dict[str, Any]]:
-    for path in tqdm(items, desc="Reading audio", unit=" clips", leave=False):
-        yield {**parse_name(path), "audio": audio_file_16k(path)}
+def make_row(path: Path, root: Path) -> dict[str, Any]:
+    return {**parse_name(path), "audio": audio_file_16k(media_path(root, path.relative_to(root), item_id(path)))}
 
 
 def build(
     root: Path, report: BuildReport, cache_dir: Path, test_actors: tuple[int, ...] = (21, 22, 23, 24)
 ) -> DatasetDict:
-    files = scan(root)
+    root = Path(root)
     by_split = {"train": [], "test": []}
-    for path in files:
-        by_split["test" if parse_name(path)["actor"] in test_actors else "train"].append(path)
+    for path in scan(root, report):
+        try:
+            actor = int(parse_name(path)["actor"])
+        except ItemError as error:
+            report.skip(item_id(path), str(error))
+            continue
+        by_split["test" if actor in test_actors else "train"].append(path)
     return DatasetDict(
         {
-            split: generate_split(rows, FEATURES, cache_dir, split, items=items)
+            split: generate_split(
+                lambda path: make_row(path, root), items, item_id, FEATURES, cache_dir, split, report
+            )
             for split, items in by_split.items()
             if items
         }

@@ -14,6 +14,8 @@ import tempfile
 import wave
 from pathlib import Path
 
+from .folders import MARKER, check_apart, write_folder
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE_SOURCE = ROOT / "spaces_demo"
@@ -58,9 +60,15 @@ def dataset_upload(folder: Path) -> list[Path]:
     return [*files, folder / "README.md"]
 
 
+def copy_files(files: list[Path], base: Path, target: Path) -> None:
+    for path in files:
+        (target / path.relative_to(base)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target / path.relative_to(base))
+
+
 def prepare_space(target: Path, model_repo: str | None) -> Path:
     """The Space folder: app, requirements, card (with the model repo) and example media from registry packages."""
-    shutil.copytree(SPACE_SOURCE, target, ignore=shutil.ignore_patterns("__pycache__", "examples"))
+    shutil.copytree(SPACE_SOURCE, target, ignore=shutil.ignore_patterns("__pycache__", "examples"), dirs_exist_ok=True)
     write_examples(target / "examples")
     if model_repo:
         card = (target / "README.md").read_text()
@@ -102,26 +110,28 @@ def write_examples(folder: Path) -> list[Path]:
 
 
 def push(kind: str, repo: str, folder: Path | None, public: bool, dry_run: Path | None, model_repo: str | None):
-    """Upload (or, with `dry_run`, write) one model, dataset or Space. Returns the folder or the repo URL."""
+    """
+    Upload (or, with `dry_run`, write) one model, dataset or Space. Returns the folder or the repo URL, and the files.
+    A dry-run folder must lie apart from the source; an existing one is replaced only if it is an earlier dry run.
+    """
     token = None if dry_run else require_hub_token()
     if kind == "space":
-        staging = dry_run or Path(tempfile.mkdtemp(prefix="gia-mic-space-")) / "space"
-        if dry_run and dry_run.exists():
-            shutil.rmtree(dry_run)
-        prepare_space(staging, model_repo)
-        files, base = sorted(p for p in staging.rglob("*") if p.is_file()), staging
+        source, write = SPACE_SOURCE, lambda target: prepare_space(target, model_repo)
+    elif folder is None:
+        raise PublishError(f"`push {kind}` needs --folder.")
     else:
-        if folder is None:
-            raise PublishError(f"`push {kind}` needs --folder.")
-        files = model_upload(folder) if kind == "model" else dataset_upload(folder)
+        selected = model_upload(folder) if kind == "model" else dataset_upload(folder)
+        source, write = folder, lambda target: copy_files(selected, folder, target)
+    if dry_run:
+        check_apart(dry_run, {f"{kind} folder": source})
+        base = write_folder(dry_run, write, overwrite=True, written_by=f"gia-mic push {kind} --dry-run")
+    elif kind == "space":
+        base = Path(tempfile.mkdtemp(prefix="gia-mic-space-")) / "space"
+        write(base)
+    else:
         base = folder
-        if dry_run:
-            if dry_run.exists():
-                shutil.rmtree(dry_run)
-            for path in files:
-                (dry_run / path.relative_to(base)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dry_run / path.relative_to(base))
-    listing = [str(p.relative_to(base)) for p in files]
+    files = selected if kind != "space" and not dry_run else [p for p in base.rglob("*") if p.is_file()]
+    listing = sorted(str(p.relative_to(base)) for p in files if p.name != MARKER)
     if dry_run:
         return dry_run, listing
     from huggingface_hub import HfApi

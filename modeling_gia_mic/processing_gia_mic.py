@@ -65,21 +65,22 @@ def read_video_frames(
     except ImportError as error:
         raise ImportError("Reading video files needs PyAV: `pip install av`.") from error
     try:
-        container = av.open(str(path))
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path} has no video stream.")
+            stream = container.streams.video[0]
+            if start:
+                container.seek(int(start / stream.time_base), stream=stream, any_frame=False, backward=True)
+            frames = []
+            for frame in container.decode(stream):
+                timestamp = float(frame.pts * stream.time_base) if frame.pts is not None else None
+                if start is not None and timestamp is not None and timestamp < start:
+                    continue
+                if end is not None and timestamp is not None and timestamp > end:
+                    break
+                frames.append(frame.to_ndarray(format="rgb24"))
     except (av.error.FFmpegError, OSError) as error:
-        raise ValueError(f"Cannot open video {path}: {error}") from error
-    with container:
-        stream = container.streams.video[0]
-        if start:
-            container.seek(int(start / stream.time_base), stream=stream, any_frame=False, backward=True)
-        frames = []
-        for frame in container.decode(stream):
-            timestamp = float(frame.pts * stream.time_base) if frame.pts is not None else None
-            if start is not None and timestamp is not None and timestamp < start:
-                continue
-            if end is not None and timestamp is not None and timestamp > end:
-                break
-            frames.append(frame.to_ndarray(format="rgb24"))
+        raise ValueError(f"Cannot decode video {path}: {error.__class__.__name__}.") from None
     if not frames:
         span = f" between {start} s and {end} s" if start is not None or end is not None else ""
         raise ValueError(f"Video {path} has no decodable frames{span}.")

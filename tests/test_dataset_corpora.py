@@ -80,7 +80,7 @@ def test_ravdess_speaker_independent_split_and_audio(tmp_path):
         assert not set(train["actor"]) & set(test["actor"]) and set(test["actor"]) == set(held_out)
 
 
-def test_ravdess_48k_originals_are_resampled_and_bad_names_fail(tmp_path):
+def test_ravdess_48k_originals_are_resampled_and_bad_names_are_reported(tmp_path):
     actor = tmp_path / "Actor_01"
     actor.mkdir()
     sf.write(actor / "03-01-05-02-01-01-01.wav", np.zeros((48000, 2), np.float32), 48000)
@@ -88,8 +88,13 @@ def test_ravdess_48k_originals_are_resampled_and_bad_names_fail(tmp_path):
     waveform, rate = decode_audio(built["train"][0]["audio"])
     assert rate == 16000 and waveform.shape == (16000,)
     sf.write(actor / "03-01-09-01-01-01-01.wav", np.zeros(100, np.float32), 16000)
+    report = BuildReport()
+    assert ravdess.build(tmp_path, report, tmp_path / "cache")["train"].num_rows == 1
+    assert [(item, reason[:32]) for item, reason in report.skipped] == [
+        ("Actor_01/03-01-09-01-01-01-01.wav", "not a RAVDESS speech file name; ")
+    ]
     with pytest.raises(BuildError, match="03-01-09-01-01-01-01.wav: not a RAVDESS speech file name"):
-        ravdess.build(tmp_path, BuildReport(), tmp_path / "cache")
+        ravdess.build(tmp_path, BuildReport(strict=True), tmp_path / "cache")
 
 
 @corpus("fer2013")
@@ -120,4 +125,4 @@ def test_fer2013_corrupted_image_is_reported(tmp_path):
     report = BuildReport()
     built = fer2013.build(tmp_path, report, tmp_path / "cache")
     assert split_sizes(built) == {"train": 1, "test": 1}
-    assert report.skipped == [("happy/broken.jpg", "unreadable image (UnidentifiedImageError)")]
+    assert report.skipped == [("happy/broken.jpg", "unreadable image (not a known image format)")]

@@ -144,8 +144,10 @@ def test_bad_evaluation_lines_name_file_and_line(release, tmp_path, line, messag
 
 
 def test_root_that_is_not_a_release(tmp_path):
+    (tmp_path / "root").mkdir()
+    command = ["--root", str(tmp_path / "root"), "--output", str(tmp_path / "o")]
     result = subprocess.run(
-        [sys.executable, "-m", "dataset_scripts.iemocap", "--root", str(tmp_path), "--output", str(tmp_path / "o")],
+        [sys.executable, "-m", "dataset_scripts.iemocap", *command],
         capture_output=True,
         text=True,
     )
@@ -168,9 +170,10 @@ def test_existing_output_is_not_overwritten_silently(release, tmp_path):
     output = tmp_path / "out"
     output.mkdir()
     (output / "precious.txt").write_text("keep me")
-    with pytest.raises(BuildError, match="exists and is not empty"):
-        iemocap.main(["--root", str(release), "--output", str(output)])
-    assert (output / "precious.txt").exists()
+    for extra in ([], ["--overwrite"]):
+        with pytest.raises(ValueError, match="not written by gia-mic.*left untouched"):
+            iemocap.main(["--root", str(release), "--output", str(output), *extra])
+    assert (output / "precious.txt").read_text() == "keep me"
 
 
 def test_full_size_release_gives_the_standard_5531(tmp_path):

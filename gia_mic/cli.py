@@ -17,6 +17,7 @@ work too).
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -74,9 +75,12 @@ def command_evaluate(argv: list[str]) -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--label_column", "--label-column", default="label")
+    parser.add_argument(
+        "--problem_type", "--problem-type", choices=["single_label_classification", "regression"], default=None
+    )
     parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
-    data_args = DataArguments(dataset=args.dataset, label_column=args.label_column)
+    data_args = DataArguments(dataset=args.dataset, label_column=args.label_column, problem_type=args.problem_type)
     print(json.dumps(evaluate_checkpoint(args.model, data_args, args.split, args.batch_size), indent=2))
 
 
@@ -90,11 +94,14 @@ def command_extract_features(argv: list[str]) -> None:
         parser.add_argument(f"--{modality}_encoder", f"--{modality}-encoder")
     parser.add_argument("--label_column", "--label-column", default="label")
     parser.add_argument("--batch_size", "--batch-size", type=int, default=16)
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier extract-features output")
     args = parser.parse_args(argv)
     encoders = {m: getattr(args, f"{m}_encoder") for m in ("text", "audio", "vision") if getattr(args, f"{m}_encoder")}
     if not encoders:
         parser.error("name at least one of --text_encoder, --audio_encoder, --vision_encoder")
-    result = extract_features(args.dataset, args.output, encoders, args.label_column, args.batch_size)
+    result = extract_features(
+        args.dataset, args.output, encoders, args.label_column, args.batch_size, overwrite=args.overwrite
+    )
     print(result)
 
 
@@ -120,7 +127,6 @@ def command_convert_face(argv: list[str]) -> None:
 
 
 def command_build_starter(argv: list[str]) -> None:
-    import os
     from pathlib import Path
 
     from .starter import build_starter
@@ -132,11 +138,7 @@ def command_build_starter(argv: list[str]) -> None:
     parser.add_argument("--examples", type=int, default=8400, help="label-paired training examples per epoch")
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args(argv)
-    try:
-        scores = build_starter(args.data, args.output, args.work, args.examples, args.epochs)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    scores = build_starter(args.data, args.output, args.work, args.examples, args.epochs)
     print(json.dumps(scores, indent=2))
     print(f"Starter model saved to {args.output}")
 
@@ -144,7 +146,7 @@ def command_build_starter(argv: list[str]) -> None:
 def command_push(argv: list[str]) -> None:
     from pathlib import Path
 
-    from .hub import PublishError, push
+    from .hub import push
 
     parser = argparse.ArgumentParser(prog="gia-mic push", description="Publish a model, dataset or the Space.")
     parser.add_argument("kind", choices=["model", "dataset", "space"])
@@ -154,11 +156,7 @@ def command_push(argv: list[str]) -> None:
     parser.add_argument("--public", action="store_true", help="public repository (default: private)")
     parser.add_argument("--dry-run", "--dry_run", type=Path, metavar="OUT", help="write the upload folder here only")
     args = parser.parse_args(argv)
-    try:
-        where, files = push(args.kind, args.repo, args.folder, args.public, args.dry_run, args.model_repo)
-    except PublishError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    where, files = push(args.kind, args.repo, args.folder, args.public, args.dry_run, args.model_repo)
     print(f"{'Would upload' if args.dry_run else 'Uploaded'} {len(files)} files to {args.repo} ({where}):")
     print("\n".join(f"  {name}" for name in files))
 
@@ -195,7 +193,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
             raise SystemExit(2)
         return
-    COMMANDS[argv[0]](argv[1:])
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except (ValueError, OSError) as error:  # the user's input or files: one line, not a traceback
+        if os.environ.get("GIA_MIC_DEBUG"):
+            raise
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)  # GIA_MIC_DEBUG=1: the traceback
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,15 @@ from tqdm.auto import tqdm
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel
 from modeling_gia_mic.modeling_gia_mic import encoder_output_size
 
-from .training import FEATURE_COLUMNS, RAW_COLUMNS, Preprocessors, RawBatchCollator, feature_array
+from .folders import check_apart, check_replaceable, write_folder
+from .training import (
+    FEATURE_COLUMNS,
+    RAW_COLUMNS,
+    Preprocessors,
+    RawBatchCollator,
+    feature_array,
+    load_dataset_folder,
+)
 
 
 MEDIA_COLUMNS = {"audio", "frames", "image"}
@@ -44,13 +52,17 @@ def extract_features(
     label_column: str = "label",
     batch_size: int = 16,
     max_text_length: int = 128,
+    overwrite: bool = False,
 ) -> DatasetDict:
     """
     Encode every split of a raw dataset with the given pretrained encoders (a Hub id or folder per modality) and save
     a dataset whose `*_features` columns feed a feature-mode GIA-MIC (`text_feature_size` = the encoder width, ...).
-    A head trained on it can be put back on the same encoders (`attach_encoders`).
+    A head trained on it can be put back on the same encoders (`attach_encoders`). `output` must lie apart from the
+    dataset; it is written beside itself and swapped in at the end (an earlier output only with `overwrite`).
     """
-    dataset = datasets.load_from_disk(dataset_path)
+    check_apart(output, {"--dataset": dataset_path})
+    check_replaceable(output, overwrite)
+    dataset = load_dataset_folder(dataset_path)
     for modality in encoders:
         columns = RAW_COLUMNS[modality]
         if any(not set(columns) & set(split.column_names) for split in dataset.values()):
@@ -84,7 +96,12 @@ def extract_features(
                     "description": f"Encoding {name}",
                 },
             )
-        DatasetDict(splits).save_to_disk(output)
+        write_folder(
+            output,
+            lambda staging: DatasetDict(splits).save_to_disk(str(staging)),
+            overwrite=overwrite,
+            written_by="gia-mic extract-features",
+        )
     return datasets.load_from_disk(output)
 
 

@@ -11,7 +11,7 @@ Two kinds of dataset are understood:
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,19 @@ from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicProcessor
 from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, encode_text, resample
 
 from .collator import MultimodalCollator
+from .folders import path_inside
 from .metrics import build_compute_metrics, classification_metrics, regression_metrics
+from .overrides import parse_overrides
 from .reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
 
@@ -70,24 +74,16 @@ class DataArguments:
     eval_split: str | None = field(default=None, metadata={"help": "default: validation if present, else none"})
     test_split: str | None = field(default=None, metadata={"help": "evaluated after training; default: test"})
     label_column: str = field(default="label")
+    problem_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "for a label column of plain integers: single_label_classification or regression",
+            "choices": ["single_label_classification", "regression"],
+        },
+    )
     max_text_length: int = field(default=128)
     balanced_class_weights: bool = field(default=False, metadata={"help": "weight CE by inverse class frequency"})
     early_stopping_patience: int | None = field(default=None)
-
-
-def parse_overrides(text: str | None) -> dict[str, Any]:
-    """'hidden_size=128,gate_type=scalar' -> typed GiaMicConfig fields."""
-    if not text:
-        return {}
-    known = {f.name: f for f in fields(GiaMicConfig)}
-    overrides = {}
-    for item in text.split(","):
-        key, _, value = item.partition("=")
-        key = key.strip()
-        if key not in known:
-            raise ValueError(f"--config_overrides: {key!r} is not a GiaMicConfig field.")
-        overrides[key] = json.loads(value) if value.strip()[:1] in "-0123456789[{tfn" else value.strip()
-    return overrides
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -172,22 +168,74 @@ def sequence_lengths(column: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
 
 
+def load_dataset_folder(path: str) -> DatasetDict:
+    """A `save_to_disk` folder holding splits (a `DatasetDict`); anything else is a clear error."""
+    if not Path(path).is_dir():
+        raise ValueError(f"Dataset folder {path} not found: give a folder written by a dataset_scripts conversion.")
+    try:
+        dataset = datasets.load_from_disk(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path} is not a dataset saved with `save_to_disk` (no dataset_dict.json).") from None
+    if not isinstance(dataset, DatasetDict):
+        raise ValueError(
+            f"{path} holds a single Dataset ({dataset.num_rows} rows), not splits: save it as "
+            "`DatasetDict({'train': dataset, ...})` so training knows which rows to train and evaluate on."
+        )
+    return dataset
+
+
 def load_training_dataset(data_args: DataArguments, training_args: TrainingArguments) -> DatasetDict:
     """The dataset folder, with numpy feature reads and, for `group_by_length`, a length column."""
-    dataset = datasets.load_from_disk(data_args.dataset)
+    dataset = load_dataset_folder(data_args.dataset)
     if training_args.train_sampling_strategy == "group_by_length":
         dataset = with_length_column(dataset, training_args.length_column_name)
     return with_numpy_features(dataset)
 
 
-def label_info(split: Dataset, label_column: str) -> dict[str, Any]:
-    """num_labels / id2label / problem_type from the label column's feature type."""
+def label_info(split: Dataset, label_column: str, problem_type: str | None = None) -> dict[str, Any]:
+    """
+    num_labels / id2label / problem_type from the label column's feature type: `ClassLabel` -> classes, floats ->
+    regression. Plain integers are ambiguous (classes or scores?) and need `problem_type`.
+    """
     if label_column not in split.features:
         raise ValueError(f"The dataset has no label column {label_column!r}; it has {split.column_names}.")
     feature = split.features[label_column]
     if isinstance(feature, ClassLabel):
+        if problem_type == "regression":
+            raise ValueError(f"--problem_type regression: the label column {label_column!r} holds class names.")
         return {"num_labels": feature.num_classes, "id2label": dict(enumerate(feature.names))}
-    return {"num_labels": 1, "problem_type": "regression"}
+    dtype = getattr(feature, "dtype", None)
+    if dtype is None or not (dtype.startswith(("int", "uint", "float")) or dtype == "double"):
+        raise ValueError(f"Label column {label_column!r} must hold class indices or numbers; it holds {feature}.")
+    if problem_type == "regression" or (problem_type is None and not dtype.startswith(("int", "uint"))):
+        return {"num_labels": 1, "problem_type": "regression"}
+    if problem_type is None:
+        raise ValueError(
+            f"Label column {label_column!r} holds plain integers ({dtype}) without class names: pass --problem_type "
+            "single_label_classification (classes 0..N-1) or --problem_type regression (scores)."
+        )
+    if dtype.startswith("float") or dtype == "double":
+        raise ValueError(f"--problem_type {problem_type}: the label column {label_column!r} holds {dtype} scores.")
+    num_labels = int(max(split[label_column], default=-1)) + 1
+    return {"num_labels": num_labels, "id2label": {i: str(i) for i in range(num_labels)}, "problem_type": problem_type}
+
+
+def check_label_values(split: Dataset, label_column: str, labels: dict[str, Any], split_name: str) -> None:
+    """Every label usable before training starts: finite scores, or class indices in range; bad rows named by id."""
+    values = np.asarray(split[label_column], dtype=np.float64)
+    if labels.get("problem_type") == "regression":
+        bad = ~np.isfinite(values)
+        expected = "a finite number"
+    else:
+        bad = (values < 0) | (values >= labels["num_labels"]) | (values != np.round(values))
+        expected = f"a class index in [0, {labels['num_labels']})"
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        ids = split.select(rows[:5].tolist())["id"] if "id" in split.column_names else rows[:5].tolist()
+        raise ValueError(
+            f"Split {split_name!r}: {int(bad.sum())} row(s) have a {label_column!r} that is not {expected}, "
+            f"e.g. row {ids[0]!r} with {values[rows[0]]} (rows {ids})."
+        )
 
 
 @dataclass
@@ -286,9 +334,12 @@ def feature_collator(
 def build_model_and_collator(
     model_args: ModelArguments, data_args: DataArguments, split: Dataset
 ) -> tuple[GiaMicForEmotionRecognition, Any, Preprocessors | None]:
-    kind, modalities = dataset_modalities(split, model_args.modalities)
-    labels = label_info(split, data_args.label_column)
-    overrides = parse_overrides(model_args.config_overrides)
+    requested = model_args.modalities
+    if requested is None and model_args.model:  # a trained model takes the modalities it was trained on
+        requested = list(GiaMicConfig.from_pretrained(model_args.model).modalities)
+    kind, modalities = dataset_modalities(split, requested)
+    labels = label_info(split, data_args.label_column, data_args.problem_type)
+    overrides = parse_overrides(model_args.config_overrides, GiaMicConfig)
     if data_args.balanced_class_weights and labels["num_labels"] > 1:
         counts = np.bincount(split[data_args.label_column], minlength=labels["num_labels"]).astype(float)
         overrides["class_weights"] = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
@@ -346,12 +397,15 @@ def make_trainer(
     train: Dataset,
     evaluation: Dataset | None,
     early_stopping_patience: int | None = None,
+    preprocessors: "Preprocessors | None" = None,
 ) -> Trainer:
     regression = model.config.problem_type == "regression"
     training_args.remove_unused_columns = False  # the collators read the raw / feature columns themselves
     if evaluation is not None and training_args.load_best_model_at_end:
         training_args.metric_for_best_model, training_args.greater_is_better = selection_metric(regression)
     callbacks = [EarlyStoppingCallback(early_stopping_patience)] if early_stopping_patience else []
+    if preprocessors is not None:
+        callbacks.append(SavePreprocessorsCallback(preprocessors))
     return Trainer(
         model=model,
         args=training_args,
@@ -361,6 +415,34 @@ def make_trainer(
         compute_metrics=build_compute_metrics(model.config.num_labels, regression),
         callbacks=callbacks,
     )
+
+
+class SavePreprocessorsCallback(TrainerCallback):
+    """Every `checkpoint-N` gets the tokenizer / feature extractor / image processor, so it evaluates on its own."""
+
+    def __init__(self, preprocessors: "Preprocessors"):
+        self.preprocessors = preprocessors
+
+    def on_save(self, args: TrainingArguments, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.preprocessors.save_pretrained(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+
+
+def resume_checkpoint(value: str | bool | None, output_dir: str) -> str | None:
+    """
+    `--resume_from_checkpoint`: a checkpoint folder, or `true`/`latest` for the newest `checkpoint-N` in the output
+    folder; `false` (or nothing) starts afresh. Anything else is a clear error, never a path taken on trust.
+    """
+    if value is None or value is False or str(value).lower() in ("", "false", "no", "none"):
+        return None
+    if value is True or str(value).lower() in ("true", "yes", "latest"):
+        last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if last is None:
+            raise ValueError(f"--resume_from_checkpoint {value}: there is no checkpoint-N folder in {output_dir}.")
+        return last
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise ValueError(f"--resume_from_checkpoint: {value} is not a checkpoint folder (no trainer_state.json).")
+    return str(value)
 
 
 def predict(trainer: Trainer, split: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -392,8 +474,12 @@ def fit_and_report(
     test_split: str | None,
 ) -> dict[str, Any]:
     """Train, measure every reported split, and write metrics.json, plots and a model card into `output_dir`."""
+    resume = resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     set_seed(training_args.seed)  # before the model exists: its initial weights are part of the run
     model, collator, processor = build_model_and_collator(model_args, data_args, splits[train_split])
+    labels = label_info(splits[train_split], data_args.label_column, data_args.problem_type)
+    for name in dict.fromkeys(filter(None, (train_split, eval_split, test_split))):
+        check_label_values(splits[name], data_args.label_column, labels, name)
     trainer = make_trainer(
         model,
         collator,
@@ -401,8 +487,9 @@ def fit_and_report(
         splits[train_split],
         splits[eval_split] if eval_split else None,
         data_args.early_stopping_patience,
+        processor,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
     results: dict[str, Any] = {"train_split": train_split}
     for name in filter(None, (eval_split, test_split)):
         logits, labels = predict(trainer, splits[name])
@@ -433,7 +520,8 @@ def cross_validate(
     root = Path(training_args.output_dir)
     names, fold_results = [], []
     for value, train_part, test_part in leave_one_group_out(dataset[data_args.train_split], fold_column):
-        fold_args = dataclasses.replace(training_args, output_dir=str(root / f"fold_{fold_column}_{value}"))
+        fold_dir = path_inside(root, f"fold_{fold_column}_{value}", f"fold value {value!r} of --fold_column")
+        fold_args = dataclasses.replace(training_args, output_dir=str(fold_dir))
         results = fit_and_report(
             model_args, data_args, fold_args, {"train": train_part, "test": test_part}, "train", None, "test"
         )
@@ -471,10 +559,12 @@ def save_outputs(
 
 
 def evaluate_checkpoint(model_path: str, data_args: DataArguments, split: str, batch_size: int = 32) -> dict[str, Any]:
-    dataset = with_numpy_features(datasets.load_from_disk(data_args.dataset))
+    dataset = with_numpy_features(load_dataset_folder(data_args.dataset))
     if split not in dataset:
         raise ValueError(f"No split {split!r} in {data_args.dataset}; it has {list(dataset)}.")
     model_args = ModelArguments(model=model_path)
+    if data_args.problem_type is None:  # the model knows whether its labels are classes or scores
+        data_args = dataclasses.replace(data_args, problem_type=GiaMicConfig.from_pretrained(model_path).problem_type)
     model, collator, _ = build_model_and_collator(model_args, data_args, dataset[split])
     args = TrainingArguments(
         output_dir=str(Path(model_path) / "eval"),

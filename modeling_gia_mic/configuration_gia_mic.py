@@ -117,6 +117,8 @@ class GiaMicConfig(PreTrainedConfig):
         if getattr(self, "auto_map", None) is None:
             # Every saved config points the Auto classes at the remote code that travels with it.
             self.auto_map = dict(AUTO_MAP)
+        if self.num_labels < 1:
+            raise ValueError(f"`num_labels` must be at least 1 (1 for regression); got {self.num_labels}.")
         self._check_choice("gate_type", GATE_TYPES)
         self._check_choice("pooling", POOLING_TYPES)
         self._check_choice("invariance_loss", INVARIANCE_LOSSES)

@@ -115,6 +115,16 @@ def downsample_sequence(
     return pooled, (weights.sum(2).squeeze(-1) > 0).long()
 
 
+MASK_NAMES = (
+    "attention_mask",
+    "audio_attention_mask",
+    "frame_mask",
+    "text_feature_mask",
+    "audio_feature_mask",
+    "vision_feature_mask",
+)
+
+
 def has_non_finite(values: torch.Tensor) -> bool:
     """
     Whether any element is NaN or infinite. One reduction first (a sum is finite unless an element is not, or the sum
@@ -648,6 +658,9 @@ class GiaMicModel(GiaMicPreTrainedModel):
         for name, value in provided.items():
             if value.is_floating_point() and has_non_finite(value):
                 raise ValueError(f"`{name}` contains NaN or infinite values.")
+            if name in MASK_NAMES and value.dtype != torch.bool and ((value != 0) & (value != 1)).any():
+                found = torch.unique(value[(value != 0) & (value != 1)])[:5].tolist()
+                raise ValueError(f"`{name}` must hold only 0 (padding) and 1 (content); it also holds {found}.")
         batch_sizes = {name: value.shape[0] for name, value in provided.items()}
         if len(set(batch_sizes.values())) > 1:
             raise ValueError(f"All inputs must have the same batch size; got {batch_sizes}.")
@@ -886,7 +899,29 @@ class GiaMicForEmotionRecognition(GiaMicPreTrainedModel):
     def freeze_feature_encoder(self) -> None:
         self.gia_mic.freeze_feature_encoder()
 
+    def _check_labels(self, labels: torch.Tensor, batch_size: int) -> None:
+        """Labels of the right shape, type and range: class indices (or -100, ignored), or finite real targets."""
+        if labels.dim() > 2 or labels.numel() != batch_size:
+            raise ValueError(f"`labels` must have shape ({batch_size},), one per sample; got {tuple(labels.shape)}.")
+        if self.config.problem_type == "regression":
+            if not (labels.is_floating_point() or labels.dtype in (torch.int32, torch.int64)):
+                raise ValueError(f"Regression `labels` must be numbers; got dtype {labels.dtype}.")
+            if labels.is_floating_point() and not torch.isfinite(labels).all():
+                raise ValueError("Regression `labels` contain NaN or infinite values.")
+            return
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise ValueError(f"Classification `labels` must be integer class indices; got dtype {labels.dtype}.")
+        valid = (labels >= 0) & (labels < self.config.num_labels)
+        if not (valid | (labels == -100)).all():
+            wrong = torch.unique(labels[~valid & (labels != -100)])[:5].tolist()
+            raise ValueError(
+                f"`labels` must be class indices in [0, {self.config.num_labels}) (or -100 to ignore); got {wrong}."
+            )
+        if not valid.any():
+            raise ValueError("Every label of the batch is -100 (ignored): there is nothing to compute a loss from.")
+
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self._check_labels(labels, logits.shape[0])
         if self.config.problem_type == "regression":
             loss_fn = nn.functional.l1_loss if self.config.regression_loss == "l1" else nn.functional.mse_loss
             return loss_fn(logits.squeeze(-1).float(), labels.float().view(-1))

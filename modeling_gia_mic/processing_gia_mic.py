@@ -7,6 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from transformers import BatchFeature, ProcessorMixin
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
 
 
 # What the processor can return; the model takes these and the `*_features` / `*_feature_mask` inputs.
@@ -21,29 +25,65 @@ PROCESSOR_OUTPUT_NAMES = (
 )
 
 
+def check_sampling_rate(rate, name: str = "sampling_rate") -> int:
+    """A sampling rate as a positive whole number of samples per second; anything else is a clear error."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float | np.integer | np.floating):
+        raise ValueError(f"`{name}` must be a positive whole number of samples per second; got {rate!r}.")
+    if not math.isfinite(rate) or rate != int(rate) or rate <= 0:
+        raise ValueError(f"`{name}` must be a positive whole number of samples per second; got {rate!r}.")
+    return int(rate)
+
+
 def resample(
-    waveform: np.ndarray, orig_sr: int, target_sr: int, lowpass_filter_width: int = 16, rolloff: float = 0.945
+    waveform: np.ndarray,
+    orig_sr: int,
+    target_sr: int,
+    lowpass_filter_width: int = 16,
+    rolloff: float = 0.945,
+    chunk_elements: int = 1 << 21,
 ) -> np.ndarray:
     """
-    Band-limited resampling with a Hann-windowed sinc filter (the algorithm of torchaudio's `sinc_interp_hann`),
-    in plain torch so the processor needs nothing beyond torch and transformers where it runs as remote code.
+    Band-limited resampling with a Hann-windowed sinc filter (the filter of torchaudio's `sinc_interp_hann`), in
+    plain torch so the processor needs nothing beyond torch and transformers where it runs as remote code.
+
+    Each output sample is the filter evaluated at its exact position in the input, so any pair of rates works
+    (44,101 -> 16,000 Hz as well as 48,000 -> 16,000 Hz) with no filter bank sized by the rates' common factors:
+    time and memory grow with the clip's length only, and output samples are computed `chunk_elements` taps at a
+    time so peak memory stays bounded whatever the length.
     """
+    orig_sr, target_sr = check_sampling_rate(orig_sr), check_sampling_rate(target_sr)
     if orig_sr == target_sr:
         return waveform
-    gcd = math.gcd(orig_sr, target_sr)
-    orig, new = orig_sr // gcd, target_sr // gcd
-    cutoff = min(orig, new) * rolloff
-    width = math.ceil(lowpass_filter_width * orig / cutoff)
-    offsets = torch.arange(-width, width + orig, dtype=torch.float64)[None, None] / orig
-    times = (torch.arange(0, -new, -1, dtype=torch.float64)[:, None, None] / new + offsets) * cutoff
+    scale = rolloff * min(1.0, target_sr / orig_sr)  # the filter's cutoff relative to the input's Nyquist rate
+    width = math.ceil(lowpass_filter_width / scale)  # input samples on each side of an output position
+    taps = torch.arange(-width, width + 2, dtype=torch.int64)
+    signal = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(waveform)).double(), (width, width + 2))
+    num_outputs = math.ceil(target_sr * waveform.size / orig_sr)
+    # Output n sits at input position n * orig_sr / target_sr: whole part `first`, fractional part `phase / period`.
+    period = target_sr // math.gcd(orig_sr, target_sr)
+    bank = None  # per-phase weights, when the rates share enough factors for a small bank
+    if period * taps.numel() <= chunk_elements:
+        bank = filter_weights(torch.arange(period), period, taps, scale, lowpass_filter_width)
+    step = max(1, chunk_elements // taps.numel())
+    pieces = []
+    for start in range(0, num_outputs, step):
+        position = torch.arange(start, min(start + step, num_outputs), dtype=torch.int64) * orig_sr
+        first = torch.div(position, target_sr, rounding_mode="floor")
+        phase = torch.div(position - first * target_sr, target_sr // period, rounding_mode="floor")
+        weights = bank[phase] if bank is not None else filter_weights(phase, period, taps, scale, lowpass_filter_width)
+        pieces.append((signal[first[:, None] + taps[None] + width] * weights).sum(dim=1))
+    resampled = torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.float64)
+    return resampled.float().numpy()
+
+
+def filter_weights(
+    phase: torch.Tensor, period: int, taps: torch.Tensor, scale: float, lowpass_filter_width: int
+) -> torch.Tensor:
+    """Windowed-sinc weights (positions, taps) of the input samples around positions `phase / period` past a sample."""
+    times = (taps[None].double() - phase[:, None].double() / period) * scale
     times = times.clamp(-lowpass_filter_width, lowpass_filter_width)
     window = torch.cos(times * math.pi / lowpass_filter_width / 2) ** 2
-    times = times * math.pi
-    sinc = torch.where(times == 0, torch.ones_like(times), torch.sin(times) / times)
-    kernels = sinc * window * (cutoff / orig)
-    signal = torch.nn.functional.pad(torch.from_numpy(waveform).double()[None, None], (width, width + orig))
-    resampled = torch.nn.functional.conv1d(signal, kernels, stride=orig).transpose(1, 2).reshape(-1)
-    return resampled[: math.ceil(new * waveform.size / orig)].float().numpy()
+    return torch.special.sinc(times) * window * scale
 
 
 def uniform_frame_indices(num_available: int, num_frames: int) -> list[int]:
@@ -93,32 +133,83 @@ def encode_text(
     """
     Tokenise a sentence or a batch, padded to the longest: `input_ids`, `attention_mask`. Empty text is an error
     unless `allow_empty` (a dataset's utterance with no transcript is then the empty sentence, e.g. [CLS] [SEP]).
+    Text longer than `max_length`, or than the encoder's own maximum when none is given, is truncated with a warning.
     """
     texts = [text] if isinstance(text, str) else list(text)
+    if not texts:
+        raise ValueError("`text` is an empty list; give at least one sentence.")
     for index, sentence in enumerate(texts):
         if not isinstance(sentence, str) or not (sentence.strip() or allow_empty):
             raise ValueError(f"Text of sample {index} is empty or not a string: {sentence!r}.")
-    encoded = tokenizer(
-        texts, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="np"
-    )
+    limit = max_length or encoder_max_length(tokenizer)
+    encoded = tokenizer(texts, padding=True, truncation=limit is not None, max_length=limit, return_tensors="np")
+    if max_length is None and limit is not None and encoded["attention_mask"].sum(axis=1).max() >= limit:
+        full = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+        for index in (i for i, length in enumerate(full) if length > limit):
+            logger.warning(
+                f"Text of sample {index} has {full[index]} tokens; only the first {limit} (the text encoder's "
+                "maximum) are used."
+            )
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def encoder_max_length(tokenizer) -> int | None:
+    """The tokenizer's `model_max_length` when it is a real limit (transformers uses a huge number for 'none')."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if limit is not None and limit < 1_000_000 else None
+
+
+def as_float_waveform(waveform, index: int) -> np.ndarray:
+    """
+    One clip as float32 in [-1, 1]: float arrays as they are, integer PCM divided by its full scale (int16 by 32768,
+    uint8 centred on 128), so the same sound gives the same features whatever its sample format.
+    """
+    array = waveform.numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
+    if array.dtype.kind == "f":
+        return array.astype(np.float32)
+    if array.dtype.kind == "i":
+        return (array / float(2 ** (8 * array.dtype.itemsize - 1))).astype(np.float32)
+    if array.dtype.kind == "u":
+        middle = float(2 ** (8 * array.dtype.itemsize - 1))
+        return ((array - middle) / middle).astype(np.float32)
+    raise ValueError(f"Audio of sample {index} has samples of type {array.dtype}; expected float or integer PCM.")
+
+
+def audio_clips(audio) -> list:
+    """
+    The documented audio layouts: one 1-D waveform, or a list/tuple of 1-D waveforms. A 2-D array is ambiguous
+    (channels or a batch? which axis?) and refused with what to do instead.
+    """
+    if isinstance(audio, np.ndarray | torch.Tensor):
+        if audio.ndim == 1:
+            return [audio]
+        raise ValueError(
+            f"`audio` is an array of shape {tuple(audio.shape)}; pass one mono 1-D waveform, or a list of them for a "
+            "batch. For stereo, average the channels first (e.g. `audio.mean(axis=1)` for a (samples, channels) "
+            "array); for a batch of equal-length clips, pass `list(audio)`."
+        )
+    if isinstance(audio, list | tuple):
+        if not audio:
+            raise ValueError("`audio` is an empty list; give at least one waveform.")
+        return list(audio)
+    raise ValueError(f"`audio` must be a 1-D waveform or a list of them; got {type(audio).__name__}.")
 
 
 def encode_audio(feature_extractor, audio, sampling_rate: int | None) -> dict[str, np.ndarray]:
     """
     Mono waveform(s) at `sampling_rate` -> resampled to the extractor's rate -> `input_values` (wav2vec2-style) or
-    `input_features` (Whisper log-mel, real length only), with `audio_attention_mask`.
+    `input_features` (Whisper log-mel, real length only), with `audio_attention_mask`. Integer PCM is scaled to
+    [-1, 1]; see `audio_clips` for the accepted layouts.
     """
     if sampling_rate is None:
         raise ValueError(
             "Pass the `sampling_rate` of `audio`; it is resampled to "
             f"{feature_extractor.sampling_rate} Hz for the audio encoder."
         )
-    is_single = isinstance(audio, np.ndarray | torch.Tensor) and np.ndim(audio) == 1
-    waveforms = [audio] if is_single else list(audio)
+    sampling_rate = check_sampling_rate(sampling_rate)
     prepared = []
-    for index, waveform in enumerate(waveforms):
-        waveform = np.asarray(waveform, dtype=np.float32)
+    for index, clip in enumerate(audio_clips(audio)):
+        waveform = as_float_waveform(clip, index)
         if waveform.ndim != 1:
             raise ValueError(
                 f"Audio of sample {index} must be a mono 1-D waveform; got shape {waveform.shape}. "
@@ -140,16 +231,28 @@ def encode_audio(feature_extractor, audio, sampling_rate: int | None) -> dict[st
     return {name: extracted[name], "audio_attention_mask": extracted["attention_mask"]}
 
 
-def as_rgb(frame):
-    """Video frames are RGB: greyscale (or RGBA) images and 2-D arrays are converted, so any image processor fits."""
+def as_rgb(frame, index: int = 0):
+    """
+    Video frames are RGB: greyscale (H x W or H x W x 1), RGBA and other PIL modes are converted, so any image
+    processor fits. An image without pixels or with another layout is an error.
+    """
     if hasattr(frame, "mode") and hasattr(frame, "convert"):  # a PIL image
+        if 0 in frame.size:
+            raise ValueError(f"Image of sample {index} has size {frame.size[0]}x{frame.size[1]}; it has no pixels.")
         return frame if frame.mode == "RGB" else frame.convert("RGB")
     array = np.asarray(frame)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"Image of sample {index} has shape {array.shape}; expected (height, width), (height, width, 1), "
+            "(height, width, 3) or (height, width, 4)."
+        )
+    if 0 in array.shape[:2]:
+        raise ValueError(f"Image of sample {index} has shape {array.shape}; it has no pixels.")
     if array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=-1)
-    if array.ndim == 3 and array.shape[-1] == 4:
-        return array[..., :3]
-    return array
+    return array[..., :3]
 
 
 def encode_frames(image_processor, images, num_frames: int) -> dict[str, np.ndarray]:
@@ -158,12 +261,14 @@ def encode_frames(image_processor, images, num_frames: int) -> dict[str, np.ndar
     (batch, frames, channels, height, width) with `frame_mask` (batch, frames).
     """
     samples = [images] if not isinstance(images, list | tuple) else list(images)
+    if not samples:
+        raise ValueError("`images` is an empty list; give at least one image or list of frames.")
     clips = [list(s) if isinstance(s, list | tuple) else [s] for s in samples]
     clips = [[clip[i] for i in uniform_frame_indices(len(clip), num_frames)] for clip in clips]
     for index, clip in enumerate(clips):
         if not clip:
             raise ValueError(f"Sample {index} has no frames.")
-    flat = [as_rgb(frame) for clip in clips for frame in clip]
+    flat = [as_rgb(frame, index) for index, clip in enumerate(clips) for frame in clip]
     pixels = image_processor(flat, return_tensors="np")["pixel_values"]
     max_frames = max(len(clip) for clip in clips)
     pixel_values = np.zeros((len(clips), max_frames, *pixels.shape[1:]), dtype=np.float32)
@@ -206,12 +311,13 @@ class GiaMicProcessor(ProcessorMixin):
         r"""
         Args:
             text: A sentence or a batch of sentences.
-            audio: A mono waveform or a batch of them (1-D float arrays), at `sampling_rate` Hz.
+            audio: A mono waveform (a 1-D float array, or integer PCM scaled by its full range) or a list of them,
+                at `sampling_rate` Hz. 2-D arrays are refused as ambiguous: average stereo channels first.
             sampling_rate: Rate of `audio`; it is resampled to the feature extractor's rate when they differ.
             images: Per sample, one face image or a list of frames (PIL images or arrays); one image alone is a batch
                 of one. Lists longer than `num_frames` are subsampled uniformly.
             videos: Per sample, the path of a video file (or one path alone); `num_frames` frames are sampled.
-            max_length: Truncate text to this many tokens.
+            max_length: Truncate text to this many tokens (default: the text encoder's maximum, with a warning).
 
         Returns:
             [`BatchFeature`] with `input_ids`, `attention_mask`; `input_values` or `input_features` with

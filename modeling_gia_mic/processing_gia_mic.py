@@ -40,7 +40,7 @@ def resample(
     target_sr: int,
     lowpass_filter_width: int = 16,
     rolloff: float = 0.945,
-    chunk_elements: int = 1 << 21,
+    chunk_elements: int = 1 << 16,
 ) -> np.ndarray:
     """
     Band-limited resampling with a Hann-windowed sinc filter (the filter of torchaudio's `sinc_interp_hann`), in

@@ -94,6 +94,124 @@ def test_resampling_matches_soxr_on_band_limited_audio(orig_sr, target_sr):
     assert np.abs(ours[interior] - reference[interior]).max() < 2e-3
 
 
+AWKWARD_RATES = [4001, 8001, 44101, 192000]
+
+
+@pytest.mark.parametrize("orig_sr", AWKWARD_RATES)
+def test_rates_sharing_few_factors_with_16k_resample_right(orig_sr):
+    soxr = pytest.importorskip("soxr")
+    t = np.arange(int(orig_sr * 0.6)) / orig_sr
+    waveform = (0.3 * np.sin(2 * np.pi * 700 * t) + 0.2 * np.sin(2 * np.pi * 1500 * t + 1)).astype(np.float32)
+    ours = resample(waveform, orig_sr, 16000)
+    assert ours.shape == (int(np.ceil(16000 * waveform.size / orig_sr)),)
+    reference = soxr.resample(waveform, orig_sr, 16000, quality="VHQ")
+    interior = slice(200, -200)
+    assert np.abs(ours[interior] - reference[interior]).max() < 2e-3
+
+
+MEMORY_PROBE = """
+import json, sys
+import numpy as np
+from modeling_gia_mic.processing_gia_mic import resample
+
+def status(field):
+    return next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith(field + ":"))
+
+resample(np.zeros(100, np.float32), 48000, 16000)
+waveforms = {s: np.random.default_rng(0).standard_normal(int(rate * s)).astype(np.float32) for s in (0.05, 0.2, 5.0)
+             for rate in [int(sys.argv[1])]}
+base = status("VmRSS")
+for seconds, waveform in waveforms.items():
+    resample(waveform, int(sys.argv[1]), 16000)
+print(json.dumps(status("VmHWM") - base))
+"""
+
+
+@pytest.mark.parametrize("orig_sr", AWKWARD_RATES)
+def test_resampling_memory_stays_bounded_whatever_the_rates_share(orig_sr):
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(orig_sr)], capture_output=True, text=True, check=True, timeout=120
+    )
+    growth_mib = json.loads(result.stdout.strip().splitlines()[-1])
+    assert growth_mib < 64, f"{growth_mib:.0f} MiB to resample up to 5 s at {orig_sr} Hz (before: 2.5-5 GB for 50 ms)"
+
+
+@pytest.mark.parametrize("rate", [0, -16000, 16000.5, "16000", None, float("nan"), True])
+def test_sampling_rate_must_be_a_positive_whole_number(processor, rate):
+    with pytest.raises(ValueError, match="`sampling_rate` must be a positive whole number|Pass the `sampling_rate`"):
+        processor(audio=np.zeros(1600, np.float32), sampling_rate=rate)
+
+
+def test_integer_pcm_gives_the_same_features_as_the_same_float_waveform():
+    from modeling_gia_mic.processing_gia_mic import as_float_waveform, encode_audio
+
+    extractor = WhisperFeatureExtractor(feature_size=16, sampling_rate=16000)
+    tone = (0.5 * np.sin(np.arange(16000) / 7)).astype(np.float32)
+    for dtype, scale, offset in ((np.int16, 32768, 0), (np.int32, 2**31, 0), (np.uint8, 128, 128)):
+        pcm = np.clip(np.round(tone * scale + offset), np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+        np.testing.assert_allclose(as_float_waveform(pcm, 0), tone, atol=1 / scale)
+    pcm16 = np.round(tone * 32768).astype(np.int16)
+    np.testing.assert_allclose(
+        encode_audio(extractor, pcm16, 16000)["input_features"],
+        encode_audio(extractor, tone, 16000)["input_features"],
+        atol=0.02,
+    )
+
+
+@pytest.mark.parametrize("shape", [(16000, 2), (2, 16000), (4, 4000)])
+def test_two_dimensional_audio_is_refused_as_ambiguous(processor, shape):
+    with pytest.raises(ValueError, match=rf"shape \({shape[0]}, {shape[1]}\); pass one mono 1-D waveform"):
+        processor(audio=np.zeros(shape, np.float32), sampling_rate=16000)
+    batch = processor(audio=list(np.zeros(shape, np.float32).T.mean(0, keepdims=True)), sampling_rate=16000)
+    assert batch["input_values"].shape[0] == 1
+
+
+def test_unclear_images_get_clear_errors(processor):
+    single_channel = np.full((20, 20, 1), 200, np.uint8)
+    batch = processor(images=single_channel)
+    torch.testing.assert_close(
+        batch["pixel_values"], processor(images=np.full((20, 20), 200, np.uint8))["pixel_values"]
+    )
+    with pytest.raises(ValueError, match="`images` is an empty list"):
+        processor(images=[])
+    with pytest.raises(ValueError, match="has size 0x0; it has no pixels"):
+        processor(images=Image.new("RGB", (0, 0)))
+    with pytest.raises(ValueError, match=r"shape \(0, 5, 3\); it has no pixels"):
+        processor(images=np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(8, 8, 2\); expected"):
+        processor(images=np.zeros((8, 8, 2), np.uint8))
+
+
+def test_video_without_a_video_stream_is_a_clear_error(tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "voice.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        samples = np.zeros((1, 1024), np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(ValueError, match="voice.mp4 has no video stream"):
+        read_video_frames(path, 4)
+    sf.write(tmp_path / "fake.mp4", np.zeros(100, np.float32), 16000, format="WAV")
+    with pytest.raises(ValueError, match="fake.mp4 has no video stream|Cannot decode video"):
+        read_video_frames(tmp_path / "fake.mp4", 4)
+
+
+def test_very_long_text_is_truncated_to_the_encoder_maximum_with_a_warning(processor, caplog):
+    text = "happy " * 100_000
+    with caplog.at_level("WARNING"):
+        batch = processor(text=[text, "short"])
+    assert batch["input_ids"].shape == (2, processor.tokenizer.model_max_length)
+    assert "Text of sample 0 has 100002 tokens; only the first 512" in caplog.text
+
+
 def test_whisper_extractor_gives_mel_features_for_the_real_length(processor):
     extractor = WhisperFeatureExtractor(feature_size=16, sampling_rate=16000)
     processor = GiaMicProcessor(processor.tokenizer, extractor, processor.image_processor)

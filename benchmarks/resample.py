@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BEFORE = '''
+BEFORE = """
 def resample(waveform, orig_sr, target_sr, lowpass_filter_width=16, rolloff=0.945):
     gcd = math.gcd(orig_sr, target_sr)
     orig, new = orig_sr // gcd, target_sr // gcd
@@ -34,7 +34,7 @@ def resample(waveform, orig_sr, target_sr, lowpass_filter_width=16, rolloff=0.94
     signal = torch.nn.functional.pad(torch.from_numpy(waveform).double()[None, None], (width, width + orig))
     resampled = torch.nn.functional.conv1d(signal, kernels, stride=orig).transpose(1, 2).reshape(-1)
     return resampled[: math.ceil(new * waveform.size / orig)].float().numpy()
-'''
+"""
 AFTER = "from modeling_gia_mic.processing_gia_mic import resample\n"
 
 

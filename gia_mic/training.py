@@ -518,9 +518,13 @@ def cross_validate(
     """Leave-one-group-out CV: train a fresh model per fold, report mean ± std over folds (cv_results.json/.md)."""
     dataset = load_training_dataset(data_args, training_args)
     root = Path(training_args.output_dir)
+    folds = leave_one_group_out(dataset[data_args.train_split], fold_column)
+    fold_dirs = [  # checked before any training: a value from the data never leads outside --output_dir
+        path_inside(root, f"fold_{fold_column}_{value}", f"fold value {value!r} of --fold_column")
+        for value, _, _ in folds
+    ]
     names, fold_results = [], []
-    for value, train_part, test_part in leave_one_group_out(dataset[data_args.train_split], fold_column):
-        fold_dir = path_inside(root, f"fold_{fold_column}_{value}", f"fold value {value!r} of --fold_column")
+    for (value, train_part, test_part), fold_dir in zip(folds, fold_dirs):
         fold_args = dataclasses.replace(training_args, output_dir=str(fold_dir))
         results = fit_and_report(
             model_args, data_args, fold_args, {"train": train_part, "test": test_part}, "train", None, "test"

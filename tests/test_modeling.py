@@ -315,3 +315,45 @@ def test_bad_configs_raise_clear_errors():
         GiaMicConfig(hidden_size=30, num_attention_heads=4)
     with pytest.raises(ValueError, match="class_weights"):
         GiaMicConfig(num_labels=4, class_weights=[1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (torch.tensor([0, 4]), r"class indices in \[0, 4\) \(or -100 to ignore\); got \[4\]"),
+        (torch.tensor([-1, 2]), r"got \[-1\]"),
+        (torch.tensor([[0, 1], [1, 2]]), r"shape \(2,\), one per sample; got \(2, 2\)"),
+        (torch.tensor([0.0, 1.0]), "integer class indices; got dtype torch.float32"),
+        (torch.tensor([-100, -100]), "Every label of the batch is -100"),
+    ],
+    ids=["above-range", "negative", "shape", "float-dtype", "all-ignored"],
+)
+def test_bad_classification_labels_raise_clear_errors(labels, message):
+    model = GiaMicForEmotionRecognition(feature_config(("text",)))
+    with pytest.raises(ValueError, match=message):
+        model(text_features=torch.randn(2, 3, 12), labels=labels)
+    model(text_features=torch.randn(2, 3, 12), labels=torch.tensor([-100, 3])).loss.backward()  # one kept: fine
+
+
+def test_a_nan_regression_label_is_an_error():
+    model = GiaMicForEmotionRecognition(feature_config(("text",), num_labels=1))
+    with pytest.raises(ValueError, match="Regression `labels` contain NaN"):
+        model(text_features=torch.randn(2, 3, 12), labels=torch.tensor([0.5, float("nan")]))
+
+
+@pytest.mark.parametrize("name", ["text_feature_mask", "audio_feature_mask"])
+def test_masks_must_be_zero_or_one(name):
+    model = GiaMicForEmotionRecognition(feature_config(("text", "audio")))
+    inputs = feature_inputs(("text", "audio"), batch_size=2)
+    inputs[name] = inputs[name] * 2
+    with pytest.raises(
+        ValueError, match=rf"`{name}` must hold only 0 \(padding\) and 1 \(content\); it also holds \[2\]"
+    ):
+        model(**inputs)
+    inputs[name] = inputs[name].bool()
+    assert torch.isfinite(model(**inputs).logits).all()
+
+
+def test_a_model_needs_at_least_one_label():
+    with pytest.raises(ValueError, match="`num_labels` must be at least 1"):
+        GiaMicConfig(text_feature_size=4, num_labels=0)

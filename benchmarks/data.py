@@ -39,7 +39,7 @@ def measure_iemocap(scale: float, audio_seconds: float) -> dict:
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory() as work:
         root = write_full_size_release(Path(work) / "IEMOCAP_full_release", audio_seconds, scale, progress=False)
-        scanned = sum(1 for _ in iemocap.scan_release(root))
+        scanned = sum(1 for _ in iemocap.scan_release(root, BuildReport()))
         start = time.perf_counter()
         dataset = iemocap.build(root, BuildReport(), Path(work) / "cache", label_set="4class")["train"]
         seconds = time.perf_counter() - start

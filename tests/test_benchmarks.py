@@ -56,3 +56,8 @@ def test_peers_benchmark_smoke():
     pytest.importorskip("MMSA", reason="the benchmark extra (pip install -e .[bench]) is not installed")
     output = run_benchmark("peers", "--pairs", "mult", "--rounds", "1", "--batch-size", "2", "--skip-memory")
     assert "GIA-MIC / MulT: train step x" in output
+
+
+def test_resample_benchmark_smoke():
+    output = run_benchmark("resample", "--rates", "44101", "--seconds", "0.01", "--before-max-seconds", "0")
+    assert "| 44101 | 0.01 | - | - |" in output

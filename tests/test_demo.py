@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -63,7 +64,14 @@ def media(tmp_path_factory) -> dict[str, Path]:
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     sf.write(folder / "empty.wav", np.zeros(0, np.float32), 16000)
     sf.write(folder / "long.wav", np.zeros(8000 * 600, np.float32) + 0.01, 8000)  # 10 minutes
+    with av.open(str(folder / "voice-only.mp4"), "w") as container:  # a "video" with no picture
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
     return {
+        "voice-only": folder / "voice-only.mp4",
         **written,
         "notes": folder / "notes.txt",
         "broken": folder / "broken.png",
@@ -182,8 +190,9 @@ def test_real_emotional_speech_is_transcribed(server):
         ({"audio": "empty"}, "empty or silent"),
         ({"audio": "long"}, "600 s long; the demo takes up to 30 s"),
         ({"image": "broken"}, "Could not read the image"),
+        ({"video": "voice-only"}, "has no video stream"),
     ],
-    ids=["nothing", "text-as-audio", "empty-audio", "ten-minutes", "corrupted-image"],
+    ids=["nothing", "text-as-audio", "empty-audio", "ten-minutes", "corrupted-image", "video-without-picture"],
 )
 def test_bad_input_gives_a_readable_error_and_the_server_keeps_serving(server, media, inputs, message):
     with pytest.raises(gradio_client.exceptions.AppError, match=message):

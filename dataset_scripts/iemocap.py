@@ -18,6 +18,8 @@ import datasets
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 from tqdm.auto import tqdm
 
+from gia_mic.folds import leave_one_group_out
+
 from .common import (
     BuildError,
     BuildReport,
@@ -276,13 +278,9 @@ def build(
     return DatasetDict(train=train)
 
 
-def leave_one_session_out(dataset: Dataset) -> Iterator[tuple[int, Dataset, Dataset]]:
+def leave_one_session_out(dataset: Dataset) -> list[tuple[int, Dataset, Dataset]]:
     """The 5 standard folds: (test session, train = the other four sessions, test = that session)."""
-    sessions = dataset["session"]
-    for held_out in sorted(set(sessions)):
-        test = [i for i, s in enumerate(sessions) if s == held_out]
-        train = [i for i, s in enumerate(sessions) if s != held_out]
-        yield held_out, dataset.select(train), dataset.select(test)
+    return leave_one_group_out(dataset, "session")
 
 
 CITATION = """

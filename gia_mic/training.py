@@ -39,6 +39,7 @@ from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, enc
 
 from .collator import MultimodalCollator
 from .folders import path_inside
+from .folds import leave_one_group_out
 from .metrics import build_compute_metrics, classification_metrics, regression_metrics
 from .overrides import parse_overrides
 from .reporting import plot_confusion_matrix, plot_training_curves, write_model_card
@@ -490,26 +491,13 @@ def fit_and_report(
         processor,
     )
     trainer.train(resume_from_checkpoint=resume)
-    results: dict[str, Any] = {"train_split": train_split}
+    results: dict[str, Any] = {"train_split": train_split, "train_rows": splits[train_split].num_rows}
     for name in filter(None, (eval_split, test_split)):
         logits, labels = predict(trainer, splits[name])
         results[name] = split_metrics(trainer.model, logits, labels)
     if trainer.is_world_process_zero():
         save_outputs(trainer, processor, data_args, results, test_split or eval_split)
     return results
-
-
-def leave_one_group_out(split: Dataset, column: str) -> list[tuple[Any, Dataset, Dataset]]:
-    """One fold per value of `column` (e.g. IEMOCAP's `session`: the 5 leave-one-session-out folds)."""
-    if column not in split.column_names:
-        raise ValueError(f"Cannot form folds: no column {column!r}; the dataset has {split.column_names}.")
-    groups = split[column]
-    folds = []
-    for value in sorted(set(groups)):
-        test = [i for i, g in enumerate(groups) if g == value]
-        train = [i for i, g in enumerate(groups) if g != value]
-        folds.append((value, split.select(train), split.select(test)))
-    return folds
 
 
 def cross_validate(
@@ -523,7 +511,7 @@ def cross_validate(
         path_inside(root, f"fold_{fold_column}_{value}", f"fold value {value!r} of --fold_column")
         for value, _, _ in folds
     ]
-    names, fold_results = [], []
+    names, fold_results, rows = [], [], {}
     for (value, train_part, test_part), fold_dir in zip(folds, fold_dirs):
         fold_args = dataclasses.replace(training_args, output_dir=str(fold_dir))
         results = fit_and_report(
@@ -531,11 +519,17 @@ def cross_validate(
         )
         names.append(f"{fold_column}={value}")
         fold_results.append(results["test"])
+        rows[names[-1]] = {"train": results["train_rows"], "test": test_part.num_rows}
     summary = aggregate_folds(fold_results)
     table = format_cv_table(names, fold_results, summary)
     if training_args.process_index == 0:
         root.mkdir(parents=True, exist_ok=True)
-        payload = {"fold_column": fold_column, "folds": dict(zip(names, fold_results)), "summary": summary}
+        payload = {
+            "fold_column": fold_column,
+            "folds": dict(zip(names, fold_results)),
+            "rows": rows,
+            "summary": summary,
+        }
         (root / "cv_results.json").write_text(json.dumps(payload, indent=2))
         (root / "cv_results.md").write_text(table + "\n")
     return {"folds": dict(zip(names, fold_results)), "summary": summary, "table": table}

@@ -57,7 +57,7 @@ def resample(
     scale = rolloff * min(1.0, target_sr / orig_sr)  # the filter's cutoff relative to the input's Nyquist rate
     width = math.ceil(lowpass_filter_width / scale)  # input samples on each side of an output position
     taps = torch.arange(-width, width + 2, dtype=torch.int64)
-    signal = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(waveform)).double(), (width, width + 2))
+    signal = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(waveform, np.float32)), (width, width + 2))
     num_outputs = math.ceil(target_sr * waveform.size / orig_sr)
     # Output n sits at input position n * orig_sr / target_sr: whole part `first`, fractional part `phase / period`.
     period = target_sr // math.gcd(orig_sr, target_sr)
@@ -65,14 +65,14 @@ def resample(
     if period * taps.numel() <= chunk_elements:
         bank = filter_weights(torch.arange(period), period, taps, scale, lowpass_filter_width)
     step = max(1, chunk_elements // taps.numel())
-    pieces = []
+    resampled = torch.empty(num_outputs, dtype=torch.float64)
     for start in range(0, num_outputs, step):
         position = torch.arange(start, min(start + step, num_outputs), dtype=torch.int64) * orig_sr
         first = torch.div(position, target_sr, rounding_mode="floor")
         phase = torch.div(position - first * target_sr, target_sr // period, rounding_mode="floor")
         weights = bank[phase] if bank is not None else filter_weights(phase, period, taps, scale, lowpass_filter_width)
-        pieces.append((signal[first[:, None] + taps[None] + width] * weights).sum(dim=1))
-    resampled = torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.float64)
+        window = signal[first[:, None] + taps[None] + width].double()  # float64 per chunk only
+        resampled[start : start + step] = (window * weights).sum(dim=1)
     return resampled.float().numpy()
 
 

@@ -74,3 +74,30 @@ def test_local_evaluate_module_gives_the_same_numbers():
     regression = evaluate.load(gia_mic.EVALUATE_MODULE, config_name="regression")
     result = regression.compute(predictions=PRED.tolist(), references=TRUE.tolist())
     assert result["mae"] == pytest.approx(regression_metrics(PRED, TRUE)["mae"], rel=1e-6)
+
+
+def test_mosi_metrics_at_every_boundary():
+    """Zero labels, predictions at +-0.5 (numpy rounds half to even, as MMSA does) and beyond +-3, by hand."""
+    labels = np.array([0.0, 0.0, 3.0, -3.0, 1.5, -0.4, 2.5])
+    predictions = np.array([0.5, -0.5, 4.2, -7.0, 1.5, 0.4, 2.4])
+    m = regression_metrics(predictions, labels)
+    # Acc-7: clip to [-3, 3] and round: pred [0, -0, 3, -3, 2, 0, 2] vs true [0, 0, 3, -3, 2, -0, 2] -> 7 of 7
+    assert m["acc7"] == pytest.approx(7 / 7)
+    # Acc-5: clip to [-2, 2]: pred [0, -0, 2, -2, 2, 0, 2] vs true [0, 0, 2, -2, 2, -0, 2] -> 7 of 7
+    assert m["acc5"] == pytest.approx(7 / 7)
+    # has0 (>= 0 vs < 0): true [T T T F T F T], pred [T F T F T T T] -> 5 of 7
+    assert m["acc2_has0"] == pytest.approx(5 / 7)
+    # non0 drops the two zero labels: true [T F T F T], pred [T F T T T] -> 4 of 5 (keeping them: 5 of 7)
+    assert m["acc2_non0"] == pytest.approx(4 / 5)
+    # weighted F1 of non0: positives P=3/4 R=1 -> 6/7 (support 3), negatives P=1 R=1/2 -> 2/3 (support 2)
+    assert m["f1_non0"] == pytest.approx((3 * 6 / 7 + 2 * 2 / 3) / 5)
+    assert m["mae"] == pytest.approx(np.mean([0.5, 0.5, 1.2, 4.0, 0.0, 0.8, 0.1]))
+
+
+def test_a_class_absent_from_the_predictions_counts_as_zero_recall():
+    labels, predictions = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 0, 1, 1, 1, 0])
+    m = classification_metrics(predictions, labels, num_labels=3)
+    assert m["ua"] == pytest.approx((1 + 1 + 0) / 3) and m["wa"] == pytest.approx(4 / 6)
+    # F1: class 0 P=2/3 R=1 -> 4/5; class 1 P=2/3 R=1 -> 4/5; class 2 never predicted -> 0
+    assert m["macro_f1"] == pytest.approx((4 / 5 + 4 / 5 + 0) / 3)
+    assert m["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [1, 1, 0]]

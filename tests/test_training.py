@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -20,8 +21,8 @@ from transformers import (
     set_seed,
 )
 
-from dataset_scripts import iemocap
 from gia_mic.cli import main as cli
+from gia_mic.folds import leave_one_group_out
 from gia_mic.training import (
     DataArguments,
     ModelArguments,
@@ -229,15 +230,36 @@ def test_cross_validation_on_a_fixture_iemocap(iemocap_fixture, tiny_encoders, t
     results = json.loads((tmp_path / "cv" / "cv_results.json").read_text())
     assert list(results["folds"]) == [f"session={s}" for s in range(1, 6)]
     assert set(results["summary"]) == {"wa", "ua", "macro_f1", "weighted_f1"}
-    for scores in results["folds"].values():
-        assert 0.0 <= scores["wa"] <= 1.0
+    sessions = Counter(datasets.load_from_disk(str(iemocap_fixture))["train"]["session"])
+    total = sum(sessions.values())
+    for session, count in sessions.items():
+        fold = f"session={session}"
+        assert results["rows"][fold] == {"train": total - count, "test": count}, "trained on the held-out session"
+        assert np.sum(results["folds"][fold]["confusion_matrix"]) == count, "tested on exactly that session"
+    wa = [results["folds"][f"session={s}"]["wa"] for s in range(1, 6)]
+    assert results["summary"]["wa"]["mean"] == pytest.approx(np.mean(wa))
+    assert results["summary"]["wa"]["std"] == pytest.approx(np.std(wa))
     table = (tmp_path / "cv" / "cv_results.md").read_text()
     assert table.count("| session=") == 5 and "mean ± std" in table and "mean ± std" in capsys.readouterr().out
     assert (tmp_path / "cv" / "fold_session_3" / "confusion_matrix.png").is_file()
 
-    dataset = datasets.load_from_disk(str(iemocap_fixture))["train"]
-    for session, train, test in iemocap.leave_one_session_out(dataset):
-        assert not set(train["speaker"]) & set(test["speaker"]), f"speaker overlap in fold {session}"
+
+def test_leave_one_group_out_tests_every_row_once_and_never_trains_on_it():
+    """The folds `gia-mic cv` trains on: uneven groups, ids to follow each row."""
+    rng = np.random.default_rng(0)
+    groups = rng.choice(["s1", "s2", "s3", "s4"], size=40, p=[0.1, 0.2, 0.3, 0.4]).tolist()
+    split = Dataset.from_dict({"id": [f"row{i}" for i in range(40)], "session": groups})
+    folds = leave_one_group_out(split, "session")
+    assert [value for value, _, _ in folds] == ["s1", "s2", "s3", "s4"]
+    tested = []
+    for value, train, test in folds:
+        assert set(test["session"]) == {value} and value not in set(train["session"])
+        assert not set(train["id"]) & set(test["id"])
+        assert sorted(train["id"] + test["id"]) == sorted(split["id"])
+        tested += test["id"]
+    assert sorted(tested) == sorted(split["id"]), "every row is tested exactly once"
+    with pytest.raises(ValueError, match="no column 'speaker'"):
+        leave_one_group_out(split, "speaker")
 
 
 def test_extracted_features_train_a_feature_mode_head(iemocap_fixture, tiny_encoders, tmp_path):

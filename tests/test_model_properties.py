@@ -1,0 +1,112 @@
+"""
+GIA-MIC's behaviours pinned by their definitions, on inputs where a planted bug would show: uneven padding across the
+samples of one batch, the gate's two inputs, a dropped modality's isolation, the invariance loss by hand (issue 15).
+"""
+
+import numpy as np
+import pytest
+import torch
+from conftest import FEATURE_SIZES, TINY_TEXT, feature_config, raw_config
+
+from gia_mic import MultimodalCollator
+from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, ModalityInvariantGenerator
+from modeling_gia_mic.modeling_gia_mic import GiaMicInteractionGate
+
+
+NO_DROPOUT = {"hidden_dropout": 0.0, "attention_dropout": 0.0, "classifier_dropout": 0.0}
+
+
+def raw_sample(text: int, audio: int, frames: int) -> dict[str, torch.Tensor]:
+    return {
+        "input_ids": torch.randint(1, TINY_TEXT["vocab_size"], (text,)),
+        "input_values": torch.randn(audio),
+        "pixel_values": torch.randn(frames, 3, 16, 16),
+    }
+
+
+def feature_sample(text: int, audio: int, frames: int) -> dict[str, torch.Tensor]:
+    lengths = {"text": text, "audio": audio, "vision": frames}
+    return {f"{m}_features": torch.randn(n, FEATURE_SIZES[f"{m}_feature_size"]) for m, n in lengths.items()}
+
+
+# Every sample has its own length in every modality, and the longest differs per modality.
+UNEVEN = [(9, 1200, 2), (3, 2000, 5), (6, 640, 3)]
+
+
+@pytest.mark.parametrize("mode", ["raw", "features"])
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_each_sample_of_an_unevenly_padded_batch_equals_that_sample_alone(mode, pooling):
+    config = raw_config(pooling=pooling) if mode == "raw" else feature_config(pooling=pooling, audio_downsample=2)
+    model = GiaMicForEmotionRecognition(config).eval()
+    samples = [raw_sample(t, a, f) if mode == "raw" else feature_sample(t, a // 100, f) for t, a, f in UNEVEN]
+    collate = MultimodalCollator()
+    with torch.no_grad():
+        together = model(**collate(samples))
+        for index, sample in enumerate(samples):
+            alone = model(**collate([sample]))
+            torch.testing.assert_close(together.logits[index], alone.logits[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(together.gate_values[index], alone.gate_values[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("gate_type", ["elementwise", "scalar"])
+def test_the_gate_depends_on_both_the_modality_itself_and_the_context(gate_type):
+    gate = GiaMicInteractionGate(
+        GiaMicConfig(text_feature_size=4, hidden_size=8, num_attention_heads=2, gate_type=gate_type)
+    )
+    specific, context = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    reference = gate(specific, context)
+    assert reference.shape == (2, 5, 8 if gate_type == "elementwise" else 1)
+    assert not torch.allclose(gate(specific + torch.randn(2, 5, 8), context), reference), "S_a must enter the gate"
+    assert not torch.allclose(gate(specific, context + torch.randn(2, 5, 8)), reference), "C must enter the gate"
+    with torch.no_grad():
+        gate.dense.weight.zero_()
+        gate.dense.bias.fill_(2.0)
+    torch.testing.assert_close(gate(specific, context), torch.full_like(reference, torch.sigmoid(torch.tensor(2.0))))
+
+
+def test_a_dropped_modality_changes_nothing_in_the_others():
+    """In training, a sample whose modality `modality_dropout` dropped gets exactly what it gets without it."""
+    torch.manual_seed(3)
+    model = GiaMicForEmotionRecognition(feature_config(modality_dropout=0.5, **NO_DROPOUT))
+    samples = [feature_sample(4 + i % 3, 6 + i % 4, 2 + i % 2) for i in range(12)]
+    batch = MultimodalCollator()(samples)
+    with torch.no_grad():
+        trained = model.train()(**batch)
+        model.eval()
+        dropped = 0
+        for index, sample in enumerate(samples):
+            kept = [m for m, keep in zip(("text", "audio", "vision"), trained.modality_mask[index]) if keep]
+            dropped += 3 - len(kept)
+            alone = model(**MultimodalCollator()([{k: v for k, v in sample.items() if k.split("_")[0] in kept}]))
+            torch.testing.assert_close(trained.logits[index], alone.logits[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(
+                trained.modality_embeddings[index], alone.modality_embeddings[0], atol=1e-5, rtol=0
+            )
+            torch.testing.assert_close(trained.gate_values[index], alone.gate_values[0], atol=1e-5, rtol=0)
+    assert dropped >= 3, "the seed drops some modalities"
+
+
+def similarity_loss_by_hand(z: dict[str, np.ndarray], weight: float) -> float:
+    """mean over pairs of [mean_i (1 - cos(z_a_i, z_b_i)) + weight * ||K_a - K_b||_F^2 / B^2]."""
+
+    def normalised(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    names, terms = list(z), []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            za, zb = normalised(z[a]), normalised(z[b])
+            alignment = np.mean(1 - np.sum(za * zb, axis=1))
+            difference = za @ za.T - zb @ zb.T
+            terms.append(alignment + weight * np.sum(difference**2) / len(za) ** 2)
+    return float(np.mean(terms))
+
+
+def test_the_invariance_loss_averages_over_the_three_modality_pairs():
+    generator = ModalityInvariantGenerator(
+        GiaMicConfig(text_feature_size=4, hidden_size=6, num_attention_heads=2, similarity_weight=0.7)
+    )
+    rng = np.random.default_rng(0)
+    z = {m: rng.normal(size=(5, 6)).astype(np.float32) for m in ("text", "audio", "vision")}
+    value = generator.invariance_loss({m: torch.from_numpy(v) for m, v in z.items()}, {m: torch.ones(5) for m in z})
+    assert value.item() == pytest.approx(similarity_loss_by_hand(z, 0.7), rel=1e-5)

@@ -157,7 +157,9 @@ def command_push(argv: list[str]) -> None:
     parser.add_argument("--dry-run", "--dry_run", type=Path, metavar="OUT", help="write the upload folder here only")
     args = parser.parse_args(argv)
     where, files = push(args.kind, args.repo, args.folder, args.public, args.dry_run, args.model_repo)
-    print(f"{'Would upload' if args.dry_run else 'Uploaded'} {len(files)} files to {args.repo} ({where}):")
+    visibility = "public" if args.public else "private"
+    action = "Would upload" if args.dry_run else "Uploaded"
+    print(f"{action} {len(files)} files to the {visibility} {args.kind} repository {args.repo} ({where}):")
     print("\n".join(f"  {name}" for name in files))
 
 

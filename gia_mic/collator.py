@@ -43,7 +43,8 @@ class MultimodalCollator:
         pad_token_id: Padding value of `input_ids` (the tokenizer's `pad_token_id`).
         regression: Whether labels are real-valued.
         label_column: The dataset column holding the label.
-        ignore_keys: Metadata columns (ids, transcripts, ...) that are not model inputs.
+        ignore_keys: Columns that are not given to the model: metadata (ids, transcripts, ...) and the inputs of
+            modalities left out (`--modalities`).
     """
 
     pad_token_id: int = 0
@@ -57,7 +58,7 @@ class MultimodalCollator:
         self._check_keys(samples)
         batch = {}
         for spec in PADDED_INPUTS:
-            if spec.name in samples[0]:
+            if spec.name in samples[0] and spec.name not in self.ignore_keys:
                 batch[spec.name], mask = self._pad(samples, spec)
                 if spec.mask is not None:
                     batch[spec.mask] = mask

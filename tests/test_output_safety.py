@@ -67,9 +67,12 @@ def test_dry_run_never_replaces_what_it_did_not_write(runs, target):
 
 def test_dry_run_may_replace_its_own_earlier_dry_run(runs, tmp_path):
     out = tmp_path / "upload"
-    for _ in range(2):
-        result = gia_mic("push", "model", "--repo", "me/x", "--folder", str(runs / "model"), "--dry-run", str(out))
+    for visibility in ([], ["--public"]):
+        command = ["push", "model", "--repo", "me/x", "--folder", str(runs / "model"), "--dry-run", str(out)]
+        result = gia_mic(*command, *visibility)
         assert result.returncode == 0, result.stderr
+        expected = "public" if visibility else "private"  # private unless --public
+        assert f"Would upload 7 files to the {expected} model repository me/x" in result.stdout
     assert (out / MARKER).is_file() and (out / "model.safetensors").is_file()
     assert not any(p.name.startswith(".upload.") for p in tmp_path.iterdir()), "no staging folder left behind"
 

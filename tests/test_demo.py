@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import SHARED_DATA, run_isolated
+from PIL import Image
 
 from gia_mic.hub import push, write_examples
 
@@ -70,7 +71,16 @@ def media(tmp_path_factory) -> dict[str, Path]:
         frame.sample_rate = 16000
         container.mux(stream.encode(frame))
         container.mux(stream.encode())
+    face = np.asarray(Image.open(written["face"]).convert("RGB").resize((96, 96)))
+    with av.open(str(folder / "face.mp4"), "w") as container:  # 1 s of the real face, slowly brightening
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 96, "yuv420p"
+        for index in range(10):
+            frame = np.clip(face.astype(int) + 3 * index, 0, 255).astype(np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
     return {
+        "face-video": folder / "face.mp4",
         "voice-only": folder / "voice-only.mp4",
         **written,
         "notes": folder / "notes.txt",
@@ -126,7 +136,7 @@ def predict(url: str, audio=None, text="", image=None, video=None):
         handle(str(audio)) if audio else None,
         text,
         handle(str(image)) if image else None,
-        {"video": handle(str(video))} if video else None,
+        handle(str(video)) if video else None,
         api_name="/predict",
     )
 
@@ -174,6 +184,14 @@ def test_each_input_alone(server, media, modality):
         assert [row["interaction"] for row in gate_rows(gates)] == ["speech → text", "text → speech"]
     if modality == "face":
         assert gate_rows(gates) == [] and transcript == ""
+
+
+def test_a_short_face_video(server, media):
+    label, gates, transcript, table = predict(server, video=media["face-video"])
+    check_label(label)
+    assert [row[0] for row in table["data"]] == ["face"] and gate_rows(gates) == [] and transcript == ""
+    image_label, *_ = predict(server, image=media["face"])
+    assert label["label"] == image_label["label"], "frames of one face read like the face itself"
 
 
 @pytest.mark.skipif(not RAVDESS_CLIP.is_file(), reason="real RAVDESS speech not found")

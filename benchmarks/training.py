@@ -56,7 +56,7 @@ VARIANTS = [
     ("+ group_by_length", PAPER + ",audio_downsample=4", {"train_sampling_strategy": "group_by_length"}),
     ("+ bf16 autocast", PAPER + ",audio_downsample=4", {"train_sampling_strategy": "group_by_length", "bf16": True}),
     (
-        "+ width 128 (CPU recipe)",  # the starter model's head
+        "+ width 128 (CPU recipe)",  # the starter's width (the starter: FFN 256, no bf16, no bucketing)
         "hidden_size=128,intermediate_size=512,audio_downsample=4",
         {"train_sampling_strategy": "group_by_length", "bf16": True},
     ),

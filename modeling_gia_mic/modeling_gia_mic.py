@@ -629,10 +629,28 @@ class GiaMicModel(GiaMicPreTrainedModel):
             raise ValueError(
                 f"The audio encoder ({encoder.config.model_type}) takes raw waveforms: pass `input_values`."
             )
+        if getattr(encoder.config, "feat_extract_norm", None) == "group" and not bool(mask.all()):
+            return self._encode_audio_clip_by_clip(input_values, mask)
         hidden_states = encoder(input_values, attention_mask=mask).last_hidden_state
         if hasattr(encoder, "_get_feature_vector_attention_mask"):
             return hidden_states, encoder._get_feature_vector_attention_mask(hidden_states.shape[1], mask)
         return hidden_states, hidden_states.new_ones(hidden_states.shape[:2])
+
+    def _encode_audio_clip_by_clip(
+        self, input_values: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Group-norm feature encoders (wav2vec2-base, HuBERT-base) normalise over the whole input, padding included, and
+        take no attention mask: each clip of a padded batch runs on its real length, so padding changes nothing.
+        """
+        clips = [
+            self.encoders["audio"](input_values[index : index + 1, : int(length)]).last_hidden_state[0]
+            for index, length in enumerate(mask.sum(dim=1).tolist())
+        ]
+        hidden_states = nn.utils.rnn.pad_sequence(clips, batch_first=True)
+        steps = torch.tensor([clip.shape[0] for clip in clips], device=hidden_states.device)
+        feature_mask = torch.arange(hidden_states.shape[1], device=hidden_states.device)[None] < steps[:, None]
+        return hidden_states, feature_mask.long()
 
     def _encode_frames(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         """Run the image encoder on the real frames only; padded frames get zero features (and are masked)."""

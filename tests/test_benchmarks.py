@@ -61,3 +61,10 @@ def test_peers_benchmark_smoke():
 def test_resample_benchmark_smoke():
     output = run_benchmark("resample", "--rates", "44101", "--seconds", "0.01", "--before-max-seconds", "0")
     assert "| 44101 | 0.01 | - | - |" in output
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "mosi").is_dir(), reason="../shared/data not found")
+def test_real_data_benchmark_smoke(tmp_path):
+    """The real-data pipeline (build, extract-features, train, report) on 2 % of MOSI and MELD."""
+    output = run_benchmark("real_data", "--tasks", "mosi", "meld", "--fraction", "0.02", "--work", str(tmp_path))
+    assert "mosi     MAE" in output and "meld" in output and "weighted F1" in output

@@ -6,7 +6,7 @@ samples of one batch, the gate's two inputs, a dropped modality's isolation, the
 import numpy as np
 import pytest
 import torch
-from conftest import FEATURE_SIZES, TINY_TEXT, feature_config, raw_config
+from conftest import FEATURE_SIZES, TINY_AUDIO, TINY_TEXT, feature_config, raw_config
 
 from gia_mic import MultimodalCollator
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, ModalityInvariantGenerator
@@ -33,12 +33,21 @@ def feature_sample(text: int, audio: int, frames: int) -> dict[str, torch.Tensor
 UNEVEN = [(9, 1200, 2), (3, 2000, 5), (6, 640, 3)]
 
 
-@pytest.mark.parametrize("mode", ["raw", "features"])
+# wav2vec2-base / HuBERT-base style: a group-norm convolutional feature encoder that takes no attention mask.
+GROUP_NORM_AUDIO = {**TINY_AUDIO, "feat_extract_norm": "group", "do_stable_layer_norm": False}
+
+
+@pytest.mark.parametrize("mode", ["raw", "raw-group-norm", "features"])
 @pytest.mark.parametrize("pooling", ["mean", "attention"])
 def test_each_sample_of_an_unevenly_padded_batch_equals_that_sample_alone(mode, pooling):
-    config = raw_config(pooling=pooling) if mode == "raw" else feature_config(pooling=pooling, audio_downsample=2)
+    if mode == "features":
+        config = feature_config(pooling=pooling, audio_downsample=2)
+    else:
+        config = raw_config(pooling=pooling)
+        if mode == "raw-group-norm":
+            config.audio_config = type(config.audio_config)(**GROUP_NORM_AUDIO)
     model = GiaMicForEmotionRecognition(config).eval()
-    samples = [raw_sample(t, a, f) if mode == "raw" else feature_sample(t, a // 100, f) for t, a, f in UNEVEN]
+    samples = [feature_sample(t, a // 100, f) if mode == "features" else raw_sample(t, a, f) for t, a, f in UNEVEN]
     collate = MultimodalCollator()
     with torch.no_grad():
         together = model(**collate(samples))

@@ -1,6 +1,7 @@
 """
 Inference cost of GIA-MIC at paper scale: a HuBERT-base-sized tower (layer-norm feature encoder) on 4 s of 16 kHz
-audio, RoBERTa-base on 24 tokens, ViT-base on 8 frames of 224x224 (random weights: same cost as pretrained), default fusion head (width 256, 2 GIA layers).
+audio, RoBERTa-base on 24 tokens, ViT-base on 8 frames of 224x224 (random weights: same cost as pretrained), default
+fusion head (width 256, 2 GIA layers).
 
     python benchmarks/inference.py [--rounds 3] [--batch-sizes 1 8]
 

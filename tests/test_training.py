@@ -255,8 +255,8 @@ def test_leave_one_group_out_tests_every_row_once_and_never_trains_on_it():
     for value, train, test in folds:
         assert set(test["session"]) == {value} and value not in set(train["session"])
         assert not set(train["id"]) & set(test["id"])
-        assert sorted(train["id"] + test["id"]) == sorted(split["id"])
-        tested += test["id"]
+        assert sorted([*train["id"], *test["id"]]) == sorted(split["id"])
+        tested += list(test["id"])
     assert sorted(tested) == sorted(split["id"]), "every row is tested exactly once"
     with pytest.raises(ValueError, match="no column 'speaker'"):
         leave_one_group_out(split, "speaker")

@@ -63,6 +63,7 @@ def test_trainer_compute_metrics_takes_model_output_tuples():
     compute = build_compute_metrics(num_labels=4, regression=False)
     metrics = compute(EvalPrediction(predictions=(logits, np.zeros((6, 2))), label_ids=np.array(LABELS)))
     assert set(metrics) == {"wa", "ua", "macro_f1", "weighted_f1"}
+    assert metrics["wa"] == pytest.approx(4 / 6), "the logits are the first element of the model's output tuple"
     regression = build_compute_metrics(num_labels=1, regression=True)
     assert regression(EvalPrediction(predictions=PRED[:, None], label_ids=TRUE))["acc7"] == pytest.approx(0.4)
 
@@ -101,3 +102,31 @@ def test_a_class_absent_from_the_predictions_counts_as_zero_recall():
     # F1: class 0 P=2/3 R=1 -> 4/5; class 1 P=2/3 R=1 -> 4/5; class 2 never predicted -> 0
     assert m["macro_f1"] == pytest.approx((4 / 5 + 4 / 5 + 0) / 3)
     assert m["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [1, 1, 0]]
+
+
+def test_mosi_metrics_tell_every_convention_apart():
+    """A prediction of exactly 0, labels between 0 and 1, spreads under 1: each convention gives its own number."""
+    labels = np.array([0.6, -1.0, 0.0, 1.2, -0.3, 0.5, 0.4])
+    predictions = np.array([0.0, -0.8, 0.3, 0.2, -0.1, 0.9, -0.2])
+    m = regression_metrics(predictions, labels)
+    # has0: true >= 0 [T F T T F T T], predicted >= 0 [T F T T F T F] -> 6 of 7
+    assert m["acc2_has0"] == pytest.approx(6 / 7)
+    # weighted F1: non-negative (5) P=1 R=4/5 -> 8/9; negative (2) P=2/3 R=1 -> 4/5 (binary F1 alone would be 8/9)
+    assert m["f1_has0"] == pytest.approx((5 * 8 / 9 + 2 * 4 / 5) / 7)
+    # non0 drops the 0.0 label: true > 0 [T F T F T T], predicted > 0 [F F T F T F] (0.0 is not positive) -> 4 of 6
+    assert m["acc2_non0"] == pytest.approx(4 / 6)
+    # weighted F1: positive (4) P=1 R=1/2 -> 2/3; negative (2) P=1/2 R=1 -> 2/3
+    assert m["f1_non0"] == pytest.approx(2 / 3)
+    centred_p, centred_t = predictions - predictions.mean(), labels - labels.mean()
+    expected_r = (centred_p * centred_t).sum() / math.sqrt((centred_p**2).sum() * (centred_t**2).sum())
+    assert predictions.std() < 1 and labels.std() < 1 and m["corr"] == pytest.approx(expected_r)
+
+
+def test_correlation_of_a_constant_prediction_is_zero_not_nan():
+    assert regression_metrics(np.zeros(4), np.array([1.0, -1.0, 2.0, 0.5]))["corr"] == 0.0
+    assert regression_metrics(np.array([1.0, -1.0, 2.0, 0.5]), np.full(4, 0.5))["corr"] == 0.0
+
+
+def test_regression_metrics_take_column_vectors_as_the_model_returns_them():
+    column = regression_metrics(PRED[:, None], TRUE[:, None])
+    assert column == regression_metrics(PRED, TRUE)

@@ -119,3 +119,110 @@ def test_the_invariance_loss_averages_over_the_three_modality_pairs():
     z = {m: rng.normal(size=(5, 6)).astype(np.float32) for m in ("text", "audio", "vision")}
     value = generator.invariance_loss({m: torch.from_numpy(v) for m, v in z.items()}, {m: torch.ones(5) for m in z})
     assert value.item() == pytest.approx(similarity_loss_by_hand(z, 0.7), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The forward pass against the README's equations, written out independently with the model's own weights
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def layer_norm(x, norm, eps):
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * norm.weight + norm.bias
+
+
+def attention(module, queries, keys, key_mask):
+    """softmax(Q K^T / sqrt(d_head) over the valid keys) V, per head, then the output projection."""
+    batch, heads, d = queries.shape[0], module.config.num_attention_heads, module.head_dim
+
+    def split(x, linear):
+        return linear(x).view(batch, x.shape[1], heads, d).transpose(1, 2)
+
+    q, k, v = split(queries, module.q_proj), split(keys, module.k_proj), split(keys, module.v_proj)
+    scores = q @ k.transpose(-1, -2) / d**0.5
+    scores = scores.masked_fill(~key_mask.bool()[:, None, None, :], float("-inf"))
+    context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, queries.shape[1], heads * d)
+    return module.out_proj(context)
+
+
+def masked_average(x, mask):
+    weights = mask.float()[..., None]
+    return (x * weights).sum(1) / weights.sum(1)
+
+
+def reference_logits(model, inputs):
+    """The README: projection + modality embedding; per layer S_a, C_(a<-b), G_(a<-b), Y_a, X_a; pooling; G; head."""
+    config, core = model.config, model.gia_mic
+    eps = config.layer_norm_eps
+    modalities = [m for m in config.modalities if f"{m}_features" in inputs]
+    masks = {m: inputs[f"{m}_feature_mask"] for m in modalities}
+    x = {}
+    for m in modalities:
+        projection = core.projections[m]
+        x[m] = layer_norm(projection.dense(inputs[f"{m}_features"]), projection.layer_norm, eps)
+        x[m] = x[m] + projection.modality_embedding
+    gate_sums = {}
+    for layer in core.gated_interactive_attention.layers:
+        s = {
+            m: layer_norm(
+                x[m] + attention(layer.self_attention[m], x[m], x[m], masks[m]), layer.self_attention_norm[m], eps
+            )
+            for m in modalities
+        }
+        new = {}
+        for a in modalities:
+            total = torch.zeros_like(s[a])
+            for b in modalities:
+                if b != a:
+                    c = attention(layer.cross_attention[f"{a}_from_{b}"], s[a], s[b], masks[b])
+                    gate_layer = layer.gates[f"{a}_from_{b}"].dense
+                    g = torch.sigmoid(torch.cat([s[a], c], -1) @ gate_layer.weight.T + gate_layer.bias)
+                    total = total + g * c
+                    gate_sums[(a, b)] = gate_sums.get((a, b), 0) + masked_average(g.mean(-1, keepdim=True), masks[a])
+            y = layer_norm(s[a] + total, layer.interaction_norm[a], eps)
+            ffn = layer.feed_forward[a]
+            new[a] = layer_norm(y + ffn.fc2(torch.nn.functional.gelu(ffn.fc1(y))), layer.output_norm[a], eps)
+        x = new
+    h = {}
+    for m in modalities:
+        pooler = core.poolers[m]
+        if config.pooling == "mean":
+            h[m] = masked_average(x[m], masks[m])
+        else:
+            scores = pooler.score(x[m]).squeeze(-1).masked_fill(~masks[m].bool(), float("-inf"))
+            h[m] = (scores.softmax(-1)[..., None] * x[m]).sum(1)
+    generator = core.generator
+    z = {
+        m: layer_norm(generator.fc2(torch.nn.functional.gelu(generator.fc1(h[m]))), generator.layer_norm, eps)
+        for m in h
+    }
+    fused = torch.cat([h[m] for m in config.modalities] + [sum(z.values()) / len(z)], dim=-1)
+    layers = len(core.gated_interactive_attention.layers)
+    gates = torch.stack([gate_sums[pair].squeeze(-1) / layers for pair in config.modality_pairs], dim=1)
+    return model.classifier(fused), gates, z
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_the_forward_pass_follows_the_documented_equations(pooling):
+    """Weights large enough for peaked attention, uneven masks, an epsilon of its own: every term shows."""
+    config = feature_config(
+        pooling=pooling, layer_norm_eps=0.5, initializer_range=0.3, similarity_weight=0.7, **NO_DROPOUT
+    )
+    torch.manual_seed(1)
+    model = GiaMicForEmotionRecognition(config).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "layer_norm" in name or "norm" in name.split(".")[-2] or "embedding" in name:
+                parameter.add_(0.3 * torch.randn_like(parameter))  # LayerNorm affine and modality embeddings too
+    samples = [feature_sample(t, a // 100, f) for t, a, f in UNEVEN] + [feature_sample(1, 1, 1)]  # one real step
+    inputs = MultimodalCollator()(samples)
+    labels = torch.tensor([0, 2, 1, 3])
+    with torch.no_grad():
+        output = model(**inputs, labels=labels)
+        logits, gates, z = reference_logits(model, inputs)
+    torch.testing.assert_close(output.logits, logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(output.gate_values, gates, atol=1e-6, rtol=1e-5)
+    invariance = similarity_loss_by_hand({m: v.numpy() for m, v in z.items()}, 0.7)
+    assert output.invariance_loss.item() == pytest.approx(invariance, rel=1e-4)
+    cross_entropy = torch.nn.functional.cross_entropy(logits, labels)
+    assert output.loss.item() == pytest.approx(cross_entropy.item() + config.invariance_weight * invariance, rel=1e-4)

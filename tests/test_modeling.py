@@ -143,15 +143,20 @@ def test_ablations_run(overrides):
 
 
 def test_sdpa_and_eager_agree():
-    config = feature_config()
+    config = feature_config(initializer_range=0.3)  # peaked attention: a wrong scale or mask would show
     sdpa = GiaMicForEmotionRecognition(copy.deepcopy(config)).eval()
     eager = GiaMicForEmotionRecognition(copy.deepcopy(config)).eval()
     eager.load_state_dict(sdpa.state_dict())
     eager.set_attn_implementation("eager")
     assert sdpa.config._attn_implementation == "sdpa" and eager.config._attn_implementation == "eager"
     inputs = feature_inputs()
+    inputs["text_feature_mask"][1, 3:] = 0
+    inputs["audio_feature_mask"][2, 5:] = 0
     with torch.no_grad():
         torch.testing.assert_close(eager(**inputs).logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5)
+        weights = eager(**inputs, output_attentions=True).attentions[0]["audio_from_text"]
+    torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+    assert (weights[1, ..., 3:] == 0).all() and (weights[1, ..., :3] > 0).all(), "padded keys get no attention"
     attentions = eager(**inputs, output_attentions=True, output_hidden_states=True)
     assert set(attentions.attentions[0]) == {
         "text",

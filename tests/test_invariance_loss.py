@@ -1,5 +1,7 @@
 """Property tests of the modality-invariance constraint of the generator."""
 
+import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,3 +66,30 @@ def test_only_samples_with_both_modalities_count():
         {"text": z, "audio": disagreeing}, {"text": torch.ones(4), "audio": torch.tensor([1.0, 1, 1, 0])}
     )
     assert abs(both_present.item()) < 1e-6, "the one disagreeing sample lacks audio, so it does not count"
+
+
+def test_cmd_is_the_documented_sum_of_moment_distances():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 8)).astype(np.float32), rng.normal(1.0, 2.0, size=(6, 8)).astype(np.float32)
+    expected = np.linalg.norm(a.mean(0) - b.mean(0))
+    for order in (2, 3):
+        expected += np.linalg.norm(((a - a.mean(0)) ** order).mean(0) - ((b - b.mean(0)) ** order).mean(0))
+    g = ModalityInvariantGenerator(
+        GiaMicConfig(text_feature_size=4, hidden_size=8, num_attention_heads=2, invariance_loss="cmd", cmd_moments=3)
+    )
+    value = g.invariance_loss(
+        {"text": torch.from_numpy(a), "audio": torch.from_numpy(b)}, presence(6, "text", "audio")
+    )
+    assert value.item() == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_pair_never_present_together_does_not_stop_the_others():
+    z = {m: torch.randn(4, 8) for m in ("text", "audio", "vision")}
+    present = {"text": torch.tensor([1.0, 1, 0, 0]), "audio": torch.tensor([0.0, 0, 1, 1]), "vision": torch.ones(4)}
+    g = generator("similarity")
+    value = g.invariance_loss(z, present)
+    text_vision = g.invariance_loss({"text": z["text"][:2], "vision": z["vision"][:2]}, presence(2, "text", "vision"))
+    audio_vision = g.invariance_loss(
+        {"audio": z["audio"][2:], "vision": z["vision"][2:]}, presence(2, "audio", "vision")
+    )
+    assert value.item() == pytest.approx((text_vision.item() + audio_vision.item()) / 2, rel=1e-5)

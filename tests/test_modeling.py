@@ -362,3 +362,19 @@ def test_masks_must_be_zero_or_one(name):
 def test_a_model_needs_at_least_one_label():
     with pytest.raises(ValueError, match="`num_labels` must be at least 1"):
         GiaMicConfig(text_feature_size=4, num_labels=0)
+
+
+def test_mse_regression_and_column_labels():
+    model = GiaMicForEmotionRecognition(feature_config(("text",), num_labels=1, regression_loss="mse")).eval()
+    features, targets = torch.randn(3, 4, 12), torch.tensor([0.5, -1.0, 2.0])
+    output = model(text_features=features, labels=targets[:, None])  # (batch, 1) labels are one per sample too
+    expected = ((output.logits.squeeze(-1) - targets) ** 2).mean() + 0.1 * output.invariance_loss
+    assert output.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_modality_dropout_drops_one_of_two_modalities_too():
+    model = GiaMicForEmotionRecognition(feature_config(("text", "audio"), modality_dropout=0.5)).train()
+    kept = model(**feature_inputs(("text", "audio"), batch_size=32)).modality_mask
+    assert (~kept).any() and (kept.sum(1) >= 1).all()
+    with pytest.raises(ValueError, match="`modality_dropout` must lie in"):
+        GiaMicConfig(text_feature_size=4, modality_dropout=1.0)

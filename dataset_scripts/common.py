@@ -5,6 +5,7 @@ import codecs
 import csv
 import io
 import json
+import os
 import sys
 import tempfile
 import uuid
@@ -461,9 +462,14 @@ def run(
 
 
 def main_guard(entry: Callable[[list[str] | None], Any]) -> None:
-    """Run a script's `main`, turning a `BuildError` into a one-line message and exit status 2."""
+    """
+    Run a script's `main`, turning an error in the user's input or files (a `BuildError`, an unsafe output, an
+    unreadable file) into a one-line message and exit status 2; GIA_MIC_DEBUG=1 shows the traceback.
+    """
     try:
         entry(None)
-    except (BuildError, UnsafePathError) as error:
+    except (ValueError, OSError) as error:
+        if os.environ.get("GIA_MIC_DEBUG"):
+            raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -270,7 +270,9 @@ def test_push_without_a_token_uploads_nothing(demo_model, tmp_path, monkeypatch)
 def test_starter_card_says_what_the_model_is(demo_model):
     card = (demo_model / "README.md").read_text()
     assert "not the IEMOCAP benchmark model" in card and "paired by label" in card
-    assert json.loads((demo_model / "starter_scores.json").read_text())
+    scores = json.loads((demo_model / "starter_scores.json").read_text())
+    for name, entry in scores.items():  # the card's table is the saved scores, row by row
+        assert f"| {name} | {entry['rows']} | {entry['accuracy']:.3f} | {entry['ua']:.3f} |" in card
 
 
 @pytest.mark.skipif(CHROMIUM is None and not IN_CI, reason="Debian's chromium is not installed (.ci/run installs it)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -385,7 +386,13 @@ class GatedInteractiveAttentionLayer(nn.Module):
 
 
 class GatedInteractiveAttention(nn.Module):
-    """A stack of `config.num_gia_layers` gated interactive attention layers."""
+    """
+    A stack of `config.num_gia_layers` gated interactive attention layers; with gradient checkpointing on
+    (`model.gradient_checkpointing_enable()`, `TrainingArguments(gradient_checkpointing=True)`), each layer's
+    activations are recomputed in the backward pass instead of stored.
+    """
+
+    gradient_checkpointing = False
 
     def __init__(self, config: GiaMicConfig):
         super().__init__()
@@ -406,7 +413,12 @@ class GatedInteractiveAttention(nn.Module):
         gate_sums = reference.new_zeros(batch_size, len(self.pairs))
         all_hidden_states, all_attentions = [states], []
         for layer in self.layers:
-            states, gate_means, attentions = layer(states, masks, presence)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                # Non-reentrant whatever the caller asked: the layer takes dicts of tensors, which reentrant
+                # checkpointing would cut off from the graph.
+                states, gate_means, attentions = checkpoint(layer, states, masks, presence, use_reentrant=False)
+            else:
+                states, gate_means, attentions = layer(states, masks, presence)
             for index, (a, b) in enumerate(self.pairs):
                 if pair_name(a, b) in gate_means:
                     gate_sums[:, index] += gate_means[pair_name(a, b)]
@@ -511,11 +523,21 @@ class GiaMicPreTrainedModel(PreTrainedModel):
     config: GiaMicConfig
     config_class = GiaMicConfig
     base_model_prefix = "gia_mic"
-    main_input_name = "input_ids"
     input_modalities = ("text", "audio", "video")
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_attention_backend = True
     accepts_loss_kwargs = False
+
+    @property
+    def main_input_name(self) -> str:
+        """The first input this model takes (`Trainer` reads it for `include_for_metrics=["inputs"]`)."""
+        modality = self.config.modalities[0]
+        if self.config.encoder_config(modality) is None:
+            return f"{modality}_features"
+        if modality == "audio":
+            return "input_features" if self.config.audio_config.model_type == "whisper" else "input_values"
+        return {"text": "input_ids", "vision": "pixel_values"}[modality]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -378,3 +378,42 @@ def test_modality_dropout_drops_one_of_two_modalities_too():
     assert (~kept).any() and (kept.sum(1) >= 1).all()
     with pytest.raises(ValueError, match="`modality_dropout` must lie in"):
         GiaMicConfig(text_feature_size=4, modality_dropout=1.0)
+
+
+@pytest.mark.parametrize("mode", ["raw", "features"])
+def test_gradient_checkpointing_gives_the_same_gradients(mode):
+    config = (raw_config if mode == "raw" else feature_config)(
+        hidden_dropout=0.0, attention_dropout=0.0, classifier_dropout=0.0
+    )
+    plain = GiaMicForEmotionRecognition(copy.deepcopy(config)).train()
+    checkpointed = GiaMicForEmotionRecognition(copy.deepcopy(config)).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.gradient_checkpointing_enable()
+    assert checkpointed.is_gradient_checkpointing
+    inputs = raw_inputs() if mode == "raw" else feature_inputs()
+    labels = torch.tensor([0, 1, 2])
+    calls = []  # the layer's first module: recomputation may stop early once the activations needed are back
+    first = checkpointed.gia_mic.gated_interactive_attention.layers[0].self_attention[config.modalities[0]]
+    first.register_forward_hook(lambda *_: calls.append(1))
+    plain(**inputs, labels=labels).loss.backward()
+    checkpointed(**inputs, labels=labels).loss.backward()
+    assert len(calls) == 2, "the layer ran again in the backward pass instead of storing its activations"
+    compared = 0
+    for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
+        if a.grad is not None:
+            torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4, msg=name)
+            compared += 1
+    assert compared > 50
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: raw_config(), "input_ids"),
+        (lambda: raw_config(("audio", "vision")), "input_values"),
+        (lambda: raw_config(("vision",)), "pixel_values"),
+        (lambda: feature_config(("audio", "vision")), "audio_features"),
+    ],
+)
+def test_main_input_name_is_an_input_the_model_takes(make, expected):
+    assert GiaMicForEmotionRecognition(make()).main_input_name == expected

@@ -94,3 +94,40 @@ def test_collator_rejects_what_it_cannot_batch(samples, message):
     assert MultimodalCollator(ignore_keys=("transcript",))([{"text_features": np.ones((2, 3)), "transcript": "hi"}])[
         "text_features"
     ].shape == (1, 2, 3)
+
+
+def test_trainer_with_gradient_checkpointing_and_inputs_for_metrics(tmp_path):
+    """`main_input_name` names an input the model takes, so Trainer can hand the inputs to `compute_metrics`."""
+    model = GiaMicForEmotionRecognition(feature_config(("text", "audio")))
+    assert model.main_input_name == "text_features"
+    seen = []
+
+    def compute_metrics(prediction):
+        seen.append(prediction.inputs.shape)
+        return {"rows": float(len(prediction.label_ids))}
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        max_steps=2,
+        gradient_checkpointing=True,
+        include_for_metrics=["inputs"],
+        remove_unused_columns=False,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+    )
+    data = learnable_dataset(24, seed=2)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,
+        data_collator=MultimodalCollator(),
+        compute_metrics=compute_metrics,
+    )
+    trainer.train()
+    assert model.gia_mic.gated_interactive_attention.gradient_checkpointing
+    assert trainer.evaluate()["eval_rows"] == 24.0
+    assert seen and seen[0][0] == 24 and seen[0][-1] == 12, "the padded text features of every row"

@@ -604,6 +604,9 @@ class GiaMicModel(GiaMicPreTrainedModel):
         self.poolers = nn.ModuleDict({m: GiaMicPooling(config) for m in config.modalities})
         self.generator = ModalityInvariantGenerator(config)
         self.missing_embeddings = nn.Parameter(torch.zeros(len(config.modalities), config.hidden_size))
+        # `post_init` gathers no-split modules from direct children only; the encoders sit in a ModuleDict.
+        encoder_blocks = (block for encoder in self.encoders.values() for block in encoder._no_split_modules or ())
+        self._no_split_modules = {"GatedInteractiveAttentionLayer", *encoder_blocks}
         self.post_init()
         self.freeze_encoders(*(m for m in self.encoders if getattr(config, f"freeze_{m}_encoder")))
 

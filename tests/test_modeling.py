@@ -417,3 +417,20 @@ def test_gradient_checkpointing_gives_the_same_gradients(mode):
 )
 def test_main_input_name_is_an_input_the_model_takes(make, expected):
     assert GiaMicForEmotionRecognition(make()).main_input_name == expected
+
+
+def test_offloaded_device_map_keeps_blocks_whole_and_gives_the_same_logits(tmp_path):
+    model = GiaMicForEmotionRecognition(raw_config()).eval()
+    assert {"GatedInteractiveAttentionLayer", "BertLayer", "ViTLayer"} <= set(model._no_split_modules)
+    model.save_pretrained(tmp_path / "model")
+    inputs = raw_inputs()
+    with torch.no_grad():
+        reference = model(**inputs).logits
+    offloaded = GiaMicForEmotionRecognition.from_pretrained(
+        tmp_path / "model", device_map="auto", max_memory={"cpu": "400KB"}, offload_folder=str(tmp_path / "disk")
+    ).eval()
+    placement = offloaded.hf_device_map
+    assert set(placement.values()) == {"cpu", "disk"}, placement
+    assert not any(".layers.0." in name or ".layer.0." in name for name in placement), "a block was split"
+    with torch.no_grad():
+        torch.testing.assert_close(offloaded(**inputs).logits, reference, atol=1e-6, rtol=0)

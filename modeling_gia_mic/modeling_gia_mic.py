@@ -1,6 +1,7 @@
 """PyTorch GIA-MIC: gated interactive attention + modality-invariant generator for multimodal emotion recognition."""
 
 import inspect
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -528,6 +529,38 @@ class GiaMicPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
     accepts_loss_kwargs = False
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """
+        False: this code initialises through `transformers.initialization`, which honours the flags on weights that
+        were loaded. For custom code transformers instead skips every module without weights of its own, so the
+        encoders' parameter-less parents (wav2vec2's positional convolution and feature projection) would miss their
+        own initialisation when a checkpoint lacks their weights.
+        """
+        return False
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """
+        The encoders' own initialisation, then for weight-normalised convolutions (the positional convolution of
+        wav2vec2, HuBERT, WavLM) whose weights a checkpoint lacked: the encoders' `_init_weights` writes the computed
+        weight, which never reaches the parametrisation's own tensors (`original0` = g, `original1` = v), so those
+        would stay uninitialised memory. They get what the encoder gets when it is built: the convolution's default
+        initialisation, split into norm and direction.
+        """
+        super().initialize_weights()
+        for module in self.modules():
+            parametrization = getattr(getattr(module, "parametrizations", None), "weight", None)
+            if parametrization is None or all(
+                getattr(p, "_is_hf_initialized", False) for p in parametrization.parameters()
+            ):
+                continue
+            direction = torch.empty_like(parametrization.original1)
+            init.kaiming_uniform_(direction, a=math.sqrt(5))  # nn.Conv1d.reset_parameters
+            reduced = [d for d in range(direction.dim()) if parametrization.original0.shape[d] == 1]
+            init.copy_(parametrization.original1, direction)
+            init.copy_(parametrization.original0, torch.linalg.vector_norm(direction, dim=reduced, keepdim=True))
 
     @property
     def main_input_name(self) -> str:

@@ -66,6 +66,7 @@ TINY_AUDIO = {
     "feat_extract_norm": "layer",
     "do_stable_layer_norm": True,
     "mask_time_prob": 0.0,
+    "layerdrop": 0.0,  # in training a dropped layer gets no gradient, at random
 }
 TINY_VISION = {
     "model_type": "vit",

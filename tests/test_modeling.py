@@ -5,7 +5,11 @@ import copy
 import pytest
 import torch
 from conftest import (
+    FUSION,
     MODALITY_SUBSETS,
+    TINY_AUDIO,
+    TINY_TEXT,
+    TINY_VISION,
     TINY_WHISPER,
     feature_config,
     feature_inputs,
@@ -434,3 +438,40 @@ def test_offloaded_device_map_keeps_blocks_whole_and_gives_the_same_logits(tmp_p
     assert not any(".layers.0." in name or ".layer.0." in name for name in placement), "a block was split"
     with torch.no_grad():
         torch.testing.assert_close(offloaded(**inputs).logits, reference, atol=1e-6, rtol=0)
+
+
+TOWERS_FOR_INIT = {
+    "bert": ("text", TINY_TEXT),
+    "wav2vec2": ("audio", TINY_AUDIO),
+    "hubert": ("audio", {**TINY_AUDIO, "model_type": "hubert"}),
+    "vit": ("vision", TINY_VISION),
+    "whisper": ("audio", TINY_WHISPER),
+}
+
+
+@pytest.mark.parametrize("tower", list(TOWERS_FOR_INIT))
+def test_encoder_weights_missing_from_a_checkpoint_get_their_own_initialisation(tower, tmp_path):
+    """Each missing weight is drawn as the encoder itself draws it (wav2vec2's projection: uniform, not N(0, 0.02))."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoConfig
+
+    from modeling_gia_mic.modeling_gia_mic import build_encoder
+
+    modality, tower_config = TOWERS_FOR_INIT[tower]
+    config = GiaMicConfig(**{f"{modality}_config": dict(tower_config)}, **FUSION, num_labels=3)
+    GiaMicForEmotionRecognition(config).save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    kept = {name: value for name, value in weights.items() if ".encoders." not in name}
+    save_file(kept, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    loaded = GiaMicForEmotionRecognition.from_pretrained(tmp_path).gia_mic.encoders[modality].state_dict()
+    reference = build_encoder(AutoConfig.for_model(**tower_config), modality).state_dict()
+    assert loaded.keys() == reference.keys()
+    for name, expected in reference.items():
+        value = loaded[name]
+        assert torch.isfinite(value).all(), f"{name} is uninitialised memory"
+        if not expected.is_floating_point() or expected.numel() < 64 or expected.std() == 0:
+            if expected.is_floating_point() and expected.std() == 0:
+                torch.testing.assert_close(value, expected, msg=name)  # zeros and ones exactly
+            continue
+        ratio = (value.float().std() / expected.float().std()).item()
+        assert 0.6 < ratio < 1.6, f"{name}: std {value.std():.4f}, its own initialisation gives {expected.std():.4f}"

@@ -16,6 +16,7 @@ from .modeling_gia_mic import (
     GiaMicModelOutput,
     GiaMicPreTrainedModel,
     ModalityInvariantGenerator,
+    split_modalities,
 )
 from .modeling_mini_xception import MiniXceptionForImageClassification, MiniXceptionModel
 from .processing_gia_mic import GiaMicProcessor, read_video_frames
@@ -41,4 +42,5 @@ __all__ = [
     "MiniXceptionModel",
     "ModalityInvariantGenerator",
     "read_video_frames",
+    "split_modalities",
 ]

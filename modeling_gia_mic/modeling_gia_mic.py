@@ -43,10 +43,18 @@ class GiaMicModelOutput(ModelOutput):
         positions and channels: how much of the key modality flowed into the query modality. 0 where a pair is absent.
     invariance_loss (`torch.FloatTensor` of shape `()`):
         The modality-invariance constraint `L_inv` of the generator.
-    hidden_states (`tuple[dict[str, torch.FloatTensor]]`, *optional*):
-        Per-modality sequences before the first and after every GIA layer.
-    attentions (`tuple[dict[str, torch.FloatTensor]]`, *optional*):
-        Per layer, attention weights keyed `"<modality>"` (self-attention) and `"<query>_from_<key>"`; eager only.
+    hidden_states (`tuple[torch.FloatTensor]`, *optional*, returned when `output_hidden_states=True`):
+        `num_gia_layers + 1` tensors of shape `(batch_size, total_length, hidden_size)`: the input of the first GIA
+        layer and the output of every layer, with the present modalities' sequences joined along the length axis in
+        `config.modalities` order (`total_length = modality_lengths.sum()`). `split_modalities(hidden_states[i],
+        modality_lengths, config.modalities)` gives the per-modality view.
+    attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
+        Per GIA layer one tensor of shape `(batch_size, num_heads, total_length, total_length)` over the same joined
+        sequence: the block of rows of modality a and columns of modality b holds a's self-attention weights when
+        a == b and its cross-attention over b otherwise (each row of a block sums to 1 over b's valid positions).
+        The matrix is assembled from the blocks the layers used, so unlike `hidden_states` it is not on the graph.
+    modality_lengths (`torch.LongTensor` of shape `(num_modalities,)`):
+        Length of each configured modality's sequence in the joined axis (after `audio_downsample`), 0 if absent.
     """
 
     fused_embedding: torch.FloatTensor | None = None
@@ -55,8 +63,9 @@ class GiaMicModelOutput(ModelOutput):
     modality_mask: torch.BoolTensor | None = None
     gate_values: torch.FloatTensor | None = None
     invariance_loss: torch.FloatTensor | None = None
-    hidden_states: tuple[dict[str, torch.FloatTensor], ...] | None = None
-    attentions: tuple[dict[str, torch.FloatTensor], ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    modality_lengths: torch.LongTensor | None = None
 
 
 @dataclass
@@ -70,7 +79,8 @@ class GiaMicEmotionRecognitionOutput(ModelOutput):
         The supervised term: cross-entropy, or L1/MSE for regression.
     invariance_loss (`torch.FloatTensor` of shape `()`):
         See [`GiaMicModelOutput`].
-    modality_embeddings, invariant_embeddings, modality_mask, gate_values, hidden_states, attentions:
+    modality_embeddings, invariant_embeddings, modality_mask, gate_values, hidden_states, attentions,
+    modality_lengths:
         See [`GiaMicModelOutput`].
     """
 
@@ -82,8 +92,9 @@ class GiaMicEmotionRecognitionOutput(ModelOutput):
     invariant_embeddings: torch.FloatTensor | None = None
     modality_mask: torch.BoolTensor | None = None
     gate_values: torch.FloatTensor | None = None
-    hidden_states: tuple[dict[str, torch.FloatTensor], ...] | None = None
-    attentions: tuple[dict[str, torch.FloatTensor], ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    modality_lengths: torch.LongTensor | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -408,11 +419,17 @@ class GatedInteractiveAttention(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple | None, tuple | None]:
-        """Returns the final states, the gate values (batch, num_pairs), and the hidden states / attentions."""
-        batch_size = next(iter(states.values())).shape[0]
+        """
+        Returns the final states, the gate values (batch, num_pairs), and, when asked, the hidden states (per layer
+        one tensor: the present modalities' sequences joined along the length axis) and the attentions (per layer
+        one block matrix over that joined length; see `GiaMicModelOutput`).
+        """
         reference = next(iter(states.values()))
-        gate_sums = reference.new_zeros(batch_size, len(self.pairs))
-        all_hidden_states, all_attentions = [states], []
+        gate_sums = reference.new_zeros(reference.shape[0], len(self.pairs))
+        lengths = [x.shape[1] for x in states.values()]
+        all_hidden_states, all_attentions = [], []
+        if output_hidden_states:
+            states = self._record(states, lengths, all_hidden_states)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 # Non-reentrant whatever the caller asked: the layer takes dicts of tensors, which reentrant
@@ -423,8 +440,10 @@ class GatedInteractiveAttention(nn.Module):
             for index, (a, b) in enumerate(self.pairs):
                 if pair_name(a, b) in gate_means:
                     gate_sums[:, index] += gate_means[pair_name(a, b)]
-            all_hidden_states.append(states)
-            all_attentions.append(attentions)
+            if output_hidden_states:
+                states = self._record(states, lengths, all_hidden_states)
+            if output_attentions:
+                all_attentions.append(joined_attention(attentions, list(states)))
         gate_values = gate_sums / max(len(self.layers), 1)
         return (
             states,
@@ -432,6 +451,38 @@ class GatedInteractiveAttention(nn.Module):
             tuple(all_hidden_states) if output_hidden_states else None,
             tuple(all_attentions) if output_attentions else None,
         )
+
+    @staticmethod
+    def _record(states: dict[str, torch.Tensor], lengths: list[int], recorded: list) -> dict[str, torch.Tensor]:
+        """Join the modalities' sequences into one tensor, keep it, and go on from views of it (gradients reach it)."""
+        joined = torch.cat(list(states.values()), dim=1)
+        recorded.append(joined)
+        return dict(zip(states, torch.split(joined, lengths, dim=1)))
+
+
+def joined_attention(attentions: dict[str, torch.Tensor | None], modalities: list[str]) -> torch.Tensor:
+    """
+    One layer's attention weights as one (batch, heads, length, length) matrix over the joined sequence: the block
+    of rows of modality a and columns of modality b holds a's self-attention (a == b) or its attention over b.
+    """
+    if any(weights is None for weights in attentions.values()):
+        raise ValueError(
+            "`output_attentions=True` needs the attention weights, which only the eager implementation returns: "
+            'load the model with `attn_implementation="eager"` or call `model.set_attn_implementation("eager")`.'
+        )
+    rows = [torch.cat([attentions[a if a == b else pair_name(a, b)] for b in modalities], dim=-1) for a in modalities]
+    return torch.cat(rows, dim=-2)
+
+
+def split_modalities(
+    joined: torch.Tensor, modality_lengths: torch.Tensor, modalities: tuple[str, ...], dim: int = 1
+) -> dict[str, torch.Tensor]:
+    """
+    The per-modality view of a joined `hidden_states` entry (dim=1) or an `attentions` block matrix (dim=-2 for the
+    query rows, -1 for the key columns): `{modality: slice}` for the modalities present (`modality_lengths` > 0).
+    """
+    lengths = {m: int(n) for m, n in zip(modalities, modality_lengths.tolist()) if n > 0}
+    return dict(zip(lengths, torch.split(joined, list(lengths.values()), dim=dim)))
 
 
 class GiaMicPooling(nn.Module):
@@ -888,8 +939,15 @@ class GiaMicModel(GiaMicPreTrainedModel):
             text_features, audio_features, vision_features: Feature-mode inputs (batch, length, feature_size), each
                 with an optional `*_feature_mask` (batch, length).
         """
-        output_hidden_states = output_hidden_states or self.config.output_hidden_states
-        output_attentions = output_attentions or self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        if not isinstance(output_hidden_states, bool) or not isinstance(output_attentions, bool):
+            raise ValueError(
+                "`output_hidden_states` / `output_attentions` take True or False; GIA-MIC returns every layer (pick "
+                f"layers from the tuple); got {output_hidden_states!r} / {output_attentions!r}."
+            )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         sequences = self._modality_inputs(
             {
@@ -943,6 +1001,7 @@ class GiaMicModel(GiaMicPreTrainedModel):
             invariance_loss=invariance_loss,
             hidden_states=hidden_states,
             attentions=attentions,
+            modality_lengths=torch.tensor([states[m].shape[1] if m in states else 0 for m in self.config.modalities]),
         )
         return output if return_dict else output.to_tuple()
 
@@ -1068,6 +1127,7 @@ class GiaMicForEmotionRecognition(GiaMicPreTrainedModel):
             gate_values=outputs.gate_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            modality_lengths=outputs.modality_lengths,
         )
         return output if return_dict else output.to_tuple()
 
@@ -1075,4 +1135,4 @@ class GiaMicForEmotionRecognition(GiaMicPreTrainedModel):
 GiaMicModel.register_for_auto_class("AutoModel")
 GiaMicForEmotionRecognition.register_for_auto_class("AutoModelForAudioClassification")
 
-__all__ = ["GiaMicPreTrainedModel", "GiaMicModel", "GiaMicForEmotionRecognition"]
+__all__ = ["GiaMicPreTrainedModel", "GiaMicModel", "GiaMicForEmotionRecognition", "split_modalities"]

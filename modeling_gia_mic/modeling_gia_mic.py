@@ -138,6 +138,15 @@ MASK_NAMES = (
 )
 
 
+def checking_values() -> bool:
+    """
+    Whether to run the checks that read tensor values (NaN, mask contents, empty samples). They give clear errors in
+    eager mode; under `torch.export` / `torch.compile` / ONNX export they are skipped, since a graph cannot branch on
+    data (the exported model then trusts its inputs).
+    """
+    return not (torch.compiler.is_compiling() or torch.compiler.is_exporting())
+
+
 def has_non_finite(values: torch.Tensor) -> bool:
     """
     Whether any element is NaN or infinite. One reduction first (a sum is finite unless an element is not, or the sum
@@ -502,25 +511,38 @@ class GiaMicPooling(nn.Module):
         return torch.einsum("bl,bld->bd", weights, hidden_states)
 
 
-def similarity_alignment_loss(z_a: torch.Tensor, z_b: torch.Tensor, similarity_weight: float) -> torch.Tensor:
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 0 of the rows whose weight is 1 (0 when none is): the samples where both modalities are."""
+    weights = weights.view(-1, *([1] * (values.dim() - 1)))
+    return (values * weights).sum(0) / weights.sum(0).clamp(min=1.0)
+
+
+def similarity_alignment_loss(
+    z_a: torch.Tensor, z_b: torch.Tensor, weights: torch.Tensor, similarity_weight: float
+) -> torch.Tensor:
     """
-    L_align + w * L_sim for one modality pair over the same utterances (rows):
-    L_align = mean_i (1 - cos(z_a^i, z_b^i)); L_sim = ||K_a - K_b||_F^2 / B^2, K being the batch's cosine-similarity
-    matrix.
+    L_align + w * L_sim for one modality pair over the utterances where both are present (`weights` = 1):
+    L_align = mean_i (1 - cos(z_a^i, z_b^i)); L_sim = ||K_a - K_b||_F^2 / B^2, K being those utterances'
+    cosine-similarity matrix.
     """
     z_a, z_b = nn.functional.normalize(z_a, dim=-1), nn.functional.normalize(z_b, dim=-1)
-    alignment = (1.0 - (z_a * z_b).sum(-1)).mean()
-    similarity = ((z_a @ z_a.T - z_b @ z_b.T) ** 2).mean()
+    alignment = weighted_mean(1.0 - (z_a * z_b).sum(-1), weights)
+    pair_weights = weights[:, None] * weights[None, :]
+    similarity = ((z_a @ z_a.T - z_b @ z_b.T) ** 2 * pair_weights).sum() / pair_weights.sum().clamp(min=1.0)
     return alignment + similarity_weight * similarity
 
 
-def central_moment_discrepancy(z_a: torch.Tensor, z_b: torch.Tensor, num_moments: int) -> torch.Tensor:
-    """CMD (Zellinger et al., 2017): distance of the means plus of the central moments 2..K over the batch."""
-    mean_a, mean_b = z_a.mean(0), z_b.mean(0)
+def central_moment_discrepancy(
+    z_a: torch.Tensor, z_b: torch.Tensor, weights: torch.Tensor, num_moments: int
+) -> torch.Tensor:
+    """CMD (Zellinger et al., 2017) over the utterances where both are present: distance of the means plus of the
+    central moments 2..K."""
+    mean_a, mean_b = weighted_mean(z_a, weights), weighted_mean(z_b, weights)
     centered_a, centered_b = z_a - mean_a, z_b - mean_b
     discrepancy = torch.linalg.vector_norm(mean_a - mean_b)
     for order in range(2, num_moments + 1):
-        discrepancy = discrepancy + torch.linalg.vector_norm((centered_a**order).mean(0) - (centered_b**order).mean(0))
+        moments = weighted_mean(centered_a**order, weights) - weighted_mean(centered_b**order, weights)
+        discrepancy = discrepancy + torch.linalg.vector_norm(moments)
     return discrepancy
 
 
@@ -547,23 +569,26 @@ class ModalityInvariantGenerator(nn.Module):
         return invariant, self.invariance_loss(invariant, presence)
 
     def invariance_loss(self, invariant: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean over unordered modality pairs of the configured loss, on the samples where both are present."""
+        """
+        Mean over the unordered modality pairs present together in some sample of the configured loss, on the samples
+        where both are present. Written with per-sample weights, without data-dependent shapes or branches, so the
+        model traces for `torch.export` / ONNX.
+        """
         reference = next(iter(invariant.values()))
         names = list(invariant)
-        pair_losses = []
+        total, pairs = reference.new_zeros(()), reference.new_zeros(())
+        if self.config.invariance_loss == "none":
+            return total
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
-                both = presence[a].bool() & presence[b].bool()
-                if self.config.invariance_loss == "none" or not both.any():
-                    continue
-                z_a, z_b = invariant[a][both], invariant[b][both]
+                both = presence[a] * presence[b]
                 if self.config.invariance_loss == "similarity":
-                    pair_losses.append(similarity_alignment_loss(z_a, z_b, self.config.similarity_weight))
+                    loss = similarity_alignment_loss(invariant[a], invariant[b], both, self.config.similarity_weight)
                 else:
-                    pair_losses.append(central_moment_discrepancy(z_a, z_b, self.config.cmd_moments))
-        if not pair_losses:
-            return reference.new_zeros(())
-        return torch.stack(pair_losses).mean()
+                    loss = central_moment_discrepancy(invariant[a], invariant[b], both, self.config.cmd_moments)
+                together = (both.sum() > 0).to(loss.dtype)
+                total, pairs = total + together * loss, pairs + together
+        return total / pairs.clamp(min=1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -738,7 +763,8 @@ class GiaMicModel(GiaMicPreTrainedModel):
             raise ValueError(
                 f"The audio encoder ({encoder.config.model_type}) takes raw waveforms: pass `input_values`."
             )
-        if getattr(encoder.config, "feat_extract_norm", None) == "group" and not bool(mask.all()):
+        group_norm = getattr(encoder.config, "feat_extract_norm", None) == "group"
+        if group_norm and checking_values() and not bool(mask.all()):
             return self._encode_audio_clip_by_clip(input_values, mask)
         hidden_states = encoder(input_values, attention_mask=mask).last_hidden_state
         if hasattr(encoder, "_get_feature_vector_attention_mask"):
@@ -782,14 +808,15 @@ class GiaMicModel(GiaMicPreTrainedModel):
     def _modality_inputs(self, inputs: dict[str, torch.Tensor | None]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Validate the raw/feature inputs and turn each present modality into (sequence, mask) before projection."""
         provided = {name: value for name, value in inputs.items() if value is not None}
-        for name, value in provided.items():
+        for name, value in provided.items() if checking_values() else ():
             if value.is_floating_point() and has_non_finite(value):
                 raise ValueError(f"`{name}` contains NaN or infinite values.")
             if name in MASK_NAMES and value.dtype != torch.bool and ((value != 0) & (value != 1)).any():
                 found = torch.unique(value[(value != 0) & (value != 1)])[:5].tolist()
                 raise ValueError(f"`{name}` must hold only 0 (padding) and 1 (content); it also holds {found}.")
         batch_sizes = {name: value.shape[0] for name, value in provided.items()}
-        if len(set(batch_sizes.values())) > 1:
+        sizes = list(batch_sizes.values())
+        if any(size != sizes[0] for size in sizes[1:]):  # not a set: sizes may be symbolic under export
             raise ValueError(f"All inputs must have the same batch size; got {batch_sizes}.")
 
         sequences = {}
@@ -823,7 +850,7 @@ class GiaMicModel(GiaMicPreTrainedModel):
             )
         if "audio" in sequences:
             sequences["audio"] = downsample_sequence(*sequences["audio"], self.config.audio_downsample)
-        for modality, (_, mask) in sequences.items():
+        for modality, (_, mask) in sequences.items() if checking_values() else ():
             empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
             if empty:
                 raise ValueError(
@@ -864,7 +891,7 @@ class GiaMicModel(GiaMicPreTrainedModel):
                 mask = inputs["audio_attention_mask"]
                 if mask is None:
                     mask = signal.new_ones(signal.shape[0], signal.shape[-1], dtype=torch.long)
-                if (mask.sum(dim=1) == 0).any():
+                if checking_values() and (mask.sum(dim=1) == 0).any():
                     empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
                     raise ValueError(f"`audio_attention_mask` of sample(s) {empty} is all padding.")
                 return self._encode_audio(inputs["input_values"], inputs["input_features"], mask)
@@ -877,7 +904,7 @@ class GiaMicModel(GiaMicPreTrainedModel):
             frame_mask = inputs["frame_mask"]
             if frame_mask is None:
                 frame_mask = pixel_values.new_ones(pixel_values.shape[:2], dtype=torch.long)
-            if (frame_mask.sum(dim=1) == 0).any():
+            if checking_values() and (frame_mask.sum(dim=1) == 0).any():
                 empty = (frame_mask.sum(dim=1) == 0).nonzero().flatten().tolist()
                 raise ValueError(f"`frame_mask` of sample(s) {empty} is all padding.")
             return self._encode_frames(pixel_values, frame_mask), frame_mask
@@ -1056,7 +1083,8 @@ class GiaMicForEmotionRecognition(GiaMicPreTrainedModel):
             raise ValueError("Every label of the batch is -100 (ignored): there is nothing to compute a loss from.")
 
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check_labels(labels, logits.shape[0])
+        if checking_values():
+            self._check_labels(labels, logits.shape[0])
         if self.config.problem_type == "regression":
             loss_fn = nn.functional.l1_loss if self.config.regression_loss == "l1" else nn.functional.mse_loss
             return loss_fn(logits.squeeze(-1).float(), labels.float().view(-1))

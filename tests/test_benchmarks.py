@@ -69,3 +69,8 @@ def test_real_data_benchmark_smoke(tmp_path):
     """The real-data pipeline (build, extract-features, train, report) on 2 % of MOSI and MELD."""
     output = run_benchmark("real_data", "--tasks", "mosi", "meld", "--fraction", "0.02", "--work", str(tmp_path))
     assert "mosi     MAE" in output and "meld" in output and "weighted F1" in output
+
+
+def test_export_benchmark_smoke():
+    output = run_benchmark("export", "--rounds", "1", "--batch-sizes", "1")
+    assert "onnxruntime / PyTorch x" in output

@@ -40,7 +40,7 @@ test: $(STAMP) $(DEMO_STAMP)
 	$(PY) -m pytest
 
 # Mutation testing of the model code, metrics, folds and collator (scope and tests: [tool.mutmut] in pyproject.toml).
-# About 7 minutes on 2 cores; survivors: `$(VENV)/bin/mutmut results`, one diff: `$(VENV)/bin/mutmut show NAME`.
+# About 9 minutes on 2 cores; survivors: `$(VENV)/bin/mutmut results`, one diff: `$(VENV)/bin/mutmut show NAME`.
 # One thread per worker: mutmut forks its workers, and a forked child of a process with an OpenMP pool can hang.
 mutation: $(STAMP)
 	rm -rf mutants

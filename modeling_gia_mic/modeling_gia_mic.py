@@ -128,14 +128,7 @@ def downsample_sequence(
     return pooled, (weights.sum(2).squeeze(-1) > 0).long()
 
 
-MASK_NAMES = (
-    "attention_mask",
-    "audio_attention_mask",
-    "frame_mask",
-    "text_feature_mask",
-    "audio_feature_mask",
-    "vision_feature_mask",
-)
+MASK_NAMES = tuple(name for name in MODEL_INPUT_NAMES if name.endswith("_mask"))
 
 
 def checking_values() -> bool:

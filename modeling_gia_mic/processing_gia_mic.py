@@ -27,9 +27,8 @@ PROCESSOR_OUTPUT_NAMES = (
 
 def check_sampling_rate(rate, name: str = "sampling_rate") -> int:
     """A sampling rate as a positive whole number of samples per second; anything else is a clear error."""
-    if isinstance(rate, bool) or not isinstance(rate, int | float | np.integer | np.floating):
-        raise ValueError(f"`{name}` must be a positive whole number of samples per second; got {rate!r}.")
-    if not math.isfinite(rate) or rate != int(rate) or rate <= 0:
+    numeric = isinstance(rate, int | float | np.integer | np.floating) and not isinstance(rate, bool)
+    if not (numeric and math.isfinite(rate) and rate == int(rate) and rate > 0):
         raise ValueError(f"`{name}` must be a positive whole number of samples per second; got {rate!r}.")
     return int(rate)
 

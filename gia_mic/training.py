@@ -221,15 +221,15 @@ def label_info(split: Dataset, label_column: str, problem_type: str | None = Non
     return {"num_labels": num_labels, "id2label": {i: str(i) for i in range(num_labels)}, "problem_type": problem_type}
 
 
-def check_label_values(split: Dataset, label_column: str, labels: dict[str, Any], split_name: str) -> None:
-    """Every label usable before training starts: finite scores, or class indices in range; bad rows named by id."""
+def check_label_values(split: Dataset, label_column: str, config: GiaMicConfig, split_name: str) -> None:
+    """Before training: every label is one the model takes (a finite score, a class index in range); bad rows by id."""
     values = np.asarray(split[label_column], dtype=np.float64)
-    if labels.get("problem_type") == "regression":
+    if config.problem_type == "regression":
         bad = ~np.isfinite(values)
         expected = "a finite number"
     else:
-        bad = (values < 0) | (values >= labels["num_labels"]) | (values != np.round(values))
-        expected = f"a class index in [0, {labels['num_labels']})"
+        bad = (values < 0) | (values >= config.num_labels) | (values != np.round(values))
+        expected = f"a class index in [0, {config.num_labels})"
     if bad.any():
         rows = np.flatnonzero(bad)
         ids = split.select(rows[:5].tolist())["id"] if "id" in split.column_names else rows[:5].tolist()
@@ -478,9 +478,8 @@ def fit_and_report(
     resume = resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     set_seed(training_args.seed)  # before the model exists: its initial weights are part of the run
     model, collator, processor = build_model_and_collator(model_args, data_args, splits[train_split])
-    labels = label_info(splits[train_split], data_args.label_column, data_args.problem_type)
     for name in dict.fromkeys(filter(None, (train_split, eval_split, test_split))):
-        check_label_values(splits[name], data_args.label_column, labels, name)
+        check_label_values(splits[name], data_args.label_column, model.config, name)
     trainer = make_trainer(
         model,
         collator,

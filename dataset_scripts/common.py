@@ -5,8 +5,6 @@ import codecs
 import csv
 import io
 import json
-import os
-import sys
 import tempfile
 import uuid
 from collections import Counter
@@ -24,6 +22,7 @@ from datasets.exceptions import DatasetGenerationError
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from gia_mic.errors import run_reporting_errors
 from gia_mic.folders import UnsafePathError, check_apart, check_replaceable, path_inside, write_folder
 from gia_mic.hub import PublishError, require_hub_token
 from modeling_gia_mic.processing_gia_mic import read_video_frames, resample
@@ -462,14 +461,5 @@ def run(
 
 
 def main_guard(entry: Callable[[list[str] | None], Any]) -> None:
-    """
-    Run a script's `main`, turning an error in the user's input or files (a `BuildError`, an unsafe output, an
-    unreadable file) into a one-line message and exit status 2; GIA_MIC_DEBUG=1 shows the traceback.
-    """
-    try:
-        entry(None)
-    except (ValueError, OSError) as error:
-        if os.environ.get("GIA_MIC_DEBUG"):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """Run a script's `main`: a `BuildError`, an unsafe output or an unreadable file is one line and exit status 2."""
+    run_reporting_errors(lambda: entry(None))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from .errors import run_reporting_errors
 from .training import DataArguments, ModelArguments
 
 
@@ -209,13 +210,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
             raise SystemExit(2)
         return
-    try:
-        COMMANDS[argv[0]](argv[1:])
-    except (ValueError, OSError) as error:  # the user's input or files: one line, not a traceback
-        if os.environ.get("GIA_MIC_DEBUG"):
-            raise
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)  # GIA_MIC_DEBUG=1: the traceback
-        raise SystemExit(2) from None
+    run_reporting_errors(lambda: COMMANDS[argv[0]](argv[1:]))
 
 
 if __name__ == "__main__":

@@ -528,8 +528,10 @@ def similarity_alignment_loss(
 def central_moment_discrepancy(
     z_a: torch.Tensor, z_b: torch.Tensor, weights: torch.Tensor, num_moments: int
 ) -> torch.Tensor:
-    """CMD (Zellinger et al., 2017) over the utterances where both are present: distance of the means plus of the
-    central moments 2..K."""
+    """
+    CMD (Zellinger et al., 2017) over the utterances where both are present: distance of the means plus of the
+    central moments 2..K.
+    """
     mean_a, mean_b = weighted_mean(z_a, weights), weighted_mean(z_b, weights)
     centered_a, centered_b = z_a - mean_a, z_b - mean_b
     discrepancy = torch.linalg.vector_norm(mean_a - mean_b)

@@ -72,11 +72,12 @@ def read_split(path: Path, report: BuildReport) -> list[dict[str, Any]]:
         for column, names in (("Emotion", EMOTIONS), ("Sentiment", SENTIMENTS)):
             if row[column] not in names:
                 raise BuildError(f"{where}: {column} {row[column]!r} is not one of {', '.join(names)}.")
+        dialogue, utterance = integer(row, "Dialogue_ID", where), integer(row, "Utterance_ID", where)
         rows.append(
             {
-                "id": f"dia{integer(row, 'Dialogue_ID', where)}_utt{integer(row, 'Utterance_ID', where)}",
-                "dialogue_id": integer(row, "Dialogue_ID", where),
-                "utterance_id": integer(row, "Utterance_ID", where),
+                "id": f"dia{dialogue}_utt{utterance}",
+                "dialogue_id": dialogue,
+                "utterance_id": utterance,
                 "speaker": row["Speaker"],
                 "text": row["Utterance"],
                 "label": EMOTIONS.index(row["Emotion"]),

@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import textwrap
+from fractions import Fraction
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -141,6 +142,33 @@ def feature_inputs(modalities=("text", "audio", "vision"), batch_size=3) -> dict
         inputs[f"{m}_features"] = torch.randn(batch_size, lengths[m], size)
         inputs[f"{m}_feature_mask"] = torch.ones(batch_size, lengths[m], dtype=torch.long)
     return inputs
+
+
+def write_mp4(path: Path, seconds: float = 1.0, tone: float = 300.0, video: bool = True, audio: bool = True) -> None:
+    """
+    An mp4 like a YouTube download: H.264 video whose frame i is grey level 8 * i, and/or an AAC track at 44.1 kHz
+    stereo holding a `tone` Hz sine.
+    """
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        picture = container.add_stream("libx264", rate=10) if video else None
+        sound = container.add_stream("aac", rate=44100, layout="stereo") if audio else None
+        if picture is not None:
+            picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
+            for index in range(int(seconds * 10)):
+                image = np.full((32, 32, 3), 8 * index, np.uint8)
+                container.mux(picture.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(picture.encode())
+        if sound is not None:
+            t = np.arange(int(44100 * seconds)) / 44100
+            samples = np.stack([np.sin(2 * np.pi * tone * t)] * 2).astype(np.float32) * 0.3
+            for offset in range(0, samples.shape[1], 1024):
+                frame = av.AudioFrame.from_ndarray(samples[:, offset : offset + 1024], format="fltp", layout="stereo")
+                frame.sample_rate, frame.time_base, frame.pts = 44100, Fraction(1, 44100), offset
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -9,13 +9,12 @@ import io
 import json
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import write_mp4
 from PIL import Image
 
 from dataset_scripts import fer2013, iemocap, meld, mosi, ravdess
@@ -140,31 +139,10 @@ def test_num_frames_must_be_positive(tmp_path):
     assert result.returncode == 2 and "--num-frames: expected a whole number of at least 1, got '0'" in result.stderr
 
 
-def write_mp4(path: Path, video: bool, audio: bool, seconds: float = 1.0) -> None:
-    """An mp4 with an H.264 video stream and/or an AAC audio stream."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        picture = container.add_stream("libx264", rate=10) if video else None
-        sound = container.add_stream("aac", rate=16000, layout="mono") if audio else None
-        if picture is not None:
-            picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
-            for index in range(int(seconds * 10)):
-                image = np.full((32, 32, 3), index, np.uint8)
-                container.mux(picture.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-            container.mux(picture.encode())
-        if sound is not None:
-            samples = (0.2 * np.sin(np.arange(int(16000 * seconds)) / 3)).astype(np.float32)[None]
-            for offset in range(0, samples.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(samples[:, offset : offset + 1024], format="fltp", layout="mono")
-                frame.sample_rate, frame.time_base, frame.pts = 16000, Fraction(1, 16000), offset
-                container.mux(sound.encode(frame))
-            container.mux(sound.encode())
-
-
 def test_mosi_paths_stay_inside_the_root_and_bad_clips_are_reported(tmp_path):
     root = tmp_path / "MOSI"
     secret = tmp_path / "outside" / "secret.mp4"
-    write_mp4(secret, video=True, audio=True)
+    write_mp4(secret)
     rows = [
         ("vidA", "1", "fine clip", "1.0"),
         ("vidA", "../../../outside/secret", "escaping clip id", "0.5"),
@@ -178,9 +156,9 @@ def test_mosi_paths_stay_inside_the_root_and_bad_clips_are_reported(tmp_path):
         writer = csv.writer(handle)
         writer.writerow(["video_id", "clip_id", "text", "label", "mode"])
         writer.writerows([*row, "train"] for row in rows)
-    write_mp4(root / "Raw/vidA/1.mp4", video=True, audio=True)
-    write_mp4(root / "Raw/vidA/2.mp4", video=False, audio=True)
-    write_mp4(root / "Raw/vidA/3.mp4", video=True, audio=False)
+    write_mp4(root / "Raw/vidA/1.mp4")
+    write_mp4(root / "Raw/vidA/2.mp4", video=False)
+    write_mp4(root / "Raw/vidA/3.mp4", audio=False)
     (root / "Raw/vidA/4.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 broken")
     report = BuildReport()
     args = argparse.Namespace(

@@ -3,15 +3,13 @@
 import csv
 import json
 import pickle
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import datasets
 import h5py
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, write_mp4
 
 from dataset_scripts import mosi
 from dataset_scripts.common import BuildError, decode_audio
@@ -66,26 +64,6 @@ def test_real_labels_give_the_standard_split_and_exact_labels(tmp_path):
     assert reloaded["test"].features["label_class"].names == ["negative", "neutral", "positive"]
 
 
-def write_clip(path: Path, seconds: float, tone: float) -> None:
-    """An mp4 clip with H.264 video and an AAC audio track at 44.1 kHz stereo, like a YouTube download."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        audio = container.add_stream("aac", rate=44100, layout="stereo")
-        for index in range(int(seconds * 10)):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * index, np.uint8), format="rgb24")
-            container.mux(video.encode(frame))
-        t = np.arange(int(44100 * seconds)) / 44100
-        samples = np.stack([np.sin(2 * np.pi * tone * t)] * 2).astype(np.float32) * 0.3
-        for offset in range(0, samples.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(samples[:, offset : offset + 1024], format="fltp", layout="stereo")
-            frame.sample_rate, frame.time_base, frame.pts = 44100, Fraction(1, 44100), offset
-            container.mux(audio.encode(frame))
-        container.mux(video.encode())
-        container.mux(audio.encode())
-
-
 def test_raw_release_with_mp4_media(tmp_path):
     root = tmp_path / "MOSI"
     rows = [
@@ -103,7 +81,7 @@ def test_raw_release_with_mp4_media(tmp_path):
         for video_id, clip_id, text, label, mode in rows:
             writer.writerow([video_id, clip_id, text, label, label, label, label, "x", mode])
     for index, (video_id, clip_id, *_) in enumerate(rows[:3]):
-        write_clip(root / "Raw" / video_id / f"{clip_id}.mp4", seconds=1.0 + 0.5 * index, tone=300.0)
+        write_mp4(root / "Raw" / video_id / f"{clip_id}.mp4", seconds=1.0 + 0.5 * index, tone=300.0)
     output = tmp_path / "out"
     built = mosi.main(
         [

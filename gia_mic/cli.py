@@ -11,6 +11,8 @@ The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m 
     gia-mic build-starter --data ../shared/data --output .cache/demo/gia-mic-starter   # the demo's model
     gia-mic push model|dataset|space --repo USER/NAME [--folder DIR] [--dry-run OUT]
 
+`train`, `cv`, `evaluate` and `extract-features` take `--architecture gia_mic|mcihn|miar` (default gia_mic; a saved
+--model keeps its own) and `train`/`cv` take `--config_overrides` with that architecture's config fields.
 `train` and `cv` take every `TrainingArguments` option (`--learning_rate`, `--num_train_epochs`,
 `--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`, `--resume_from_checkpoint`, ...; dashes
 work too).
@@ -23,6 +25,8 @@ import sys
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
+
+from modeling_gia_mic import ARCHITECTURES
 
 from .errors import run_reporting_errors
 from .training import DataArguments, ModelArguments
@@ -72,8 +76,11 @@ def command_cv(argv: list[str]) -> None:
 def command_evaluate(argv: list[str]) -> None:
     from .training import evaluate_checkpoint
 
-    parser = argparse.ArgumentParser(prog="gia-mic evaluate", description="Evaluate a GIA-MIC checkpoint.")
+    parser = argparse.ArgumentParser(prog="gia-mic evaluate", description="Evaluate a saved model on a split.")
     parser.add_argument("--model", required=True)
+    parser.add_argument(
+        "--architecture", choices=list(ARCHITECTURES), help="check that --model is of this architecture"
+    )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--label_column", "--label-column", default="label")
@@ -83,7 +90,8 @@ def command_evaluate(argv: list[str]) -> None:
     parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     data_args = DataArguments(dataset=args.dataset, label_column=args.label_column, problem_type=args.problem_type)
-    print(json.dumps(evaluate_checkpoint(args.model, data_args, args.split, args.batch_size), indent=2))
+    model_args = ModelArguments(model=args.model, architecture=args.architecture)
+    print(json.dumps(evaluate_checkpoint(model_args, data_args, args.split, args.batch_size), indent=2))
 
 
 def command_extract_features(argv: list[str]) -> None:
@@ -97,12 +105,24 @@ def command_extract_features(argv: list[str]) -> None:
     parser.add_argument("--label_column", "--label-column", default="label")
     parser.add_argument("--batch_size", "--batch-size", type=int, default=16)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier extract-features output")
+    parser.add_argument(
+        "--architecture",
+        choices=list(ARCHITECTURES),
+        default="gia_mic",
+        help="whose front end encodes (the three share it: the features serve any of them)",
+    )
     args = parser.parse_args(argv)
     encoders = {m: getattr(args, f"{m}_encoder") for m in ("text", "audio", "vision") if getattr(args, f"{m}_encoder")}
     if not encoders:
         parser.error("name at least one of --text_encoder, --audio_encoder, --vision_encoder")
     result = extract_features(
-        args.dataset, args.output, encoders, args.label_column, args.batch_size, overwrite=args.overwrite
+        args.dataset,
+        args.output,
+        encoders,
+        args.label_column,
+        args.batch_size,
+        overwrite=args.overwrite,
+        architecture=args.architecture,
     )
     print(result)
 

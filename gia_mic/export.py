@@ -1,6 +1,6 @@
 """
-`gia-mic export`: a saved GIA-MIC model as an ONNX file (for onnxruntime) or a `torch.export` program, with dynamic
-batch size and sequence lengths.
+`gia-mic export`: a saved model of any of the three architectures as an ONNX file (for onnxruntime) or a
+`torch.export` program, with dynamic batch size and sequence lengths.
 
     gia-mic export --model runs/iemocap-head --output deploy/ --format onnx           # deploy/model.onnx
     gia-mic export --model runs/iemocap-head --output deploy/ --format torch-export   # deploy/model.pt2
@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modeling_gia_mic import GiaMicForEmotionRecognition
+from modeling_gia_mic import MultimodalForEmotionRecognition
 
 from .folders import write_folder
+from .training import ModelArguments, architecture_class
 
 
 FORMATS = {"onnx": "model.onnx", "torch-export": "model.pt2"}
@@ -26,7 +27,7 @@ FORMATS = {"onnx": "model.onnx", "torch-export": "model.pt2"}
 class ExportedModel(nn.Module):
     """The model as a function of positional tensors (ONNX has no keyword or optional inputs) to its main outputs."""
 
-    def __init__(self, model: GiaMicForEmotionRecognition, input_names: list[str]):
+    def __init__(self, model: MultimodalForEmotionRecognition, input_names: list[str]):
         super().__init__()
         self.model, self.input_names = model, input_names
 
@@ -36,7 +37,7 @@ class ExportedModel(nn.Module):
 
 
 def example_inputs(
-    model: GiaMicForEmotionRecognition, batch_size: int = 2, length: int = 8
+    model: MultimodalForEmotionRecognition, batch_size: int = 2, length: int = 8
 ) -> dict[str, torch.Tensor]:
     """Random feature inputs of the model's modalities, to trace it (any batch size and length work afterwards)."""
     config = model.config
@@ -54,10 +55,10 @@ def example_inputs(
 
 
 def export_model(model_dir: str | Path, output: str | Path, kind: str, overwrite: bool = False) -> Path:
-    """Export `model_dir` (a saved feature-mode GIA-MIC model) into the folder `output`; returns the file written."""
+    """Export `model_dir` (a saved feature-mode model) into the folder `output`; returns the file written."""
     if kind not in FORMATS:
         raise ValueError(f"Unknown export format {kind!r}; choose one of {', '.join(FORMATS)}.")
-    model = GiaMicForEmotionRecognition.from_pretrained(model_dir).eval()
+    model = architecture_class(ModelArguments(model=str(model_dir))).from_pretrained(model_dir).eval()
     inputs = example_inputs(model)
     names = list(inputs)
     batch = torch.export.Dim("batch", min=1, max=4096)

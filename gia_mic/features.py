@@ -10,8 +10,8 @@ import torch
 from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
-from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel
-from modeling_gia_mic.modeling_gia_mic import encoder_output_size
+from modeling_gia_mic import ARCHITECTURES, MultimodalForEmotionRecognition, MultimodalModel
+from modeling_gia_mic.modeling_multimodal import encoder_output_size
 
 from .folders import check_apart, check_replaceable, write_folder
 from .training import (
@@ -28,7 +28,7 @@ MEDIA_COLUMNS = {"audio", "frames", "image"}
 
 
 def feature_rows(
-    split: Dataset, model: GiaMicModel, collator: RawBatchCollator, batch_size: int, description: str
+    split: Dataset, model: MultimodalModel, collator: RawBatchCollator, batch_size: int, description: str
 ) -> Iterator[dict[str, Any]]:
     """The split's rows without media, plus each modality's encoder sequence trimmed to its real length."""
     kept = [c for c in split.column_names if c not in MEDIA_COLUMNS]
@@ -53,10 +53,12 @@ def extract_features(
     batch_size: int = 16,
     max_text_length: int = 128,
     overwrite: bool = False,
+    architecture: str = "gia_mic",
 ) -> DatasetDict:
     """
-    Encode every split of a raw dataset with the given pretrained encoders (a Hub id or folder per modality) and save
-    a dataset whose `*_features` columns feed a feature-mode GIA-MIC (`text_feature_size` = the encoder width, ...).
+    Encode every split of a raw dataset with the given pretrained encoders (a Hub id or folder per modality), through
+    the front end of `architecture` (the three share it, so the features serve any of them), and save a dataset whose
+    `*_features` columns feed a feature-mode model (`text_feature_size` = the encoder width, ...).
     A head trained on it can be put back on the same encoders (`attach_encoders`). `output` must lie apart from the
     dataset; it is written beside itself and swapped in at the end (an earlier output only with `overwrite`).
     """
@@ -67,7 +69,7 @@ def extract_features(
         columns = RAW_COLUMNS[modality]
         if any(not set(columns) & set(split.column_names) for split in dataset.values()):
             raise ValueError(f"{dataset_path} has no {' or '.join(columns)} column for the {modality} encoder.")
-    model = GiaMicModel.from_encoders_pretrained(**encoders).eval()
+    model = ARCHITECTURES[architecture].base_model_class.from_encoders_pretrained(**encoders).eval()
     preprocessors = Preprocessors.for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
     collator = RawBatchCollator(preprocessors, list(encoders), label_column, max_text_length=max_text_length)
     splits = {}
@@ -105,23 +107,26 @@ def extract_features(
     return datasets.load_from_disk(output)
 
 
-def attach_encoders(head: GiaMicForEmotionRecognition, encoders: dict[str, str]) -> GiaMicForEmotionRecognition:
+def attach_encoders(
+    head: MultimodalForEmotionRecognition, encoders: dict[str, str]
+) -> MultimodalForEmotionRecognition:
     """
     Put pretrained encoders (a Hub id or folder per modality) under a head trained on their cached features, giving a
-    model that takes raw inputs: same fusion settings and weights, the feature sizes replaced by the encoders.
+    model that takes raw inputs: same architecture, fusion settings and weights, the feature sizes replaced by the
+    encoders.
     """
-    own_fields = [name for name in GiaMicConfig.__annotations__ if not name.endswith("_config")]
+    own_fields = [name for name in head.config_class.model_fields() if not name.endswith("_config")]
     settings = {
         name: getattr(head.config, name)
         for name in own_fields
         if not (name.endswith("_feature_size") and name.removesuffix("_feature_size") in encoders)
     }
     settings.update({f"freeze_{modality}_encoder": True for modality in encoders})
-    model = GiaMicForEmotionRecognition.from_encoders_pretrained(
+    model = type(head).from_encoders_pretrained(
         **encoders, **settings, id2label=head.config.id2label, problem_type=head.config.problem_type
     )
     missing, unexpected = model.load_state_dict(head.state_dict(), strict=False)
-    foreign = [name for name in missing if not name.startswith("gia_mic.encoders.")]
+    foreign = [name for name in missing if not name.startswith(f"{head.base_model_prefix}.encoders.")]
     if unexpected or foreign:
         raise ValueError(f"The head does not fit these encoders: missing {foreign}, unexpected {unexpected}.")
     return model.eval()

@@ -9,6 +9,7 @@ Publishing to the Hugging Face Hub: a model folder, a dataset built by `dataset_
 the command stops before anything is written or uploaded. Repositories are private unless `--public`.
 """
 
+import json
 import shutil
 import tempfile
 import wave
@@ -19,7 +20,7 @@ from .folders import MARKER, check_apart, write_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE_SOURCE = ROOT / "spaces_demo"
-MODEL_FILES = ("config.json", "model.safetensors", "configuration_gia_mic.py", "modeling_gia_mic.py")
+MODEL_FILES = ("config.json", "model.safetensors")
 
 
 class PublishError(ValueError):
@@ -39,10 +40,17 @@ def require_hub_token() -> str:
 
 
 def model_upload(folder: Path) -> list[Path]:
-    """The files of a saved GIA-MIC folder (with its remote code, processor, card, plots and `asr/`)."""
+    """
+    The files of a saved GIA-MIC, MCIHN or MIAR folder (with the remote code its `auto_map` names, processor, card,
+    plots and `asr/`).
+    """
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if not missing:
+        auto_map = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto_map") or {}
+        code = {f"{reference.split('.')[0]}.py" for reference in auto_map.values()}
+        missing = sorted(name for name in code if not (folder / name).is_file()) if code else ["auto_map in config"]
     if missing:
-        raise PublishError(f"{folder} is not a saved GIA-MIC model: it lacks {', '.join(missing)}.")
+        raise PublishError(f"{folder} is not a saved GIA-MIC, MCIHN or MIAR model: it lacks {', '.join(missing)}.")
     return [
         path
         for path in sorted(folder.rglob("*"))

@@ -35,14 +35,30 @@ def plot_confusion_matrix(matrix: np.ndarray, names: list[str], path: Path, titl
     return path
 
 
-def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> Path:
-    """Training loss and evaluation loss / metrics against the optimiser step."""
+LOSS_TERMS = (
+    "classification_loss",
+    "invariance_loss",
+    "reconstruction_loss",
+    "adversarial_loss",
+    "mmd_loss",
+    "unimodal_loss",
+    "contrastive_loss",
+)
+
+
+def plot_training_curves(log_history: list[dict[str, Any]], path: Path, title: str = "training") -> Path:
+    """
+    Left: training loss, evaluation loss and metrics against the optimiser step. Right, when the run logged them: each
+    term of the loss (the task loss and the architecture's auxiliary losses, unweighted).
+    """
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
     evaluation = [e for e in log_history if "eval_loss" in e]
     metric_keys = [
         k for k in ("eval_ua", "eval_wa", "eval_mae", "eval_acc2_non0") if evaluation and k in evaluation[0]
     ]
-    figure, loss_axes = plt.subplots(figsize=(7, 4))
+    terms = [name for name in LOSS_TERMS if any(name in e for e in log_history)]
+    figure, panels = plt.subplots(1, 2 if terms else 1, figsize=(12 if terms else 7, 4), squeeze=False)
+    loss_axes = panels[0, 0]
     if train:
         loss_axes.plot(*zip(*train), label="train loss", color="tab:blue")
     if evaluation:
@@ -53,7 +69,7 @@ def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> Path:
             label="eval loss",
             color="tab:orange",
         )
-    loss_axes.set(xlabel="step", ylabel="loss")
+    loss_axes.set(xlabel="step", ylabel="loss", title=title)
     handles, labels = loss_axes.get_legend_handles_labels()
     if metric_keys:
         metric_axes = loss_axes.twinx()
@@ -64,11 +80,41 @@ def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> Path:
         more_handles, more_labels = metric_axes.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
     loss_axes.legend(handles, labels, loc="best")
-    loss_axes.set_title("GIA-MIC training")
+    if terms:
+        term_axes = panels[0, 1]
+        for name in terms:
+            points = [(e["step"], e[name]) for e in log_history if name in e]
+            term_axes.plot(*zip(*points), label=name.removesuffix("_loss"))
+        term_axes.set(xlabel="step", ylabel="loss term (unweighted)", title="loss terms")
+        term_axes.legend(loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def architecture_description(config) -> tuple[str, str]:
+    """The model card's sentence on the architecture and its line on the fusion settings, per architecture."""
+    if config.model_type == "mcihn":
+        return (
+            "An MCIHN model (adversarial autoencoders + cross-modal gate mechanism + feature fusion; Zhang et al., "
+            "arXiv 2510.24827)",
+            f"latent width {config.latent_size}, {config.num_fusion_layers} fusion layer(s), loss weights: "
+            f"reconstruction {config.reconstruction_weight}, adversarial {config.adversarial_weight}, MMD "
+            f"{config.mmd_weight}, unimodal {config.unimodal_weight}",
+        )
+    if config.model_type == "miar":
+        return (
+            "A MIAR model (modality interaction tokens + contrastive alignment; Zhu & Yu, arXiv 2601.02414)",
+            f"{config.num_interaction_layers} interaction layers, width {config.hidden_size}, contrastive weight "
+            f"{config.contrastive_weight} at temperature {config.contrastive_temperature}",
+        )
+    return (
+        "A GIA-MIC model (gated interactive attention + modality-invariant generator; He, Mi & Toda, INTERSPEECH "
+        "2025, arXiv 2506.00865)",
+        f"{config.num_gia_layers} GIA layers, width {config.hidden_size}, gates `{config.gate_type}`, pooling "
+        f"`{config.pooling}`, invariance loss `{config.invariance_loss}` (weight {config.invariance_weight})",
+    )
 
 
 MODEL_INDEX_METRICS = {
@@ -97,7 +143,7 @@ def write_model_card(output_dir: Path, config, dataset: str, results: dict, spli
     ]
     metadata = {
         "library_name": "transformers",
-        "tags": ["gia-mic", "emotion-recognition", "multimodal", "custom_code"],
+        "tags": ["gia-mic", config.model_type.replace("_", "-"), "emotion-recognition", "multimodal", "custom_code"],
         "pipeline_tag": "audio-classification",
         "model-index": [
             {
@@ -118,17 +164,16 @@ def write_model_card(output_dir: Path, config, dataset: str, results: dict, spli
     table = "\n".join(
         f"| {label} | {scores[key]:.4f} |" for key, (_, label) in MODEL_INDEX_METRICS.items() if key in scores
     )
+    architecture, fusion = architecture_description(config)
     body = f"""
 # {output_dir.name}
 
-A GIA-MIC model (gated interactive attention + modality-invariant generator; He, Mi & Toda, INTERSPEECH 2025,
-arXiv 2506.00865) fine-tuned on `{name}` with the GIA-MIC package. The architecture is the package's documented
+{architecture} fine-tuned on `{name}` with the GIA-MIC package. The architecture is the package's documented
 reconstruction of the paper (its equations are not public); every choice is a field of `config.json`.
 
 - modalities: {", ".join(config.modalities)}
 - labels: {labels}
-- fusion: {config.num_gia_layers} GIA layers, width {config.hidden_size}, gates `{config.gate_type}`, pooling
-  `{config.pooling}`, invariance loss `{config.invariance_loss}` (weight {config.invariance_weight})
+- fusion: {fusion}
 - training: {args.num_train_epochs:g} epochs, learning rate {args.learning_rate:g}, batch size
   {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x {args.world_size} processes
 

@@ -233,7 +233,7 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
         output
     )
     shutil.copytree(encoders["audio"], output / "asr")  # the full Whisper, for speech-to-text in the demo
-    plot_training_curves(log_history, output / "training_curves.png")
+    plot_training_curves(log_history, output / "training_curves.png", "GIA-MIC starter training")
     (output / "starter_scores.json").write_text(json.dumps(scores, indent=2))
     (output / "README.md").write_text(starter_card(scores, build), encoding="utf-8")
 

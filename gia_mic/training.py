@@ -1,5 +1,6 @@
 """
-Fine-tuning and evaluating GIA-MIC with `transformers.Trainer` on datasets built by `dataset_scripts`.
+Fine-tuning and evaluating the three architectures (GIA-MIC, MCIHN, MIAR) with `transformers.Trainer` on datasets
+built by `dataset_scripts`.
 
 Two kinds of dataset are understood:
 - *raw*: `text` / `audio` (`Audio(decode=False)`) / `frames` columns, turned into model inputs by a
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 import torch
 from datasets import Array2D, ClassLabel, Dataset, DatasetDict
 from transformers import (
+    AutoConfig,
     AutoFeatureExtractor,
     AutoImageProcessor,
     AutoProcessor,
@@ -34,7 +36,12 @@ from transformers import (
 )
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicProcessor
+from modeling_gia_mic import (
+    ARCHITECTURES,
+    GiaMicProcessor,
+    MultimodalEmotionConfig,
+    MultimodalForEmotionRecognition,
+)
 from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, encode_text, resample
 
 from .collator import MultimodalCollator
@@ -53,16 +60,20 @@ FEATURE_COLUMNS = {m: f"{m}_features" for m in MODALITIES}
 
 @dataclass
 class ModelArguments:
-    """What to train: a GIA-MIC checkpoint, or pretrained encoders (or none, for feature datasets)."""
+    """What to train: a saved model, or an architecture around pretrained encoders (or none, for feature datasets)."""
 
-    model: str | None = field(default=None, metadata={"help": "a GIA-MIC checkpoint (Hub id or folder) to fine-tune"})
+    model: str | None = field(default=None, metadata={"help": "a saved model (Hub id or folder) to fine-tune"})
+    architecture: str | None = field(
+        default=None,
+        metadata={"help": "a new model's (default gia_mic); a --model keeps its own", "choices": list(ARCHITECTURES)},
+    )
     text_encoder: str | None = field(default=None, metadata={"help": "Hub id or folder of a text encoder"})
     audio_encoder: str | None = field(default=None, metadata={"help": "Hub id or folder of an audio encoder"})
     vision_encoder: str | None = field(default=None, metadata={"help": "Hub id or folder of an image encoder"})
     freeze_encoders: bool = field(default=True, metadata={"help": "train the fusion head only"})
     modalities: list[str] | None = field(default=None, metadata={"help": "subset of text audio vision to use"})
     config_overrides: str | None = field(
-        default=None, metadata={"help": "GiaMicConfig fields, e.g. 'hidden_size=128,gate_type=scalar'"}
+        default=None, metadata={"help": "the architecture's config fields, e.g. 'hidden_size=128,num_gia_layers=1'"}
     )
 
 
@@ -221,7 +232,7 @@ def label_info(split: Dataset, label_column: str, problem_type: str | None = Non
     return {"num_labels": num_labels, "id2label": {i: str(i) for i in range(num_labels)}, "problem_type": problem_type}
 
 
-def check_label_values(split: Dataset, label_column: str, config: GiaMicConfig, split_name: str) -> None:
+def check_label_values(split: Dataset, label_column: str, config: MultimodalEmotionConfig, split_name: str) -> None:
     """Before training: every label is one the model takes (a finite score, a class index in range); bad rows by id."""
     values = np.asarray(split[label_column], dtype=np.float64)
     if config.problem_type == "regression":
@@ -332,33 +343,57 @@ def feature_collator(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def saved_config(path: str) -> MultimodalEmotionConfig:
+    """The config of a saved model of any of the three architectures."""
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type not in ARCHITECTURES:
+        raise ValueError(
+            f"{path} holds a {config.model_type!r} model; this package trains {', '.join(ARCHITECTURES)} models."
+        )
+    return config
+
+
+def architecture_class(model_args: ModelArguments) -> type[MultimodalForEmotionRecognition]:
+    """The head class to build: the saved model's own, else `--architecture` (GIA-MIC by default)."""
+    if model_args.model:
+        saved = saved_config(model_args.model).model_type
+        if model_args.architecture not in (None, saved):
+            raise ValueError(
+                f"--architecture {model_args.architecture} but --model {model_args.model} is a {saved} model: leave "
+                "--architecture out to fine-tune it, or train a new model without --model."
+            )
+        return ARCHITECTURES[saved]
+    return ARCHITECTURES[model_args.architecture or "gia_mic"]
+
+
 def build_model_and_collator(
     model_args: ModelArguments, data_args: DataArguments, split: Dataset
-) -> tuple[GiaMicForEmotionRecognition, Any, Preprocessors | None]:
+) -> tuple[MultimodalForEmotionRecognition, Any, Preprocessors | None]:
+    model_class = architecture_class(model_args)
     requested = model_args.modalities
     if requested is None and model_args.model:  # a trained model takes the modalities it was trained on
-        requested = list(GiaMicConfig.from_pretrained(model_args.model).modalities)
+        requested = list(saved_config(model_args.model).modalities)
     kind, modalities = dataset_modalities(split, requested)
     labels = label_info(split, data_args.label_column, data_args.problem_type)
-    overrides = parse_overrides(model_args.config_overrides, GiaMicConfig)
+    overrides = parse_overrides(model_args.config_overrides, model_class.config_class)
     if data_args.balanced_class_weights and labels["num_labels"] > 1:
         counts = np.bincount(split[data_args.label_column], minlength=labels["num_labels"]).astype(float)
         overrides["class_weights"] = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
     regression = labels.get("problem_type") == "regression"
 
     if model_args.model:
-        model = GiaMicForEmotionRecognition.from_pretrained(model_args.model, **labels, **overrides)
+        model = model_class.from_pretrained(model_args.model, **labels, **overrides)
         processor = Preprocessors.from_pretrained(model_args.model, modalities) if kind == "raw" else None
     elif kind == "features":
-        model = GiaMicForEmotionRecognition(GiaMicConfig(**feature_sizes(split, modalities), **labels, **overrides))
+        model = model_class(model_class.config_class(**feature_sizes(split, modalities), **labels, **overrides))
         processor = None
     else:
         encoders = {m: getattr(model_args, f"{m}_encoder") for m in modalities}
         absent = [m for m, path in encoders.items() if path is None]
         if absent:
-            raise ValueError(f"Raw {absent} columns need --{absent[0]}_encoder (or a GIA-MIC --model).")
+            raise ValueError(f"Raw {absent} columns need --{absent[0]}_encoder (or a trained --model).")
         freeze = {f"freeze_{m}_encoder": model_args.freeze_encoders for m in modalities}
-        model = GiaMicForEmotionRecognition.from_encoders_pretrained(**encoders, **labels, **freeze, **overrides)
+        model = model_class.from_encoders_pretrained(**encoders, **labels, **freeze, **overrides)
         processor = Preprocessors.for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
 
     if kind == "raw":
@@ -391,8 +426,35 @@ def selection_metric(regression: bool) -> tuple[str, bool]:
     return ("mae", False) if regression else ("ua", True)
 
 
+class EmotionTrainer(Trainer):
+    """
+    `Trainer` that also logs each term of the model's loss (`classification_loss`, and `invariance_loss`,
+    `reconstruction_loss`, `contrastive_loss`, ... by architecture): the mean over the steps since the last log, over
+    every process, beside `loss` in `trainer_state.json` and in the training-curve plot.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._loss_terms: dict[str, list[torch.Tensor]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training:
+            for name in self.accelerator.unwrap_model(model).loss_names:
+                if outputs.get(name) is not None:
+                    self._loss_terms.setdefault(name, []).append(outputs[name].detach().float())
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._loss_terms:
+            for name, values in self._loss_terms.items():
+                logs[name] = round(self.accelerator.gather(torch.stack(values)).mean().item(), 4)
+            self._loss_terms = {}
+        super().log(logs, start_time)
+
+
 def make_trainer(
-    model: GiaMicForEmotionRecognition,
+    model: MultimodalForEmotionRecognition,
     collator,
     training_args: TrainingArguments,
     train: Dataset,
@@ -407,7 +469,7 @@ def make_trainer(
     callbacks = [EarlyStoppingCallback(early_stopping_patience)] if early_stopping_patience else []
     if preprocessors is not None:
         callbacks.append(SavePreprocessorsCallback(preprocessors))
-    return Trainer(
+    return EmotionTrainer(
         model=model,
         args=training_args,
         train_dataset=train,
@@ -452,7 +514,7 @@ def predict(trainer: Trainer, split: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(logits), np.asarray(output.label_ids)
 
 
-def split_metrics(model: GiaMicForEmotionRecognition, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def split_metrics(model: MultimodalForEmotionRecognition, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     if model.config.problem_type == "regression":
         return regression_metrics(logits.reshape(-1), labels)
     return classification_metrics(logits, labels, model.config.num_labels)
@@ -542,8 +604,9 @@ def save_outputs(
     if processor is not None:
         processor.save_pretrained(output_dir)
     (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-    plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
     model = trainer.model
+    curves = output_dir / "training_curves.png"
+    plot_training_curves(trainer.state.log_history, curves, f"{model.config.model_type} training")
     if report_split and "confusion_matrix" in results.get(report_split, {}):
         names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         plot_confusion_matrix(
@@ -555,16 +618,18 @@ def save_outputs(
     write_model_card(output_dir, model.config, data_args.dataset, results, report_split, trainer.args)
 
 
-def evaluate_checkpoint(model_path: str, data_args: DataArguments, split: str, batch_size: int = 32) -> dict[str, Any]:
+def evaluate_checkpoint(
+    model_args: ModelArguments, data_args: DataArguments, split: str, batch_size: int = 32
+) -> dict[str, Any]:
+    """Metrics of the saved `model_args.model` on one split of the dataset."""
     dataset = with_numpy_features(load_dataset_folder(data_args.dataset))
     if split not in dataset:
         raise ValueError(f"No split {split!r} in {data_args.dataset}; it has {list(dataset)}.")
-    model_args = ModelArguments(model=model_path)
     if data_args.problem_type is None:  # the model knows whether its labels are classes or scores
-        data_args = dataclasses.replace(data_args, problem_type=GiaMicConfig.from_pretrained(model_path).problem_type)
+        data_args = dataclasses.replace(data_args, problem_type=saved_config(model_args.model).problem_type)
     model, collator, _ = build_model_and_collator(model_args, data_args, dataset[split])
     args = TrainingArguments(
-        output_dir=str(Path(model_path) / "eval"),
+        output_dir=str(Path(model_args.model) / "eval"),
         per_device_eval_batch_size=batch_size,
         report_to="none",
         remove_unused_columns=False,

@@ -1,4 +1,4 @@
-"""GIA-MIC: multimodal emotion recognition with gated interactive attention and modality-invariant learning.
+"""Multimodal emotion recognition in three architectures sharing one front end: GIA-MIC, MCIHN and MIAR.
 
 This folder is also the remote code that travels with every saved model: its modules use relative imports only and
 import nothing beyond torch and transformers (reading a video file imports PyAV when used).
@@ -7,40 +7,91 @@ import nothing beyond torch and transformers (reading a video file imports PyAV 
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
 
 from .configuration_gia_mic import GiaMicConfig
+from .configuration_mcihn import McihnConfig
+from .configuration_miar import MiarConfig
 from .configuration_mini_xception import MiniXceptionConfig
+from .configuration_multimodal import MultimodalEmotionConfig
 from .modeling_gia_mic import (
     GatedInteractiveAttention,
     GiaMicEmotionRecognitionOutput,
     GiaMicForEmotionRecognition,
     GiaMicModel,
     GiaMicModelOutput,
-    GiaMicPreTrainedModel,
     ModalityInvariantGenerator,
-    split_modalities,
+)
+from .modeling_mcihn import (
+    AdversarialAutoencoder,
+    CrossModalGateMechanism,
+    FeatureFusionModule,
+    McihnEmotionRecognitionOutput,
+    McihnForEmotionRecognition,
+    McihnModel,
+    McihnModelOutput,
+)
+from .modeling_miar import (
+    ContrastiveAlignment,
+    MiarEmotionRecognitionOutput,
+    MiarForEmotionRecognition,
+    MiarModel,
+    MiarModelOutput,
+    ModalityInteraction,
 )
 from .modeling_mini_xception import MiniXceptionForImageClassification, MiniXceptionModel
+from .modeling_multimodal import (
+    MultimodalForEmotionRecognition,
+    MultimodalModel,
+    MultimodalPreTrainedModel,
+    split_modalities,
+)
 from .processing_gia_mic import GiaMicProcessor, read_video_frames
 
 
-AutoConfig.register(GiaMicConfig.model_type, GiaMicConfig)
-AutoModel.register(GiaMicConfig, GiaMicModel)
-AutoModelForAudioClassification.register(GiaMicConfig, GiaMicForEmotionRecognition)
-AutoProcessor.register(GiaMicConfig, GiaMicProcessor)
+# The three architectures: `--architecture NAME` in the CLI, and the classes it builds.
+ARCHITECTURES = {
+    GiaMicConfig.model_type: GiaMicForEmotionRecognition,
+    McihnConfig.model_type: McihnForEmotionRecognition,
+    MiarConfig.model_type: MiarForEmotionRecognition,
+}
+
+for _head in ARCHITECTURES.values():
+    AutoConfig.register(_head.config_class.model_type, _head.config_class)
+    AutoModel.register(_head.config_class, _head.base_model_class)
+    AutoModelForAudioClassification.register(_head.config_class, _head)
+    AutoProcessor.register(_head.config_class, GiaMicProcessor)
 
 
 __all__ = [
+    "ARCHITECTURES",
+    "AdversarialAutoencoder",
+    "ContrastiveAlignment",
+    "CrossModalGateMechanism",
+    "FeatureFusionModule",
     "GatedInteractiveAttention",
     "GiaMicConfig",
     "GiaMicEmotionRecognitionOutput",
     "GiaMicForEmotionRecognition",
     "GiaMicModel",
     "GiaMicModelOutput",
-    "GiaMicPreTrainedModel",
     "GiaMicProcessor",
+    "McihnConfig",
+    "McihnEmotionRecognitionOutput",
+    "McihnForEmotionRecognition",
+    "McihnModel",
+    "McihnModelOutput",
+    "MiarConfig",
+    "MiarEmotionRecognitionOutput",
+    "MiarForEmotionRecognition",
+    "MiarModel",
+    "MiarModelOutput",
     "MiniXceptionConfig",
     "MiniXceptionForImageClassification",
     "MiniXceptionModel",
+    "ModalityInteraction",
     "ModalityInvariantGenerator",
+    "MultimodalEmotionConfig",
+    "MultimodalForEmotionRecognition",
+    "MultimodalModel",
+    "MultimodalPreTrainedModel",
     "read_video_frames",
     "split_modalities",
 ]

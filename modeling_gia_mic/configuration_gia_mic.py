@@ -2,55 +2,23 @@
 
 from typing import Literal
 
-from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
-
-# Registers the "mini_xception" face tower with AutoConfig, so a vision_config of that type resolves (also as remote
-# code: this relative import makes the file travel with every saved model).
-from .configuration_mini_xception import MiniXceptionConfig  # noqa: F401
+from .configuration_multimodal import MultimodalEmotionConfig
 
 
-MODALITIES = ("text", "audio", "vision")
 GATE_TYPES = ("elementwise", "scalar", "none")
 POOLING_TYPES = ("mean", "attention")
 INVARIANCE_LOSSES = ("similarity", "cmd", "none")
-REGRESSION_LOSSES = ("l1", "mse")
-AUTO_MAP = {
-    "AutoConfig": "configuration_gia_mic.GiaMicConfig",
-    "AutoModel": "modeling_gia_mic.GiaMicModel",
-    "AutoModelForAudioClassification": "modeling_gia_mic.GiaMicForEmotionRecognition",
-}
 
 
-class GiaMicConfig(PreTrainedConfig):
+class GiaMicConfig(MultimodalEmotionConfig):
     r"""
     Configuration of a GIA-MIC model (gated interactive attention + modality-invariant generator, He, Mi & Toda,
     INTERSPEECH 2025). The paper's equations are not public: every choice of the reconstruction documented in the
-    model card is a field here, so it can be matched to the paper exactly.
-
-    Each modality (`text`, `audio`, `vision`) is configured in one of two ways:
-    - an encoder sub-config (`text_config`, `audio_config`, `vision_config`, any Hugging Face model config, built
-      with `AutoModel.from_config`), or
-    - a feature size (`text_feature_size`, ...) for *feature mode*: precomputed features of shape (batch, length,
-      feature_size), e.g. MOSI's BERT/COVAREP/Facet features or cached frozen-encoder features.
-    A modality configured by neither is not part of the model.
+    model card is a field here, so it can be matched to the paper exactly. The modalities, encoders, widths and task
+    loss are the fields of [`MultimodalEmotionConfig`], shared with MCIHN and MIAR.
 
     Args:
-        text_config, audio_config, vision_config (`dict` or `PreTrainedConfig`, *optional*):
-            Encoder configs. Encoder-decoder audio models (Whisper) contribute their encoder only; image models run
-            on every video frame and contribute their pooled output per frame.
-        text_feature_size, audio_feature_size, vision_feature_size (`int`, *optional*):
-            Feature-mode input sizes, used for modalities without an encoder config.
-        hidden_size (`int`, defaults to 256): Width `d` of the fusion network.
-        num_attention_heads (`int`, defaults to 4): Heads of every self- and cross-attention.
         num_gia_layers (`int`, defaults to 2): Number of gated interactive attention layers.
-        intermediate_size (`int`, defaults to 1024): Width of the feed-forward block of a GIA layer.
-        hidden_act (`str`, defaults to `"gelu"`): Activation of the feed-forward blocks and the generator.
-        hidden_dropout (`float`, defaults to 0.1): Dropout on projections, gated sums and feed-forward outputs.
-        attention_dropout (`float`, defaults to 0.1): Dropout on attention probabilities.
-        classifier_dropout (`float`, defaults to 0.1): Dropout inside the classification head.
-        layer_norm_eps (`float`, defaults to 1e-5): Epsilon of every LayerNorm.
-        initializer_range (`float`, defaults to 0.02): Std of the normal initialisation of the fusion network.
         gate_type (`str`, defaults to `"elementwise"`):
             `"elementwise"` (one gate per position and channel), `"scalar"` (one gate per position) or `"none"`
             (ablation: plain cross-attention, every gate open).
@@ -61,104 +29,29 @@ class GiaMicConfig(PreTrainedConfig):
         invariance_weight (`float`, defaults to 0.1): Weight of the invariance loss in the total loss.
         similarity_weight (`float`, defaults to 1.0): Weight of the similarity-matrix term inside the invariance loss.
         cmd_moments (`int`, defaults to 5): Highest central moment of the `"cmd"` invariance loss.
-        modality_dropout (`float`, defaults to 0.0):
-            Training-time probability of dropping a whole modality of a sample (at least one modality is kept).
-        freeze_text_encoder, freeze_audio_encoder, freeze_vision_encoder (`bool`, defaults to `False`):
-            Keep that encoder's weights fixed (no gradient, eval-mode dropout).
-        num_frames (`int`, defaults to 8): Frames sampled uniformly from a video by the processor.
-        audio_downsample (`int`, defaults to 1): Average every k audio steps (masked) before the fusion network;
-            speech encoders emit 50 steps/s, and the fusion's cost grows with the square of the length.
-        label_smoothing (`float`, defaults to 0.0): Label smoothing of the cross-entropy loss.
-        class_weights (`list[float]`, *optional*): Per-class weights of the cross-entropy loss.
-        regression_loss (`str`, defaults to `"l1"`): `"l1"` or `"mse"`, for `problem_type="regression"`.
+        Other fields: see [`MultimodalEmotionConfig`].
     """
 
     model_type = "gia_mic"
-    sub_configs_defaults = {
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
-        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2", optional=True),
-        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="vit", optional=True),
+    remote_code = {
+        "AutoConfig": "configuration_gia_mic.GiaMicConfig",
+        "AutoModel": "modeling_gia_mic.GiaMicModel",
+        "AutoModelForAudioClassification": "modeling_gia_mic.GiaMicForEmotionRecognition",
     }
 
-    text_config: dict | PreTrainedConfig | None = None
-    audio_config: dict | PreTrainedConfig | None = None
-    vision_config: dict | PreTrainedConfig | None = None
-    text_feature_size: int | None = None
-    audio_feature_size: int | None = None
-    vision_feature_size: int | None = None
-    hidden_size: int = 256
-    num_attention_heads: int = 4
     num_gia_layers: int = 2
-    intermediate_size: int = 1024
-    hidden_act: str = "gelu"
-    hidden_dropout: float = 0.1
-    attention_dropout: float = 0.1
-    classifier_dropout: float = 0.1
-    layer_norm_eps: float = 1e-5
-    initializer_range: float = 0.02
     gate_type: Literal["elementwise", "scalar", "none"] = "elementwise"
     pooling: Literal["mean", "attention"] = "mean"
     invariance_loss: Literal["similarity", "cmd", "none"] = "similarity"
     invariance_weight: float = 0.1
     similarity_weight: float = 1.0
     cmd_moments: int = 5
-    modality_dropout: float = 0.0
-    freeze_text_encoder: bool = False
-    freeze_audio_encoder: bool = False
-    freeze_vision_encoder: bool = False
-    num_frames: int = 8
-    audio_downsample: int = 1
-    label_smoothing: float = 0.0
-    class_weights: list[float] | None = None
-    regression_loss: Literal["l1", "mse"] = "l1"
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if getattr(self, "auto_map", None) is None:
-            # Every saved config points the Auto classes at the remote code that travels with it.
-            self.auto_map = dict(AUTO_MAP)
-        if self.num_labels < 1:
-            raise ValueError(f"`num_labels` must be at least 1 (1 for regression); got {self.num_labels}.")
         self._check_choice("gate_type", GATE_TYPES)
         self._check_choice("pooling", POOLING_TYPES)
         self._check_choice("invariance_loss", INVARIANCE_LOSSES)
-        self._check_choice("regression_loss", REGRESSION_LOSSES)
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
-                f"({self.num_attention_heads})."
-            )
-        if self.audio_downsample < 1:
-            raise ValueError(f"`audio_downsample` must be a positive integer, got {self.audio_downsample}.")
-        if not 0.0 <= self.modality_dropout < 1.0:
-            raise ValueError(f"`modality_dropout` must lie in [0, 1), got {self.modality_dropout}.")
-        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
-            raise ValueError(
-                f"`class_weights` has {len(self.class_weights)} entries but the model has {self.num_labels} labels."
-            )
-
-    def _check_choice(self, field: str, choices: tuple[str, ...]) -> None:
-        value = getattr(self, field)
-        if value not in choices:
-            raise ValueError(f"`{field}` must be one of {choices}, got {value!r}.")
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """The modalities this model takes, each with an encoder config or a feature size, in a fixed order."""
-        return tuple(
-            m for m in MODALITIES if getattr(self, f"{m}_config") is not None or self.feature_size(m) is not None
-        )
-
-    @property
-    def modality_pairs(self) -> tuple[tuple[str, str], ...]:
-        """Ordered pairs (query, key) of configured modalities: the directions of the gated interactions."""
-        return tuple((a, b) for a in self.modalities for b in self.modalities if a != b)
-
-    def feature_size(self, modality: str) -> int | None:
-        return getattr(self, f"{modality}_feature_size")
-
-    def encoder_config(self, modality: str) -> PreTrainedConfig | None:
-        return getattr(self, f"{modality}_config")
 
 
 GiaMicConfig.register_for_auto_class()

@@ -1,48 +1,44 @@
 """PyTorch GIA-MIC: gated interactive attention + modality-invariant generator for multimodal emotion recognition."""
 
-import inspect
-import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
-from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
-from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.auto.modeling_auto import MODEL_MAPPING
-from transformers.utils import ModelOutput
 
 from .configuration_gia_mic import GiaMicConfig
-from .modeling_mini_xception import MiniXceptionModel
-from .processing_gia_mic import PROCESSOR_OUTPUT_NAMES
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Outputs
-# ---------------------------------------------------------------------------------------------------------------------
+from .modeling_multimodal import (
+    MultimodalAttention,
+    MultimodalEmotionRecognitionOutput,
+    MultimodalFeedForward,
+    MultimodalForEmotionRecognition,
+    MultimodalModel,
+    MultimodalModelOutput,
+    checkpointed,
+    joined_attention,
+    key_padding_to_additive_mask,
+    masked_mean,
+    pair_name,
+    per_pair,
+    presence_mask,
+    record_joined,
+    slots,
+    weighted_mean,
+)
 
 
 @dataclass
-class GiaMicModelOutput(ModelOutput):
+class GiaMicModelOutput(MultimodalModelOutput):
     r"""
     fused_embedding (`torch.FloatTensor` of shape `(batch_size, (num_modalities + 1) * hidden_size)`):
         `[h_text ; h_audio ; h_vision ; mean_m z_m]` over the configured modalities, with the learned "missing"
         vector in place of an absent modality.
     modality_embeddings (`torch.FloatTensor` of shape `(batch_size, num_modalities, hidden_size)`):
         Modality-specific representations `h_m` (pooled GIA outputs), in `config.modalities` order.
-    invariant_embeddings (`torch.FloatTensor` of shape `(batch_size, num_modalities, hidden_size)`):
-        Modality-invariant representations `z_m = G(h_m)`; zero where a modality is absent.
-    modality_mask (`torch.BoolTensor` of shape `(batch_size, num_modalities)`):
-        Which modalities were present for each sample (after modality dropout).
     gate_values (`torch.FloatTensor` of shape `(batch_size, num_pairs)`):
         Mean gate value of each ordered pair `config.modality_pairs` (query, key), averaged over layers, query
         positions and channels: how much of the key modality flowed into the query modality. 0 where a pair is absent.
-    invariance_loss (`torch.FloatTensor` of shape `()`):
-        The modality-invariance constraint `L_inv` of the generator.
     hidden_states (`tuple[torch.FloatTensor]`, *optional*, returned when `output_hidden_states=True`):
         `num_gia_layers + 1` tensors of shape `(batch_size, total_length, hidden_size)`: the input of the first GIA
         layer and the output of every layer, with the present modalities' sequences joined along the length axis in
@@ -53,278 +49,32 @@ class GiaMicModelOutput(ModelOutput):
         sequence: the block of rows of modality a and columns of modality b holds a's self-attention weights when
         a == b and its cross-attention over b otherwise (each row of a block sums to 1 over b's valid positions).
         The matrix is assembled from the blocks the layers used, so unlike `hidden_states` it is not on the graph.
-    modality_lengths (`torch.LongTensor` of shape `(num_modalities,)`):
-        Length of each configured modality's sequence in the joined axis (after `audio_downsample`), 0 if absent.
+    invariant_embeddings (`torch.FloatTensor` of shape `(batch_size, num_modalities, hidden_size)`):
+        Modality-invariant representations `z_m = G(h_m)`; zero where a modality is absent.
+    invariance_loss (`torch.FloatTensor` of shape `()`):
+        The modality-invariance constraint `L_inv` of the generator.
+    Other fields: see [`MultimodalModelOutput`].
     """
 
-    fused_embedding: torch.FloatTensor | None = None
-    modality_embeddings: torch.FloatTensor | None = None
     invariant_embeddings: torch.FloatTensor | None = None
-    modality_mask: torch.BoolTensor | None = None
-    gate_values: torch.FloatTensor | None = None
     invariance_loss: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
-    modality_lengths: torch.LongTensor | None = None
 
 
 @dataclass
-class GiaMicEmotionRecognitionOutput(ModelOutput):
+class GiaMicEmotionRecognitionOutput(MultimodalEmotionRecognitionOutput):
     r"""
-    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
-        `classification_loss + config.invariance_weight * invariance_loss`.
-    logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
-        Class scores (before softmax), or the predicted value for `problem_type="regression"`.
-    classification_loss (`torch.FloatTensor` of shape `()`, *optional*):
-        The supervised term: cross-entropy, or L1/MSE for regression.
-    invariance_loss (`torch.FloatTensor` of shape `()`):
-        See [`GiaMicModelOutput`].
-    modality_embeddings, invariant_embeddings, modality_mask, gate_values, hidden_states, attentions,
-    modality_lengths:
-        See [`GiaMicModelOutput`].
+    loss: `classification_loss + config.invariance_weight * invariance_loss`.
+    invariant_embeddings, invariance_loss: See [`GiaMicModelOutput`]. Other fields: see
+    [`MultimodalEmotionRecognitionOutput`].
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    classification_loss: torch.FloatTensor | None = None
-    invariance_loss: torch.FloatTensor | None = None
-    modality_embeddings: torch.FloatTensor | None = None
     invariant_embeddings: torch.FloatTensor | None = None
-    modality_mask: torch.BoolTensor | None = None
-    gate_values: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
-    modality_lengths: torch.LongTensor | None = None
+    invariance_loss: torch.FloatTensor | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Small helpers
+# Gated interactive attention
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-MODEL_INPUT_NAMES = (
-    *PROCESSOR_OUTPUT_NAMES,
-    *(name for m in ("text", "audio", "vision") for name in (f"{m}_features", f"{m}_feature_mask")),
-)
-
-
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 1 of `values` (batch, length, ...) counting only positions where `mask` (batch, length) is set."""
-    mask = mask.to(values.dtype).view(*mask.shape, *([1] * (values.dim() - 2)))
-    return (values * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
-
-def downsample_sequence(
-    hidden_states: torch.Tensor, mask: torch.Tensor, factor: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masked mean over non-overlapping windows of `factor` steps; a window is valid if any of its steps is."""
-    if factor == 1:
-        return hidden_states, mask
-    batch_size, length, size = hidden_states.shape
-    padding = -length % factor
-    hidden_states = nn.functional.pad(hidden_states, (0, 0, 0, padding)).view(batch_size, -1, factor, size)
-    weights = nn.functional.pad(mask.to(hidden_states.dtype), (0, padding)).view(batch_size, -1, factor, 1)
-    pooled = (hidden_states * weights).sum(2) / weights.sum(2).clamp(min=1.0)
-    return pooled, (weights.sum(2).squeeze(-1) > 0).long()
-
-
-MASK_NAMES = tuple(name for name in MODEL_INPUT_NAMES if name.endswith("_mask"))
-
-
-def checking_values() -> bool:
-    """
-    Whether to run the checks that read tensor values (NaN, mask contents, empty samples). They give clear errors in
-    eager mode; under `torch.export` / `torch.compile` / ONNX export they are skipped, since a graph cannot branch on
-    data (the exported model then trusts its inputs).
-    """
-    return not (torch.compiler.is_compiling() or torch.compiler.is_exporting())
-
-
-def has_non_finite(values: torch.Tensor) -> bool:
-    """
-    Whether any element is NaN or infinite. One reduction first (a sum is finite unless an element is not, or the sum
-    overflows): on a training batch the element-wise test alone costs several full passes over the input.
-    """
-    return not torch.isfinite(values.sum()) and not torch.isfinite(values).all()
-
-
-def key_padding_to_additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(batch, key_length) 1/0 padding mask -> (batch, 1, 1, key_length) additive mask for the attention interface."""
-    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
-
-
-def pair_name(query: str, key: str) -> str:
-    """Module and output key of the interaction in which `query` attends to `key`."""
-    return f"{query}_from_{key}"
-
-
-def eager_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        attn_weights = attn_weights + attention_mask
-    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
-    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
-    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
-    return attn_output, attn_weights
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Encoders
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _encoder_kwargs(config: PreTrainedConfig, modality: str) -> dict:
-    """Text encoders are pooled by GIA-MIC itself: drop their pooler where the class allows it (no unused weights)."""
-    model_class = MODEL_MAPPING.get(type(config), None)
-    if modality == "text" and model_class is not None:
-        if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
-            return {"add_pooling_layer": False}
-    return {}
-
-
-def _encoder_only(model: PreTrainedModel) -> PreTrainedModel:
-    """Encoder-decoder audio models (Whisper) contribute their encoder alone."""
-    return model.get_encoder() if model.config.is_encoder_decoder else model
-
-
-def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
-    if config.model_type == MiniXceptionModel.config_class.model_type:
-        # The face tower ships with GIA-MIC. Built directly: as remote code, transformers loads this package's modules
-        # once per file hash, so the config class AutoConfig resolved need not be the one AutoModel registered.
-        return MiniXceptionModel(config)
-    return _encoder_only(AutoModel.from_config(config, **_encoder_kwargs(config, modality)))
-
-
-def load_pretrained_encoder(source: "str | os.PathLike | PreTrainedModel", modality: str) -> PreTrainedModel:
-    """An encoder from a Hub id, a local folder or an already loaded model."""
-    if isinstance(source, PreTrainedModel):
-        return _encoder_only(source)
-    config = AutoConfig.from_pretrained(source)
-    return _encoder_only(AutoModel.from_pretrained(source, config=config, **_encoder_kwargs(config, modality)))
-
-
-def encoder_output_size(config: PreTrainedConfig) -> int:
-    """Width of an encoder's per-step output (CNN image models report `hidden_sizes`, the rest `hidden_size`)."""
-    hidden_sizes = getattr(config, "hidden_sizes", None)
-    return hidden_sizes[-1] if hidden_sizes else config.hidden_size
-
-
-def is_whisper_encoder(encoder: nn.Module) -> bool:
-    return encoder.config.model_type == "whisper"
-
-
-def whisper_encoder_forward(
-    encoder: PreTrainedModel, input_features: torch.Tensor, frame_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """
-    Whisper encoder over the clip's real length only.
-
-    `WhisperEncoder.forward` insists on 30 s (3000 mel frames) of input; for a 3 s clip that is 90 % padding paid for
-    in every layer. Here the convolutions run on the given frames, the positional embeddings are sliced to the
-    resulting length and padded frames are masked out of the self-attention. Returns (hidden_states, mask) at the
-    encoder's frame rate (half the mel frame rate).
-    """
-    max_frames = encoder.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
-    if input_features.shape[-1] > max_frames:
-        raise ValueError(
-            f"`input_features` has {input_features.shape[-1]} mel frames; Whisper takes at most {max_frames} (30 s)."
-        )
-    hidden_states = nn.functional.gelu(encoder.conv1(input_features))
-    hidden_states = nn.functional.gelu(encoder.conv2(hidden_states)).permute(0, 2, 1)
-    length = hidden_states.shape[1]
-    hidden_states = hidden_states + encoder.embed_positions.weight[:length]
-    hidden_states = nn.functional.dropout(hidden_states, p=encoder.dropout, training=encoder.training)
-    mask = frame_mask[:, :: encoder.conv2.stride[0]][:, :length]
-    attention_mask = key_padding_to_additive_mask(mask, hidden_states.dtype)
-    for layer in encoder.layers:
-        hidden_states = layer(hidden_states, attention_mask)
-    return encoder.layer_norm(hidden_states), mask
-
-
-def pooled_frame_features(outputs: ModelOutput) -> torch.Tensor:
-    """One vector per image: the model's pooled output, or the mean of its last hidden state if it has none."""
-    pooled = getattr(outputs, "pooler_output", None)
-    if pooled is None:
-        pooled = outputs.last_hidden_state.mean(dim=1)
-    return pooled.flatten(1)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Fusion building blocks
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-class GiaMicModalityProjection(nn.Module):
-    """Linear(D_m, d) -> LayerNorm -> Dropout, plus a learned modality embedding."""
-
-    def __init__(self, config: GiaMicConfig, input_size: int):
-        super().__init__()
-        self.dense = nn.Linear(input_size, config.hidden_size)
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout)
-        self.modality_embedding = nn.Parameter(torch.zeros(config.hidden_size))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.layer_norm(self.dense(features))) + self.modality_embedding
-
-
-class GiaMicAttention(nn.Module):
-    """Multi-head attention of `hidden_states` (queries) over `key_value_states`, through the attention interface."""
-
-    def __init__(self, config: GiaMicConfig):
-        super().__init__()
-        self.config = config
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.scaling = self.head_dim**-0.5
-        self.dropout = config.attention_dropout
-        self.is_causal = False
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
-
-    def forward(
-        self, hidden_states: torch.Tensor, key_value_states: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch_size, query_length, _ = hidden_states.shape
-        queries = self.q_proj(hidden_states).view(batch_size, query_length, -1, self.head_dim).transpose(1, 2)
-        keys = self.k_proj(key_value_states).view(batch_size, -1, queries.shape[1], self.head_dim).transpose(1, 2)
-        values = self.v_proj(key_value_states).view(batch_size, -1, queries.shape[1], self.head_dim).transpose(1, 2)
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        attn_output, attn_weights = attention_interface(
-            self,
-            queries,
-            keys,
-            values,
-            attention_mask,
-            scaling=self.scaling,
-            dropout=self.dropout if self.training else 0.0,
-        )
-        attn_output = attn_output.reshape(batch_size, query_length, -1)
-        return self.out_proj(attn_output), attn_weights
-
-
-class GiaMicFeedForward(nn.Module):
-    def __init__(self, config: GiaMicConfig):
-        super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.activation = ACT2FN[config.hidden_act]
-        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.fc2(self.activation(self.fc1(hidden_states))))
 
 
 class GiaMicInteractionGate(nn.Module):
@@ -361,12 +111,12 @@ class GatedInteractiveAttentionLayer(nn.Module):
         def per(names: list[str] | tuple[str, ...], factory: Callable[[], nn.Module]) -> nn.ModuleDict:
             return nn.ModuleDict({name: factory() for name in names})
 
-        self.self_attention = per(modalities, lambda: GiaMicAttention(config))
+        self.self_attention = per(modalities, lambda: MultimodalAttention(config))
         self.self_attention_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
-        self.cross_attention = per(pairs, lambda: GiaMicAttention(config))
+        self.cross_attention = per(pairs, lambda: MultimodalAttention(config))
         self.gates = per(pairs, lambda: GiaMicInteractionGate(config))
         self.interaction_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
-        self.feed_forward = per(modalities, lambda: GiaMicFeedForward(config))
+        self.feed_forward = per(modalities, lambda: MultimodalFeedForward(config))
         self.output_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
         self.dropout = nn.Dropout(config.hidden_dropout)
 
@@ -375,12 +125,15 @@ class GatedInteractiveAttentionLayer(nn.Module):
         states: dict[str, torch.Tensor],
         masks: dict[str, torch.Tensor],
         presence: dict[str, torch.Tensor],
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Returns the new states, the mean gate per pair (batch,) and the attention weights (eager only)."""
+    ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str], torch.Tensor], dict[tuple[str, str], torch.Tensor]]:
+        """
+        Returns the new states, the mean gate per ordered pair (batch,) and the attention weights by (query, key)
+        modality (eager only).
+        """
         additive_masks = {m: key_padding_to_additive_mask(mask, states[m].dtype) for m, mask in masks.items()}
         attentions, specific = {}, {}
         for m, x in states.items():
-            attended, attentions[m] = self.self_attention[m](x, x, additive_masks[m])
+            attended, attentions[(m, m)] = self.self_attention[m](x, x, additive_masks[m])
             specific[m] = self.self_attention_norm[m](x + self.dropout(attended))
 
         outputs, gate_means = {}, {}
@@ -390,10 +143,10 @@ class GatedInteractiveAttentionLayer(nn.Module):
                 if b == a:
                     continue
                 name = pair_name(a, b)
-                context, attentions[name] = self.cross_attention[name](s_a, s_b, additive_masks[b])
+                context, attentions[(a, b)] = self.cross_attention[name](s_a, s_b, additive_masks[b])
                 gate = self.gates[name](s_a, context) * presence[b][:, None, None]
                 interaction = interaction + gate * context
-                gate_means[name] = masked_mean(gate.mean(dim=-1), masks[a]) * presence[a]
+                gate_means[(a, b)] = masked_mean(gate.mean(dim=-1), masks[a]) * presence[a]
             fused = self.interaction_norm[a](s_a + self.dropout(interaction))
             outputs[a] = self.output_norm[a](fused + self.feed_forward[a](fused))
         return outputs, gate_means, attentions
@@ -426,65 +179,23 @@ class GatedInteractiveAttention(nn.Module):
         one tensor: the present modalities' sequences joined along the length axis) and the attentions (per layer
         one block matrix over that joined length; see `GiaMicModelOutput`).
         """
-        reference = next(iter(states.values()))
-        gate_sums = reference.new_zeros(reference.shape[0], len(self.pairs))
-        lengths = [x.shape[1] for x in states.values()]
+        gate_sums = per_pair({}, self.pairs, presence)
         all_hidden_states, all_attentions = [], []
         if output_hidden_states:
-            states = self._record(states, lengths, all_hidden_states)
+            states = record_joined(states, all_hidden_states)
         for layer in self.layers:
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                # Non-reentrant whatever the caller asked: the layer takes dicts of tensors, which reentrant
-                # checkpointing would cut off from the graph.
-                states, gate_means, attentions = checkpoint(layer, states, masks, presence, use_reentrant=False)
-            else:
-                states, gate_means, attentions = layer(states, masks, presence)
-            for index, (a, b) in enumerate(self.pairs):
-                if pair_name(a, b) in gate_means:
-                    gate_sums[:, index] += gate_means[pair_name(a, b)]
+            states, gate_means, attentions = checkpointed(self, layer, states, masks, presence)
+            gate_sums = gate_sums + per_pair(gate_means, self.pairs, presence)
             if output_hidden_states:
-                states = self._record(states, lengths, all_hidden_states)
+                states = record_joined(states, all_hidden_states)
             if output_attentions:
                 all_attentions.append(joined_attention(attentions, list(states)))
-        gate_values = gate_sums / max(len(self.layers), 1)
         return (
             states,
-            gate_values,
+            gate_sums / max(len(self.layers), 1),
             tuple(all_hidden_states) if output_hidden_states else None,
             tuple(all_attentions) if output_attentions else None,
         )
-
-    @staticmethod
-    def _record(states: dict[str, torch.Tensor], lengths: list[int], recorded: list) -> dict[str, torch.Tensor]:
-        """Join the modalities' sequences into one tensor, keep it, and go on from views of it (gradients reach it)."""
-        joined = torch.cat(list(states.values()), dim=1)
-        recorded.append(joined)
-        return dict(zip(states, torch.split(joined, lengths, dim=1)))
-
-
-def joined_attention(attentions: dict[str, torch.Tensor | None], modalities: list[str]) -> torch.Tensor:
-    """
-    One layer's attention weights as one (batch, heads, length, length) matrix over the joined sequence: the block
-    of rows of modality a and columns of modality b holds a's self-attention (a == b) or its attention over b.
-    """
-    if any(weights is None for weights in attentions.values()):
-        raise ValueError(
-            "`output_attentions=True` needs the attention weights, which only the eager implementation returns: "
-            'load the model with `attn_implementation="eager"` or call `model.set_attn_implementation("eager")`.'
-        )
-    rows = [torch.cat([attentions[a if a == b else pair_name(a, b)] for b in modalities], dim=-1) for a in modalities]
-    return torch.cat(rows, dim=-2)
-
-
-def split_modalities(
-    joined: torch.Tensor, modality_lengths: torch.Tensor, modalities: tuple[str, ...], dim: int = 1
-) -> dict[str, torch.Tensor]:
-    """
-    The per-modality view of a joined `hidden_states` entry (dim=1) or an `attentions` block matrix (dim=-2 for the
-    query rows, -1 for the key columns): `{modality: slice}` for the modalities present (`modality_lengths` > 0).
-    """
-    lengths = {m: int(n) for m, n in zip(modalities, modality_lengths.tolist()) if n > 0}
-    return dict(zip(lengths, torch.split(joined, list(lengths.values()), dim=dim)))
 
 
 class GiaMicPooling(nn.Module):
@@ -502,12 +213,6 @@ class GiaMicPooling(nn.Module):
         scores = self.score(hidden_states).squeeze(-1).masked_fill(~mask.bool(), torch.finfo(hidden_states.dtype).min)
         weights = torch.softmax(scores, dim=-1)
         return torch.einsum("bl,bld->bd", weights, hidden_states)
-
-
-def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 0 of the rows whose weight is 1 (0 when none is): the samples where both modalities are."""
-    weights = weights.view(-1, *([1] * (values.dim() - 1)))
-    return (values * weights).sum(0) / weights.sum(0).clamp(min=1.0)
 
 
 def similarity_alignment_loss(
@@ -586,436 +291,46 @@ class ModalityInvariantGenerator(nn.Module):
         return total / pairs.clamp(min=1.0)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Models
-# ---------------------------------------------------------------------------------------------------------------------
+class GiaMicModel(MultimodalModel):
+    """The shared front end -> gated interactive attention -> pooling -> modality-invariant generator."""
 
-
-class GiaMicPreTrainedModel(PreTrainedModel):
-    config: GiaMicConfig
     config_class = GiaMicConfig
     base_model_prefix = "gia_mic"
-    input_modalities = ("text", "audio", "video")
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
-    _supports_attention_backend = True
-    accepts_loss_kwargs = False
-
-    @classmethod
-    def is_custom_code(cls) -> bool:
-        """
-        False: this code initialises through `transformers.initialization`, which honours the flags on weights that
-        were loaded. For custom code transformers instead skips every module without weights of its own, so the
-        encoders' parameter-less parents (wav2vec2's positional convolution and feature projection) would miss their
-        own initialisation when a checkpoint lacks their weights.
-        """
-        return False
-
-    @torch.no_grad()
-    def initialize_weights(self) -> None:
-        """
-        The encoders' own initialisation, then for weight-normalised convolutions (the positional convolution of
-        wav2vec2, HuBERT, WavLM) whose weights a checkpoint lacked: the encoders' `_init_weights` writes the computed
-        weight, which never reaches the parametrisation's own tensors (`original0` = g, `original1` = v), so those
-        would stay uninitialised memory. They get what the encoder gets when it is built: the convolution's default
-        initialisation, split into norm and direction.
-        """
-        super().initialize_weights()
-        for module in self.modules():
-            parametrization = getattr(getattr(module, "parametrizations", None), "weight", None)
-            if parametrization is None or all(
-                getattr(p, "_is_hf_initialized", False) for p in parametrization.parameters()
-            ):
-                continue
-            direction = torch.empty_like(parametrization.original1)
-            init.kaiming_uniform_(direction, a=math.sqrt(5))  # nn.Conv1d.reset_parameters
-            reduced = [d for d in range(direction.dim()) if parametrization.original0.shape[d] == 1]
-            init.copy_(parametrization.original1, direction)
-            init.copy_(parametrization.original0, torch.linalg.vector_norm(direction, dim=reduced, keepdim=True))
-
-    @property
-    def main_input_name(self) -> str:
-        """The first input this model takes (`Trainer` reads it for `include_for_metrics=["inputs"]`)."""
-        modality = self.config.modalities[0]
-        if self.config.encoder_config(modality) is None:
-            return f"{modality}_features"
-        if modality == "audio":
-            return "input_features" if self.config.audio_config.model_type == "whisper" else "input_values"
-        return {"text": "input_ids", "vision": "pixel_values"}[modality]
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        std = self.config.initializer_range
-        if isinstance(module, GiaMicModalityProjection):
-            init.normal_(module.modality_embedding, mean=0.0, std=std)
-        elif isinstance(module, GiaMicModel):
-            init.normal_(module.missing_embeddings, mean=0.0, std=std)
-
-    @classmethod
-    def from_encoders_pretrained(
-        cls,
-        text: "str | os.PathLike | PreTrainedModel | None" = None,
-        audio: "str | os.PathLike | PreTrainedModel | None" = None,
-        vision: "str | os.PathLike | PreTrainedModel | None" = None,
-        **config_kwargs,
-    ) -> "GiaMicPreTrainedModel":
-        r"""
-        Assemble a GIA-MIC model around pretrained encoders, like
-        `VisionEncoderDecoderModel.from_encoder_decoder_pretrained`.
-
-        Args:
-            text, audio, vision (`str`, `os.PathLike` or `PreTrainedModel`, *optional*):
-                A Hub id or a local folder loadable with `AutoModel`, or a loaded model. Whisper checkpoints give
-                their encoder. Modalities given neither here nor as `<modality>_feature_size` are left out.
-            config_kwargs:
-                Any other [`GiaMicConfig`] field, e.g. `num_labels`, `freeze_text_encoder=True`, `text_feature_size`.
-        """
-        encoders = {
-            modality: load_pretrained_encoder(source, modality)
-            for modality, source in (("text", text), ("audio", audio), ("vision", vision))
-            if source is not None
-        }
-        config = GiaMicConfig(**{f"{m}_config": encoder.config for m, encoder in encoders.items()}, **config_kwargs)
-        model = cls(config)
-        base_model = getattr(model, cls.base_model_prefix, model)
-        for modality, encoder in encoders.items():
-            base_model.encoders[modality].load_state_dict(encoder.state_dict())
-        return model
-
-
-class GiaMicModel(GiaMicPreTrainedModel):
-    """Encoders (or feature inputs) -> projections -> gated interactive attention -> pooling -> invariant generator."""
+    learned_embeddings = ("missing_embeddings",)
+    _fusion_no_split_modules = ("GatedInteractiveAttentionLayer",)
 
     def __init__(self, config: GiaMicConfig):
         super().__init__(config)
-        if not config.modalities:
-            raise ValueError(
-                "GiaMicConfig configures no modality: give at least one of text_config/audio_config/vision_config "
-                "or text_feature_size/audio_feature_size/vision_feature_size."
-            )
-        encoder_configs = {m: config.encoder_config(m) for m in config.modalities}
-        self.encoders = nn.ModuleDict(
-            {m: build_encoder(cfg, m) for m, cfg in encoder_configs.items() if cfg is not None}
-        )
-        self.projections = nn.ModuleDict(
-            {
-                m: GiaMicModalityProjection(config, encoder_output_size(cfg) if cfg else config.feature_size(m))
-                for m, cfg in encoder_configs.items()
-            }
-        )
         self.gated_interactive_attention = GatedInteractiveAttention(config)
         self.poolers = nn.ModuleDict({m: GiaMicPooling(config) for m in config.modalities})
         self.generator = ModalityInvariantGenerator(config)
         self.missing_embeddings = nn.Parameter(torch.zeros(len(config.modalities), config.hidden_size))
-        # `post_init` gathers no-split modules from direct children only; the encoders sit in a ModuleDict.
-        encoder_blocks = (block for encoder in self.encoders.values() for block in encoder._no_split_modules or ())
-        self._no_split_modules = {"GatedInteractiveAttentionLayer", *encoder_blocks}
+        self.fused_size = (len(config.modalities) + 1) * config.hidden_size
         self.post_init()
-        self.freeze_encoders(*(m for m in self.encoders if getattr(config, f"freeze_{m}_encoder")))
 
-    # --- encoder control ------------------------------------------------------------------------------------------
-
-    def freeze_encoders(self, *modalities: str) -> None:
-        """Freeze the given encoders (all when none is named): no gradients, and dropout off even in `train()`."""
-        for modality in modalities or tuple(self.encoders):
-            if modality not in self.encoders:
-                raise ValueError(
-                    f"No {modality} encoder to freeze; this model has encoders for {list(self.encoders)}."
-                )
-            setattr(self.config, f"freeze_{modality}_encoder", True)
-            self.encoders[modality].requires_grad_(False)
-            self.encoders[modality].eval()
-
-    def freeze_feature_encoder(self) -> None:
-        """Freeze the convolutional feature encoder of a wav2vec2-style audio tower, as wav2vec2 fine-tuning does."""
-        self.encoders["audio"].freeze_feature_encoder()
-
-    def _is_frozen(self, modality: str) -> bool:
-        return getattr(self.config, f"freeze_{modality}_encoder")
-
-    def train(self, mode: bool = True) -> "GiaMicModel":
-        super().train(mode)
-        for modality, encoder in self.encoders.items():
-            if self._is_frozen(modality):
-                encoder.eval()
-        return self
-
-    # --- per-modality inputs --------------------------------------------------------------------------------------
-
-    def _encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoders["text"](input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    def _encode_audio(
-        self, input_values: torch.Tensor | None, input_features: torch.Tensor | None, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        encoder = self.encoders["audio"]
-        if is_whisper_encoder(encoder):
-            if input_features is None:
-                raise ValueError("The audio encoder is Whisper: pass log-mel `input_features`, not `input_values`.")
-            return whisper_encoder_forward(encoder, input_features, mask)
-        if input_values is None:
-            raise ValueError(
-                f"The audio encoder ({encoder.config.model_type}) takes raw waveforms: pass `input_values`."
-            )
-        group_norm = getattr(encoder.config, "feat_extract_norm", None) == "group"
-        if group_norm and checking_values() and not bool(mask.all()):
-            return self._encode_audio_clip_by_clip(input_values, mask)
-        hidden_states = encoder(input_values, attention_mask=mask).last_hidden_state
-        if hasattr(encoder, "_get_feature_vector_attention_mask"):
-            return hidden_states, encoder._get_feature_vector_attention_mask(hidden_states.shape[1], mask)
-        return hidden_states, hidden_states.new_ones(hidden_states.shape[:2])
-
-    def _encode_audio_clip_by_clip(
-        self, input_values: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """
-        Group-norm feature encoders (wav2vec2-base, HuBERT-base) normalise over the whole input, padding included, and
-        take no attention mask: each clip of a padded batch runs on its real length, so padding changes nothing.
-        """
-        clips = [
-            self.encoders["audio"](input_values[index : index + 1, : int(length)]).last_hidden_state[0]
-            for index, length in enumerate(mask.sum(dim=1).tolist())
-        ]
-        hidden_states = nn.utils.rnn.pad_sequence(clips, batch_first=True)
-        steps = torch.tensor([clip.shape[0] for clip in clips], device=hidden_states.device)
-        feature_mask = torch.arange(hidden_states.shape[1], device=hidden_states.device)[None] < steps[:, None]
-        return hidden_states, feature_mask.long()
-
-    def _encode_frames(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        """Run the image encoder on the real frames only; padded frames get zero features (and are masked)."""
-        batch_size, num_frames = pixel_values.shape[:2]
-        valid = frame_mask.reshape(-1).bool()
-        outputs = self.encoders["vision"](pixel_values=pixel_values.flatten(0, 1)[valid])
-        pooled = pooled_frame_features(outputs)
-        features = pooled.new_zeros(batch_size * num_frames, pooled.shape[-1])
-        features[valid] = pooled
-        return features.view(batch_size, num_frames, -1)
-
-    def _check_features(self, modality: str, features: torch.Tensor) -> None:
-        expected = self.config.feature_size(modality)
-        if features.dim() != 3 or features.shape[-1] != expected:
-            raise ValueError(
-                f"`{modality}_features` must have shape (batch, length, {expected}) as set by "
-                f"`config.{modality}_feature_size`; got {tuple(features.shape)}."
-            )
-
-    def _modality_inputs(self, inputs: dict[str, torch.Tensor | None]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Validate the raw/feature inputs and turn each present modality into (sequence, mask) before projection."""
-        provided = {name: value for name, value in inputs.items() if value is not None}
-        for name, value in provided.items() if checking_values() else ():
-            if value.is_floating_point() and has_non_finite(value):
-                raise ValueError(f"`{name}` contains NaN or infinite values.")
-            if name in MASK_NAMES and value.dtype != torch.bool and ((value != 0) & (value != 1)).any():
-                found = torch.unique(value[(value != 0) & (value != 1)])[:5].tolist()
-                raise ValueError(f"`{name}` must hold only 0 (padding) and 1 (content); it also holds {found}.")
-        batch_sizes = {name: value.shape[0] for name, value in provided.items()}
-        sizes = list(batch_sizes.values())
-        if any(size != sizes[0] for size in sizes[1:]):  # not a set: sizes may be symbolic under export
-            raise ValueError(f"All inputs must have the same batch size; got {batch_sizes}.")
-
-        sequences = {}
-        for modality in self.config.modalities:
-            raw = self._raw_input_names(modality)
-            given_raw = [name for name in raw if inputs[name] is not None]
-            features, feature_mask = inputs[f"{modality}_features"], inputs[f"{modality}_feature_mask"]
-            if modality in self.encoders:
-                if features is not None:
-                    raise ValueError(
-                        f"This model encodes {modality} itself ({self.encoders[modality].config.model_type}); pass "
-                        f"{' or '.join(f'`{n}`' for n in raw)}, not `{modality}_features`."
-                    )
-                if given_raw:
-                    sequences[modality] = self._encode_raw(modality, inputs)
-            elif features is not None:
-                self._check_features(modality, features)
-                mask = feature_mask if feature_mask is not None else features.new_ones(features.shape[:2])
-                sequences[modality] = (features, mask)
-            elif given_raw:
-                raise ValueError(
-                    f"This model takes {modality} as precomputed features: pass `{modality}_features` of size "
-                    f"{self.config.feature_size(modality)}, not {given_raw}."
-                )
-        for name in self._unused_input_names(inputs):
-            raise ValueError(f"`{name}` was given but this model has no {name.split('_')[0]} modality.")
-        if not sequences:
-            raise ValueError(
-                f"No modality was given. This model takes {', '.join(self.config.modalities)}: pass at least one of "
-                f"{self._accepted_inputs()}."
-            )
-        if "audio" in sequences:
-            sequences["audio"] = downsample_sequence(*sequences["audio"], self.config.audio_downsample)
-        for modality, (_, mask) in sequences.items() if checking_values() else ():
-            empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
-            if empty:
-                raise ValueError(
-                    f"The {modality} input of sample(s) {empty} is empty or all padding (its mask has no valid "
-                    "position); drop the modality for the whole batch or give it real content."
-                )
-        return sequences
-
-    def _raw_input_names(self, modality: str) -> tuple[str, ...]:
-        return {
-            "text": ("input_ids",),
-            "audio": ("input_values", "input_features"),
-            "vision": ("pixel_values",),
-        }[modality]
-
-    def _accepted_inputs(self) -> list[str]:
-        return [
-            name
-            for m in self.config.modalities
-            for name in (self._raw_input_names(m) if m in self.encoders else (f"{m}_features",))
-        ]
-
-    def _unused_input_names(self, inputs: dict[str, torch.Tensor | None]) -> list[str]:
-        absent = [m for m in ("text", "audio", "vision") if m not in self.config.modalities]
-        names = [n for m in absent for n in (*self._raw_input_names(m), f"{m}_features")]
-        return [name for name in names if inputs.get(name) is not None]
-
-    def _encode_raw(self, modality: str, inputs: dict[str, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self._is_frozen(modality)):
-            if modality == "text":
-                ids = inputs["input_ids"]
-                mask = inputs["attention_mask"] if inputs["attention_mask"] is not None else torch.ones_like(ids)
-                return self._encode_text(ids, mask), mask
-            if modality == "audio":
-                signal = inputs["input_values"] if inputs["input_values"] is not None else inputs["input_features"]
-                if signal.shape[-1] == 0:
-                    raise ValueError("The audio input is empty (0 samples); give a waveform of at least 0.1 s.")
-                mask = inputs["audio_attention_mask"]
-                if mask is None:
-                    mask = signal.new_ones(signal.shape[0], signal.shape[-1], dtype=torch.long)
-                if checking_values() and (mask.sum(dim=1) == 0).any():
-                    empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
-                    raise ValueError(f"`audio_attention_mask` of sample(s) {empty} is all padding.")
-                return self._encode_audio(inputs["input_values"], inputs["input_features"], mask)
-            pixel_values = inputs["pixel_values"]
-            if pixel_values.dim() != 5:
-                raise ValueError(
-                    f"`pixel_values` must have shape (batch, frames, channels, height, width); got "
-                    f"{tuple(pixel_values.shape)}. A single image is one frame: use `pixel_values[:, None]`."
-                )
-            frame_mask = inputs["frame_mask"]
-            if frame_mask is None:
-                frame_mask = pixel_values.new_ones(pixel_values.shape[:2], dtype=torch.long)
-            if checking_values() and (frame_mask.sum(dim=1) == 0).any():
-                empty = (frame_mask.sum(dim=1) == 0).nonzero().flatten().tolist()
-                raise ValueError(f"`frame_mask` of sample(s) {empty} is all padding.")
-            return self._encode_frames(pixel_values, frame_mask), frame_mask
-
-    @torch.no_grad()
-    def get_modality_features(self, **inputs: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """
-        Per present modality, the encoder's output sequence (or the validated feature input) before projection, with
-        its mask: `{"text": (features (batch, length, size), mask (batch, length)), ...}`. Takes the same keyword
-        inputs as `forward`. Used to cache frozen-encoder features for feature-mode training.
-        """
-        unknown = set(inputs) - set(MODEL_INPUT_NAMES)
-        if unknown:
-            raise ValueError(f"Unknown inputs {sorted(unknown)}; expected some of {MODEL_INPUT_NAMES}.")
-        return self._modality_inputs({name: inputs.get(name) for name in MODEL_INPUT_NAMES})
-
-    def _sample_presence(self, reference: torch.Tensor, present: list[str]) -> dict[str, torch.Tensor]:
-        """
-        Per-sample presence (1/0, in the activations' dtype) of each modality; in training, `modality_dropout` drops
-        whole modalities of samples.
-        """
-        batch_size, device = reference.shape[0], reference.device
-        keep = torch.ones(batch_size, len(present), device=device, dtype=reference.dtype)
-        if self.training and self.config.modality_dropout > 0 and len(present) > 1:
-            keep = (torch.rand(batch_size, len(present), device=device) >= self.config.modality_dropout).to(keep.dtype)
-            none_kept = keep.sum(dim=1) == 0
-            rescued = torch.randint(len(present), (batch_size,), device=device)
-            keep[none_kept, rescued[none_kept]] = 1.0
-        return {m: keep[:, i] for i, m in enumerate(present)}
-
-    def forward(
+    def fuse(
         self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        input_values: torch.FloatTensor | None = None,
-        input_features: torch.FloatTensor | None = None,
-        audio_attention_mask: torch.Tensor | None = None,
-        pixel_values: torch.FloatTensor | None = None,
-        frame_mask: torch.Tensor | None = None,
-        text_features: torch.FloatTensor | None = None,
-        text_feature_mask: torch.Tensor | None = None,
-        audio_features: torch.FloatTensor | None = None,
-        audio_feature_mask: torch.Tensor | None = None,
-        vision_features: torch.FloatTensor | None = None,
-        vision_feature_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> GiaMicModelOutput | tuple:
-        r"""
-        Any non-empty subset of modalities may be given.
-
-        Args:
-            input_ids, attention_mask: Tokenised text and its padding mask (text encoder).
-            input_values: Raw waveforms (batch, samples) for wav2vec2/HuBERT/WavLM-style audio encoders.
-            input_features: Log-mel features (batch, mel_bins, frames) for a Whisper audio encoder.
-            audio_attention_mask: Padding mask of `input_values` (per sample) or `input_features` (per mel frame).
-            pixel_values: Video frames (batch, frames, channels, height, width); `frame_mask` (batch, frames).
-            text_features, audio_features, vision_features: Feature-mode inputs (batch, length, feature_size), each
-                with an optional `*_feature_mask` (batch, length).
-        """
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
-        if output_attentions is None:
-            output_attentions = self.config.output_attentions
-        if not isinstance(output_hidden_states, bool) or not isinstance(output_attentions, bool):
-            raise ValueError(
-                "`output_hidden_states` / `output_attentions` take True or False; GIA-MIC returns every layer (pick "
-                f"layers from the tuple); got {output_hidden_states!r} / {output_attentions!r}."
-            )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        sequences = self._modality_inputs(
-            {
-                "input_ids": input_ids,
-                "attention_mask": attention_mask,
-                "input_values": input_values,
-                "input_features": input_features,
-                "audio_attention_mask": audio_attention_mask,
-                "pixel_values": pixel_values,
-                "frame_mask": frame_mask,
-                "text_features": text_features,
-                "text_feature_mask": text_feature_mask,
-                "audio_features": audio_features,
-                "audio_feature_mask": audio_feature_mask,
-                "vision_features": vision_features,
-                "vision_feature_mask": vision_feature_mask,
-            }
-        )
-        states = {m: self.projections[m](features) for m, (features, _) in sequences.items()}
-        masks = {m: mask.to(states[m].device) for m, (_, mask) in sequences.items()}
-        reference = next(iter(states.values()))
-        batch_size = reference.shape[0]
-        presence = self._sample_presence(reference, list(states))
-
+        states: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        presence: dict[str, torch.Tensor],
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> GiaMicModelOutput:
+        lengths = self.modality_lengths(states)
         states, gate_values, hidden_states, attentions = self.gated_interactive_attention(
             states, masks, presence, output_hidden_states, output_attentions
         )
         specific = {m: self.poolers[m](x, masks[m]) for m, x in states.items()}
         invariant, invariance_loss = self.generator(specific, presence)
 
-        modality_embeddings, invariant_embeddings, modality_mask = [], [], []
-        for index, modality in enumerate(self.config.modalities):
-            present = presence.get(modality, reference.new_zeros(batch_size))[:, None]
-            missing = self.missing_embeddings[index].expand(batch_size, -1)
-            h = specific.get(modality, missing)
-            modality_embeddings.append(present * h + (1.0 - present) * missing)
-            invariant_embeddings.append(present * invariant.get(modality, torch.zeros_like(missing)))
-            modality_mask.append(present.squeeze(1).bool())
-        modality_embeddings = torch.stack(modality_embeddings, dim=1)
-        invariant_embeddings = torch.stack(invariant_embeddings, dim=1)
-        modality_mask = torch.stack(modality_mask, dim=1)
+        modality_embeddings = slots(specific, presence, self.missing_embeddings, self.config.modalities)
+        invariant_embeddings = slots(
+            invariant, presence, torch.zeros_like(self.missing_embeddings), self.config.modalities
+        )
+        modality_mask = presence_mask(presence, self.config.modalities)
         shared = invariant_embeddings.sum(1) / modality_mask.sum(1, keepdim=True).clamp(min=1)
-        fused_embedding = torch.cat([modality_embeddings.flatten(1), shared], dim=-1)
-
-        output = GiaMicModelOutput(
-            fused_embedding=fused_embedding,
+        return GiaMicModelOutput(
+            fused_embedding=torch.cat([modality_embeddings.flatten(1), shared], dim=-1),
             modality_embeddings=modality_embeddings,
             invariant_embeddings=invariant_embeddings,
             modality_mask=modality_mask,
@@ -1023,139 +338,32 @@ class GiaMicModel(GiaMicPreTrainedModel):
             invariance_loss=invariance_loss,
             hidden_states=hidden_states,
             attentions=attentions,
-            modality_lengths=torch.tensor([states[m].shape[1] if m in states else 0 for m in self.config.modalities]),
+            modality_lengths=lengths,
         )
-        return output if return_dict else output.to_tuple()
 
 
-class GiaMicForEmotionRecognition(GiaMicPreTrainedModel):
+class GiaMicForEmotionRecognition(MultimodalForEmotionRecognition):
     """GIA-MIC with an MLP head on the fused representation: emotion classes, or a sentiment score (regression)."""
+
+    config_class = GiaMicConfig
+    base_model_prefix = "gia_mic"
+    base_model_class = GiaMicModel
+    output_class = GiaMicEmotionRecognitionOutput
+    auxiliary_losses = {"invariance_loss": "invariance_weight"}
 
     def __init__(self, config: GiaMicConfig):
         super().__init__(config)
-        if config.problem_type is None:
-            config.problem_type = "regression" if config.num_labels == 1 else "single_label_classification"
-        if config.problem_type not in ("regression", "single_label_classification"):
-            raise ValueError(
-                f"GIA-MIC supports problem_type 'single_label_classification' or 'regression'; got "
-                f"{config.problem_type!r}."
-            )
-        self.gia_mic = GiaMicModel(config)
-        fused_size = (len(config.modalities) + 1) * config.hidden_size
-        self.classifier = nn.Sequential(
-            nn.Linear(fused_size, config.hidden_size),
-            ACT2FN[config.hidden_act],
-            nn.Dropout(config.classifier_dropout),
-            nn.Linear(config.hidden_size, config.num_labels),
-        )
         self.post_init()
-
-    def freeze_encoders(self, *modalities: str) -> None:
-        self.gia_mic.freeze_encoders(*modalities)
-
-    def freeze_feature_encoder(self) -> None:
-        self.gia_mic.freeze_feature_encoder()
-
-    def _check_labels(self, labels: torch.Tensor, batch_size: int) -> None:
-        """Labels of the right shape, type and range: class indices (or -100, ignored), or finite real targets."""
-        if labels.dim() > 2 or labels.numel() != batch_size:
-            raise ValueError(f"`labels` must have shape ({batch_size},), one per sample; got {tuple(labels.shape)}.")
-        if self.config.problem_type == "regression":
-            if not (labels.is_floating_point() or labels.dtype in (torch.int32, torch.int64)):
-                raise ValueError(f"Regression `labels` must be numbers; got dtype {labels.dtype}.")
-            if labels.is_floating_point() and not torch.isfinite(labels).all():
-                raise ValueError("Regression `labels` contain NaN or infinite values.")
-            return
-        if labels.is_floating_point() or labels.dtype == torch.bool:
-            raise ValueError(f"Classification `labels` must be integer class indices; got dtype {labels.dtype}.")
-        valid = (labels >= 0) & (labels < self.config.num_labels)
-        if not (valid | (labels == -100)).all():
-            wrong = torch.unique(labels[~valid & (labels != -100)])[:5].tolist()
-            raise ValueError(
-                f"`labels` must be class indices in [0, {self.config.num_labels}) (or -100 to ignore); got {wrong}."
-            )
-        if not valid.any():
-            raise ValueError("Every label of the batch is -100 (ignored): there is nothing to compute a loss from.")
-
-    def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if checking_values():
-            self._check_labels(labels, logits.shape[0])
-        if self.config.problem_type == "regression":
-            loss_fn = nn.functional.l1_loss if self.config.regression_loss == "l1" else nn.functional.mse_loss
-            return loss_fn(logits.squeeze(-1).float(), labels.float().view(-1))
-        weight = None
-        if self.config.class_weights is not None:
-            weight = torch.tensor(self.config.class_weights, dtype=torch.float, device=logits.device)
-        return nn.functional.cross_entropy(
-            logits.float(), labels.long().view(-1), weight=weight, label_smoothing=self.config.label_smoothing
-        )
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        input_values: torch.FloatTensor | None = None,
-        input_features: torch.FloatTensor | None = None,
-        audio_attention_mask: torch.Tensor | None = None,
-        pixel_values: torch.FloatTensor | None = None,
-        frame_mask: torch.Tensor | None = None,
-        text_features: torch.FloatTensor | None = None,
-        text_feature_mask: torch.Tensor | None = None,
-        audio_features: torch.FloatTensor | None = None,
-        audio_feature_mask: torch.Tensor | None = None,
-        vision_features: torch.FloatTensor | None = None,
-        vision_feature_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> GiaMicEmotionRecognitionOutput | tuple:
-        r"""
-        labels (`torch.Tensor` of shape `(batch_size,)`, *optional*):
-            Class indices in `[0, num_labels)`, or real-valued targets for `problem_type="regression"`.
-        Other arguments: see [`GiaMicModel.forward`].
-        """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.gia_mic(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            input_values=input_values,
-            input_features=input_features,
-            audio_attention_mask=audio_attention_mask,
-            pixel_values=pixel_values,
-            frame_mask=frame_mask,
-            text_features=text_features,
-            text_feature_mask=text_feature_mask,
-            audio_features=audio_features,
-            audio_feature_mask=audio_feature_mask,
-            vision_features=vision_features,
-            vision_feature_mask=vision_feature_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
-        logits = self.classifier(outputs.fused_embedding)
-        loss = classification_loss = None
-        if labels is not None:
-            classification_loss = self._classification_loss(logits, labels)
-            loss = classification_loss + self.config.invariance_weight * outputs.invariance_loss
-        output = GiaMicEmotionRecognitionOutput(
-            loss=loss,
-            logits=logits,
-            classification_loss=classification_loss,
-            invariance_loss=outputs.invariance_loss,
-            modality_embeddings=outputs.modality_embeddings,
-            invariant_embeddings=outputs.invariant_embeddings,
-            modality_mask=outputs.modality_mask,
-            gate_values=outputs.gate_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            modality_lengths=outputs.modality_lengths,
-        )
-        return output if return_dict else output.to_tuple()
 
 
 GiaMicModel.register_for_auto_class("AutoModel")
 GiaMicForEmotionRecognition.register_for_auto_class("AutoModelForAudioClassification")
 
-__all__ = ["GiaMicPreTrainedModel", "GiaMicModel", "GiaMicForEmotionRecognition", "split_modalities"]
+__all__ = [
+    "GatedInteractiveAttention",
+    "GiaMicEmotionRecognitionOutput",
+    "GiaMicForEmotionRecognition",
+    "GiaMicModel",
+    "GiaMicModelOutput",
+    "ModalityInvariantGenerator",
+]

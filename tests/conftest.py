@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, Wav2Vec2FeatureEx
 
 from dataset_scripts import iemocap
 from dataset_scripts.synthetic_iemocap import write_miniature_release
-from modeling_gia_mic import GiaMicConfig
+from modeling_gia_mic import ARCHITECTURES, MultimodalEmotionConfig, MultimodalForEmotionRecognition
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -97,7 +97,27 @@ TINY_WHISPER = {
     "decoder_start_token_id": 2,
 }
 FEATURE_SIZES = {"text_feature_size": 12, "audio_feature_size": 5, "vision_feature_size": 7}
-FUSION = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 48, "num_gia_layers": 2}
+FUSION = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 48}
+# Each architecture's own fields at a tiny size (two fusion layers where a stack has layers).
+ARCHITECTURE_FIELDS = {
+    "gia_mic": {"num_gia_layers": 2},
+    "mcihn": {"latent_size": 32, "num_fusion_layers": 2},
+    "miar": {"num_interaction_layers": 2},
+}
+
+
+@pytest.fixture(params=list(ARCHITECTURES))
+def architecture(request) -> str:
+    """Runs a test once per architecture: the properties every model of the package must have."""
+    return request.param
+
+
+def model_class(architecture: str) -> type[MultimodalForEmotionRecognition]:
+    return ARCHITECTURES[architecture]
+
+
+def base_model(model: MultimodalForEmotionRecognition):
+    return model.base_model
 
 
 @pytest.fixture(autouse=True)
@@ -107,17 +127,23 @@ def seeded():
     torch.manual_seed(0)
 
 
-def raw_config(modalities=("text", "audio", "vision"), **overrides) -> GiaMicConfig:
+def tiny_config(architecture: str, inputs: dict, overrides: dict) -> MultimodalEmotionConfig:
+    fields = {**FUSION, **ARCHITECTURE_FIELDS[architecture], "num_labels": 4, **overrides}
+    return ARCHITECTURES[architecture].config_class(**inputs, **fields)
+
+
+def raw_config(modalities=("text", "audio", "vision"), architecture="gia_mic", **overrides) -> MultimodalEmotionConfig:
     """A tiny config with encoders built from sub-configs for the given modalities."""
     towers = {"text": TINY_TEXT, "audio": TINY_AUDIO, "vision": TINY_VISION}
-    encoders = {f"{m}_config": dict(towers[m]) for m in modalities}
-    return GiaMicConfig(**encoders, **{**FUSION, "num_labels": 4, **overrides})
+    return tiny_config(architecture, {f"{m}_config": dict(towers[m]) for m in modalities}, overrides)
 
 
-def feature_config(modalities=("text", "audio", "vision"), **overrides) -> GiaMicConfig:
+def feature_config(
+    modalities=("text", "audio", "vision"), architecture="gia_mic", **overrides
+) -> MultimodalEmotionConfig:
     """A tiny feature-mode config (precomputed features) for the given modalities."""
     sizes = {f"{m}_feature_size": FEATURE_SIZES[f"{m}_feature_size"] for m in modalities}
-    return GiaMicConfig(**sizes, **{**FUSION, "num_labels": 4, **overrides})
+    return tiny_config(architecture, sizes, overrides)
 
 
 def raw_inputs(modalities=("text", "audio", "vision"), batch_size=3) -> dict[str, torch.Tensor]:

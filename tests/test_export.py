@@ -1,12 +1,15 @@
-"""`gia-mic export`: torch.export and ONNX (run with onnxruntime) give the PyTorch logits, at any batch and length."""
+"""
+`gia-mic export`, for each architecture: torch.export and ONNX (run with onnxruntime) give the PyTorch logits, at any
+batch size and length.
+"""
 
 import numpy as np
 import pytest
 import torch
-from conftest import feature_config, feature_inputs, installed
+from conftest import feature_config, feature_inputs, installed, model_class
 
 from gia_mic.cli import main as cli
-from modeling_gia_mic import GiaMicForEmotionRecognition
+from modeling_gia_mic import ARCHITECTURES, GiaMicForEmotionRecognition
 
 
 def uneven_inputs(modalities, batch_size: int) -> dict[str, torch.Tensor]:
@@ -19,10 +22,11 @@ def uneven_inputs(modalities, batch_size: int) -> dict[str, torch.Tensor]:
     return inputs
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
+@pytest.fixture(scope="module", params=list(ARCHITECTURES))
+def saved_model(request, tmp_path_factory):
     torch.manual_seed(0)
-    model = GiaMicForEmotionRecognition(feature_config(("text", "audio", "vision"), initializer_range=0.2)).eval()
+    config = feature_config(("text", "audio", "vision"), architecture=request.param, initializer_range=0.2)
+    model = model_class(request.param)(config).eval()
     folder = tmp_path_factory.mktemp("model")
     model.save_pretrained(folder)
     return model, folder

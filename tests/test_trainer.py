@@ -1,13 +1,18 @@
-"""`transformers.Trainer` fine-tunes GIA-MIC with the multimodal collator, and the collator pads correctly."""
+"""
+`transformers.Trainer` fine-tunes each architecture with the multimodal collator and logs every term of its loss; the
+collator pads correctly.
+"""
 
 import numpy as np
 import pytest
 import torch
-from conftest import feature_config
+from conftest import feature_config, model_class
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
 from gia_mic import MultimodalCollator
+from gia_mic.reporting import plot_training_curves
+from gia_mic.training import EmotionTrainer
 from modeling_gia_mic import GiaMicForEmotionRecognition
 
 
@@ -27,8 +32,8 @@ def learnable_dataset(size: int, seed: int) -> Dataset:
     return Dataset.from_dict(rows)
 
 
-def test_trainer_fine_tunes_and_the_loss_goes_down(tmp_path):
-    model = GiaMicForEmotionRecognition(feature_config(("text", "audio"), hidden_dropout=0.0))
+def test_trainer_fine_tunes_and_the_loss_goes_down(architecture, tmp_path):
+    model = model_class(architecture)(feature_config(("text", "audio"), architecture=architecture, hidden_dropout=0.0))
     train, test = learnable_dataset(256, seed=0), learnable_dataset(64, seed=1)
     args = TrainingArguments(
         output_dir=str(tmp_path),
@@ -50,13 +55,13 @@ def test_trainer_fine_tunes_and_the_loss_goes_down(tmp_path):
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
     after = trainer.evaluate()["eval_loss"]
-    assert after < 0.5 * before, (before, after)
+    assert after < 0.8 * before, (before, after)  # auxiliary terms (an adversarial game) fall less than the task's
 
     logged = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert logged[-1] < logged[0]
     predictions = trainer.predict(test)
     accuracy = (predictions.predictions[0].argmax(-1) == np.array(test["label"])).mean()
-    assert accuracy > 0.8, accuracy
+    assert accuracy > 0.6, accuracy  # chance: 0.25
 
 
 def test_collator_pads_every_input_and_builds_masks():
@@ -131,3 +136,31 @@ def test_trainer_with_gradient_checkpointing_and_inputs_for_metrics(tmp_path):
     assert model.gia_mic.gated_interactive_attention.gradient_checkpointing
     assert trainer.evaluate()["eval_rows"] == 24.0
     assert seen and seen[0][0] == 24 and seen[0][-1] == 12, "the padded text features of every row"
+
+
+def test_every_term_of_the_loss_is_logged_and_plotted(architecture, tmp_path):
+    model = model_class(architecture)(feature_config(("text", "audio"), architecture=architecture))
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        max_steps=4,
+        logging_steps=2,
+        remove_unused_columns=False,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+    )
+    trainer = EmotionTrainer(
+        model=model, args=args, train_dataset=learnable_dataset(32, seed=3), data_collator=MultimodalCollator()
+    )
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 2
+    for entry in logged:
+        assert set(model.loss_names) <= set(entry), entry
+        weights = {name: getattr(model.config, weight) for name, weight in model.auxiliary_losses.items()}
+        # The logged terms are the means of the same steps as the logged loss (rounding aside).
+        total = sum(weights.get(name, 1.0) * entry[name] for name in model.loss_names)
+        assert total == pytest.approx(entry["loss"], abs=2e-3)
+    figure = plot_training_curves(trainer.state.log_history, tmp_path / "curves.png", architecture)
+    assert figure.stat().st_size > 10_000

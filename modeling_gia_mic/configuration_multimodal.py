@@ -1,0 +1,146 @@
+"""The configuration every fusion architecture of this package shares: modalities, encoders, widths, regularisation."""
+
+from dataclasses import fields
+from typing import Literal
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+# Registers the "mini_xception" face tower with AutoConfig, so a vision_config of that type resolves (also as remote
+# code: this relative import makes the file travel with every saved model).
+from .configuration_mini_xception import MiniXceptionConfig  # noqa: F401
+
+
+MODALITIES = ("text", "audio", "vision")
+REGRESSION_LOSSES = ("l1", "mse")
+
+
+class MultimodalEmotionConfig(PreTrainedConfig):
+    r"""
+    The fields GIA-MIC, MCIHN and MIAR share: which modalities the model takes and how (an encoder or precomputed
+    features), the front end's widths and regularisation, and the task loss. Each architecture's config adds the
+    fields of its own fusion network.
+
+    Each modality (`text`, `audio`, `vision`) is configured in one of two ways:
+    - an encoder sub-config (`text_config`, `audio_config`, `vision_config`, any Hugging Face model config, built
+      with `AutoModel.from_config`), or
+    - a feature size (`text_feature_size`, ...) for *feature mode*: precomputed features of shape (batch, length,
+      feature_size), e.g. MOSI's BERT/COVAREP/Facet features or cached frozen-encoder features.
+    A modality configured by neither is not part of the model.
+
+    Args:
+        text_config, audio_config, vision_config (`dict` or `PreTrainedConfig`, *optional*):
+            Encoder configs. Encoder-decoder audio models (Whisper) contribute their encoder only; image models run
+            on every video frame and contribute their pooled output per frame.
+        text_feature_size, audio_feature_size, vision_feature_size (`int`, *optional*):
+            Feature-mode input sizes, used for modalities without an encoder config.
+        hidden_size (`int`, defaults to 256): Width `d` of the projections and the fusion network.
+        num_attention_heads (`int`, defaults to 4): Heads of every attention of the fusion network.
+        intermediate_size (`int`, defaults to 1024): Width of the feed-forward blocks.
+        hidden_act (`str`, defaults to `"gelu"`): Activation of the feed-forward blocks and MLPs.
+        hidden_dropout (`float`, defaults to 0.1): Dropout on projections, residual branches and feed-forward outputs.
+        attention_dropout (`float`, defaults to 0.1): Dropout on attention probabilities.
+        classifier_dropout (`float`, defaults to 0.1): Dropout inside the classification head.
+        layer_norm_eps (`float`, defaults to 1e-5): Epsilon of every LayerNorm.
+        initializer_range (`float`, defaults to 0.02): Std of the normal initialisation of the fusion network.
+        modality_dropout (`float`, defaults to 0.0):
+            Training-time probability of dropping a whole modality of a sample (at least one modality is kept).
+        freeze_text_encoder, freeze_audio_encoder, freeze_vision_encoder (`bool`, defaults to `False`):
+            Keep that encoder's weights fixed (no gradient, eval-mode dropout).
+        num_frames (`int`, defaults to 8): Frames sampled uniformly from a video by the processor.
+        audio_downsample (`int`, defaults to 1): Average every k audio steps (masked) before the fusion network;
+            speech encoders emit 50 steps/s, and the fusion's cost grows with the square of the length.
+        label_smoothing (`float`, defaults to 0.0): Label smoothing of the cross-entropy loss.
+        class_weights (`list[float]`, *optional*): Per-class weights of the cross-entropy loss.
+        regression_loss (`str`, defaults to `"l1"`): `"l1"` or `"mse"`, for `problem_type="regression"`.
+    """
+
+    sub_configs_defaults = {
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
+        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2", optional=True),
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="vit", optional=True),
+    }
+    # Where the Auto classes find this architecture's code in a saved folder (set by each architecture's config).
+    remote_code = {}
+
+    text_config: dict | PreTrainedConfig | None = None
+    audio_config: dict | PreTrainedConfig | None = None
+    vision_config: dict | PreTrainedConfig | None = None
+    text_feature_size: int | None = None
+    audio_feature_size: int | None = None
+    vision_feature_size: int | None = None
+    hidden_size: int = 256
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    hidden_act: str = "gelu"
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    classifier_dropout: float = 0.1
+    layer_norm_eps: float = 1e-5
+    initializer_range: float = 0.02
+    modality_dropout: float = 0.0
+    freeze_text_encoder: bool = False
+    freeze_audio_encoder: bool = False
+    freeze_vision_encoder: bool = False
+    num_frames: int = 8
+    audio_downsample: int = 1
+    label_smoothing: float = 0.0
+    class_weights: list[float] | None = None
+    regression_loss: Literal["l1", "mse"] = "l1"
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if getattr(self, "auto_map", None) is None:
+            # Every saved config points the Auto classes at the remote code that travels with it.
+            self.auto_map = dict(self.remote_code)
+        if self.num_labels < 1:
+            raise ValueError(f"`num_labels` must be at least 1 (1 for regression); got {self.num_labels}.")
+        self._check_choice("regression_loss", REGRESSION_LOSSES)
+        self._check_divisible("hidden_size", self.hidden_size)
+        if self.audio_downsample < 1:
+            raise ValueError(f"`audio_downsample` must be a positive integer, got {self.audio_downsample}.")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"`modality_dropout` must lie in [0, 1), got {self.modality_dropout}.")
+        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
+            raise ValueError(
+                f"`class_weights` has {len(self.class_weights)} entries but the model has {self.num_labels} labels."
+            )
+
+    def _check_choice(self, field: str, choices: tuple[str, ...]) -> None:
+        value = getattr(self, field)
+        if value not in choices:
+            raise ValueError(f"`{field}` must be one of {choices}, got {value!r}.")
+
+    def _check_divisible(self, field: str, width: int) -> None:
+        """Attention over `width` channels splits them evenly between the heads."""
+        if width % self.num_attention_heads:
+            raise ValueError(
+                f"`{field}` ({width}) must be divisible by `num_attention_heads` ({self.num_attention_heads})."
+            )
+
+    @classmethod
+    def model_fields(cls) -> list[str]:
+        """The fields this package's configs declare (the front end's and the architecture's), in order."""
+        common = {f.name for f in fields(PreTrainedConfig)}
+        return [f.name for f in fields(cls) if f.init and f.name not in common]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this model takes, each with an encoder config or a feature size, in a fixed order."""
+        return tuple(
+            m for m in MODALITIES if getattr(self, f"{m}_config") is not None or self.feature_size(m) is not None
+        )
+
+    @property
+    def modality_pairs(self) -> tuple[tuple[str, str], ...]:
+        """Ordered pairs (query, key) of configured modalities: the directions of the cross-modal interactions."""
+        return tuple((a, b) for a in self.modalities for b in self.modalities if a != b)
+
+    def feature_size(self, modality: str) -> int | None:
+        return getattr(self, f"{modality}_feature_size")
+
+    def encoder_config(self, modality: str) -> PreTrainedConfig | None:
+        return getattr(self, f"{modality}_config")
+
+
+__all__ = ["MultimodalEmotionConfig"]

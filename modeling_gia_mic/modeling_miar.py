@@ -1,0 +1,271 @@
+"""
+PyTorch MIAR (reconstruction): modality interaction tokens (one per modality plus a global one) and a contrastive
+alignment of the tokens, on the front end shared with GIA-MIC and MCIHN.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .configuration_miar import MiarConfig
+from .modeling_multimodal import (
+    MultimodalAttention,
+    MultimodalEmotionRecognitionOutput,
+    MultimodalFeedForward,
+    MultimodalForEmotionRecognition,
+    MultimodalModel,
+    MultimodalModelOutput,
+    MultimodalTransformerLayer,
+    checkpointed,
+    joined_attention,
+    key_padding_to_additive_mask,
+    per_pair,
+    presence_mask,
+    record_joined,
+    slots,
+    weighted_mean,
+)
+
+
+@dataclass
+class MiarModelOutput(MultimodalModelOutput):
+    r"""
+    fused_embedding (`torch.FloatTensor` of shape `(batch_size, (num_modalities + 1) * hidden_size)`):
+        The "four tokens" `[t_text ; t_audio ; t_vision ; t_global]`, a learned "missing" token in place of an absent
+        modality's.
+    modality_embeddings (`torch.FloatTensor` of shape `(batch_size, num_modalities, hidden_size)`):
+        The modality tokens `t_m` after the last interaction layer.
+    global_embedding (`torch.FloatTensor` of shape `(batch_size, hidden_size)`): The global token `t_g`.
+    gate_values (`torch.FloatTensor` of shape `(batch_size, num_pairs)`):
+        The attention mass token `t_a` puts on modality b's positions, per ordered pair `config.modality_pairs`,
+        averaged over heads and layers (the masses of one query modality sum to 1). 0 where a pair is absent.
+    hidden_states (`tuple[torch.FloatTensor]`, *optional*):
+        `num_interaction_layers + 1` tensors `(batch_size, total_length, hidden_size)`: each present modality's
+        sequence with its token in front (`[t_m ; X_m]`), joined in `config.modalities` order;
+        `modality_lengths` counts the token.
+    attentions (`tuple[torch.FloatTensor]`, *optional*; eager only):
+        Per layer `(batch_size, num_heads, total_length, total_length)` over the same joined sequence: the diagonal
+        blocks hold each modality's self-attention over `[t_m ; X_m]`; in the block (a, b) the row of `t_a` holds its
+        attention over b's positions (the other rows, and the column of `t_b`, are 0).
+    contrastive_loss (`torch.FloatTensor` of shape `()`):
+        Symmetric InfoNCE between the tokens of every two present modalities and between each token and `t_g`.
+    Other fields: see [`MultimodalModelOutput`].
+    """
+
+    global_embedding: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+
+
+@dataclass
+class MiarEmotionRecognitionOutput(MultimodalEmotionRecognitionOutput):
+    r"""
+    loss: `classification_loss + config.contrastive_weight * contrastive_loss`.
+    global_embedding, contrastive_loss: See [`MiarModelOutput`]. Other fields: see
+    [`MultimodalEmotionRecognitionOutput`].
+    """
+
+    global_embedding: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+
+
+class ModalityInteraction(nn.Module):
+    """
+    One interaction layer. Each modality token t_a (position 0 of a's sequence) attends to the other modalities'
+    sequences (what a can extract from them), then a's sequence `[t_a ; X_a]` updates by self-attention. The global
+    token attends to every modality's sequence, then passes a feed-forward block.
+    """
+
+    def __init__(self, config: MiarConfig):
+        super().__init__()
+
+        def per_modality(factory) -> nn.ModuleDict:
+            return nn.ModuleDict({m: factory() for m in config.modalities})
+
+        norm = lambda: nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)  # noqa: E731
+        self.token_attention = per_modality(lambda: MultimodalAttention(config))
+        self.token_norm = per_modality(norm)
+        self.sequence_layers = per_modality(lambda: MultimodalTransformerLayer(config))
+        self.global_attention = MultimodalAttention(config)
+        self.global_norm = norm()
+        self.global_feed_forward = MultimodalFeedForward(config)
+        self.global_output_norm = norm()
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(
+        self,
+        sequences: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        presence: dict[str, torch.Tensor],
+        global_token: torch.Tensor,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[tuple[str, str], torch.Tensor], dict]:
+        """
+        `sequences[m]`: (batch, 1 + L_m, d) with the token first; `masks[m]` (batch, 1 + L_m). Returns the new
+        sequences and global token, the attention mass per ordered pair (batch,), and the attention weights by
+        (query, key) modality for `attentions` (self-attention (a, a), token rows (a, b); eager only).
+        """
+        # A sample's positions of a modality it lacks are no key for anyone.
+        keys = {m: (x[:, 1:], masks[m][:, 1:] * presence[m][:, None]) for m, x in sequences.items()}
+        new_sequences, masses, weights = {}, {}, {}
+        for a, x_a in sequences.items():
+            token, context = x_a[:, :1], torch.zeros_like(x_a[:, :1])
+            others = [b for b in keys if b != a]
+            if others:  # else nothing to gather: the same as other modalities that are all absent from a sample
+                context, token_weights = self._attend(self.token_attention[a], token, [keys[b] for b in others])
+                lengths = [keys[b][0].shape[1] for b in others]
+                for b, block in zip(others, torch.split(token_weights, lengths, dim=-1)):
+                    masses[(a, b)] = block.sum(dim=-1).mean(dim=(1, 2)) * presence[a] * presence[b]
+                    weights[(a, b)] = nn.functional.pad(block, (1, 0, 0, x_a.shape[1] - 1))
+            token = self.token_norm[a](token + self.dropout(context))
+            new_sequences[a], weights[(a, a)] = self.sequence_layers[a](torch.cat([token, x_a[:, 1:]], 1), masks[a])
+        context, _ = self._attend(self.global_attention, global_token, list(keys.values()))
+        global_token = self.global_norm(global_token + self.dropout(context))
+        global_token = self.global_output_norm(global_token + self.global_feed_forward(global_token))
+        return new_sequences, global_token, masses, weights
+
+    def _attend(
+        self, attention: MultimodalAttention, query: torch.Tensor, keys: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        A token's attention over the joined `keys` ((sequence, mask) pairs). Eager: the weights are the explanation
+        (one query row, so this costs little). A sample with no valid key gets no context.
+        """
+        states, mask = torch.cat([k for k, _ in keys], dim=1), torch.cat([m for _, m in keys], dim=1)
+        context, weights = attention(query, states, key_padding_to_additive_mask(mask, query.dtype), need_weights=True)
+        has_keys = (mask.sum(dim=1) > 0).to(context.dtype)
+        return context * has_keys[:, None, None], weights * has_keys[:, None, None, None]
+
+
+def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, weights: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """
+    Symmetric InfoNCE between rows of z_a and z_b (row i of each: the same sample) over the samples where `weights`
+    is 1: each sample's pair is told from the other samples' (cosine similarity / temperature).
+    """
+    z_a, z_b = nn.functional.normalize(z_a, dim=-1), nn.functional.normalize(z_b, dim=-1)
+    logits = (z_a @ z_b.T) / temperature
+    excluded = (weights == 0)[None, :]
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    a_to_b = nn.functional.cross_entropy(logits.masked_fill(excluded, -1e4), targets, reduction="none")
+    b_to_a = nn.functional.cross_entropy(logits.T.masked_fill(excluded, -1e4), targets, reduction="none")
+    return weighted_mean((a_to_b + b_to_a) / 2, weights)
+
+
+class ContrastiveAlignment(nn.Module):
+    """
+    Aligns the modality tokens: symmetric InfoNCE between the tokens of every two present modalities and between each
+    modality token and the global token, averaged over the pairs some sample has; a sample missing a modality is left
+    out of that modality's pairs.
+    """
+
+    def __init__(self, config: MiarConfig):
+        super().__init__()
+        self.log_temperature = nn.Parameter(torch.zeros(()), requires_grad=config.learnable_temperature)
+        self.initial_values = {"log_temperature": math.log(config.contrastive_temperature)}
+
+    def forward(
+        self, tokens: dict[str, torch.Tensor], global_token: torch.Tensor, presence: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        names = list(tokens)
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        candidates = [(tokens[a], tokens[b], presence[a] * presence[b]) for a, b in pairs]
+        candidates += [(tokens[m], global_token, presence[m]) for m in names]
+        temperature = self.log_temperature.exp()
+        total = count = torch.zeros_like(global_token[0, 0])
+        for z_a, z_b, both in candidates:
+            given = (both.sum() > 0).to(total.dtype)
+            total, count = total + given * info_nce(z_a, z_b, both, temperature), count + given
+        return total / count.clamp(min=1.0)
+
+
+class MiarModel(MultimodalModel):
+    """The shared front end -> modality interaction layers (modality and global tokens) -> contrastive alignment."""
+
+    config_class = MiarConfig
+    base_model_prefix = "miar"
+    learned_embeddings = ("modality_tokens", "global_token", "missing_tokens")
+    _fusion_no_split_modules = ("ModalityInteraction",)
+
+    def __init__(self, config: MiarConfig):
+        super().__init__(config)
+        self.modality_tokens = nn.Parameter(torch.zeros(len(config.modalities), config.hidden_size))
+        self.global_token = nn.Parameter(torch.zeros(config.hidden_size))
+        self.missing_tokens = nn.Parameter(torch.zeros(len(config.modalities), config.hidden_size))
+        self.interaction_layers = nn.ModuleList(
+            [ModalityInteraction(config) for _ in range(config.num_interaction_layers)]
+        )
+        self.interaction_layers.gradient_checkpointing = False
+        self.alignment = ContrastiveAlignment(config)
+        self.fused_size = (len(config.modalities) + 1) * config.hidden_size
+        self.post_init()
+
+    def fuse(
+        self,
+        states: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        presence: dict[str, torch.Tensor],
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> MiarModelOutput:
+        batch_size = next(iter(states.values())).shape[0]
+        index = {m: i for i, m in enumerate(self.config.modalities)}
+        sequences = {
+            m: torch.cat([self.modality_tokens[index[m]].expand(batch_size, 1, -1), x], dim=1)
+            for m, x in states.items()
+        }
+        masks = {m: nn.functional.pad(mask, (1, 0), value=1) for m, mask in masks.items()}
+        global_token = self.global_token.expand(batch_size, 1, -1)
+        mass_sums = per_pair({}, self.config.modality_pairs, presence)
+        all_hidden_states, all_attentions = [], []
+        if output_hidden_states:
+            sequences = record_joined(sequences, all_hidden_states)
+        for layer in self.interaction_layers:
+            sequences, global_token, masses, weights = checkpointed(
+                self.interaction_layers, layer, sequences, masks, presence, global_token
+            )
+            mass_sums = mass_sums + per_pair(masses, self.config.modality_pairs, presence)
+            if output_hidden_states:
+                sequences = record_joined(sequences, all_hidden_states)
+            if output_attentions:
+                all_attentions.append(joined_attention(weights, list(sequences)))
+        tokens = {m: x[:, 0] for m, x in sequences.items()}
+        modality_embeddings = slots(tokens, presence, self.missing_tokens, self.config.modalities)
+        global_token = global_token[:, 0]
+        return MiarModelOutput(
+            fused_embedding=torch.cat([modality_embeddings.flatten(1), global_token], dim=-1),
+            modality_embeddings=modality_embeddings,
+            global_embedding=global_token,
+            modality_mask=presence_mask(presence, self.config.modalities),
+            gate_values=mass_sums / max(len(self.interaction_layers), 1),
+            contrastive_loss=self.alignment(tokens, global_token, presence),
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+            modality_lengths=self.modality_lengths(states, extra=1),
+        )
+
+
+class MiarForEmotionRecognition(MultimodalForEmotionRecognition):
+    """MIAR with an MLP head on the four tokens: emotion classes, or a sentiment score (regression)."""
+
+    config_class = MiarConfig
+    base_model_prefix = "miar"
+    base_model_class = MiarModel
+    output_class = MiarEmotionRecognitionOutput
+    auxiliary_losses = {"contrastive_loss": "contrastive_weight"}
+
+    def __init__(self, config: MiarConfig):
+        super().__init__(config)
+        self.post_init()
+
+
+MiarModel.register_for_auto_class("AutoModel")
+MiarForEmotionRecognition.register_for_auto_class("AutoModelForAudioClassification")
+
+__all__ = [
+    "ContrastiveAlignment",
+    "MiarEmotionRecognitionOutput",
+    "MiarForEmotionRecognition",
+    "MiarModel",
+    "MiarModelOutput",
+    "ModalityInteraction",
+]

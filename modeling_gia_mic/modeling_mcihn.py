@@ -85,11 +85,11 @@ class GradientReversal(torch.autograd.Function):
 
 class AdversarialAutoencoder(nn.Module):
     """
-    One modality's AAE: an encoder maps each step of the projected sequence into a latent sequence S (k wide,
-    standardised per step: the prior's scale, and a scale the rest of the network can learn from whatever the
-    initialisation) whose masked mean is the code s; a decoder reconstructs the sequence from S; a discriminator learns to tell samples of
-    the prior N(0, prior_std^2 I) from codes, while the encoder, behind a gradient-reversal layer, learns to fool it.
-    Both sides train from the one adversarial loss in the same backward pass.
+    One modality's AAE. An encoder maps each step of the projected sequence into a latent sequence S (k wide,
+    standardised per step: the prior's scale, and one the rest of the network learns from whatever the
+    initialisation); its masked mean is the code s. A decoder reconstructs the sequence from S. A discriminator
+    learns to tell samples of the prior N(0, prior_std^2 I) from codes, while the encoder, behind a gradient-reversal
+    layer, learns to fool it: both sides train from the one adversarial loss in the same backward pass.
     """
 
     def __init__(self, config: McihnConfig):

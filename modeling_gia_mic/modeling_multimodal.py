@@ -21,7 +21,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import ModelOutput
 
-from .configuration_multimodal import MODALITIES, MultimodalEmotionConfig
+from .configuration_multimodal import MultimodalEmotionConfig
 from .modeling_mini_xception import MiniXceptionModel
 from .processing_gia_mic import PROCESSOR_OUTPUT_NAMES
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 from conftest import (
     FUSION,
-    base_model,
-    model_class,
     MODALITY_SUBSETS,
     TINY_AUDIO,
     TINY_TEXT,
     TINY_VISION,
     TINY_WHISPER,
+    base_model,
     feature_config,
     feature_inputs,
+    model_class,
     raw_config,
     raw_inputs,
 )

@@ -75,22 +75,25 @@ class Runner:
         return sum(p.numel() for p in self.module.parameters())
 
 
-def gia_mic(with_bert: Path | None = None) -> Runner:
-    from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition
+def fusion_head(architecture: str = "gia_mic", with_bert: Path | None = None) -> Runner:
+    """One of the package's three architectures, on features or (with_bert) with a BERT-base text encoder."""
+    from modeling_gia_mic import ARCHITECTURES
 
+    head = ARCHITECTURES[architecture]
+    name = {"gia_mic": "GIA-MIC", "mcihn": "MCIHN", "miar": "MIAR"}[architecture]
     if with_bert is None:
-        config = GiaMicConfig(text_feature_size=768, audio_feature_size=5, vision_feature_size=20, num_labels=1)
-        model = GiaMicForEmotionRecognition(config)
+        config = head.config_class(text_feature_size=768, audio_feature_size=5, vision_feature_size=20, num_labels=1)
+        model = head(config)
         return Runner(
-            "GIA-MIC",
+            name,
             model,
             lambda b: model(text_features=b["text"], audio_features=b["audio"], vision_features=b["vision"]).logits,
         )
-    model = GiaMicForEmotionRecognition.from_encoders_pretrained(
+    model = head.from_encoders_pretrained(
         text=str(with_bert), audio_feature_size=5, vision_feature_size=20, num_labels=1
     )
     return Runner(
-        "GIA-MIC + BERT-base",
+        f"{name} + BERT-base",
         model,
         lambda b: (
             model(
@@ -131,8 +134,10 @@ def mmsa_model(name: str, bert: Path) -> Runner:
 def build(name: str, work: Path) -> Runner:
     bert = bert_base_folder(work)
     return {
-        "gia_mic": lambda: gia_mic(),
-        "gia_mic_bert": lambda: gia_mic(bert),
+        "gia_mic": lambda: fusion_head("gia_mic"),
+        "mcihn": lambda: fusion_head("mcihn"),
+        "miar": lambda: fusion_head("miar"),
+        "gia_mic_bert": lambda: fusion_head("gia_mic", bert),
         "mult": lambda: mmsa_model("mult", bert),
         "misa": lambda: mmsa_model("misa", bert),
     }[name]()
@@ -144,11 +149,11 @@ def timed(function, batch) -> float:
     return time.perf_counter() - start
 
 
-def compare(pair: tuple[str, str], work: Path, batch_size: int, rounds: int) -> dict:
+def compare(names: tuple[str, ...], work: Path, batch_size: int, rounds: int) -> dict:
     """Interleaved: each round runs one training step and one inference pass of each model, alternately."""
     batch = inputs(batch_size)
     torch.manual_seed(0)
-    runners = [build(name, work) for name in pair]
+    runners = [build(name, work) for name in names]
     times = {r.name: {"train": [], "infer": []} for r in runners}
     for runner in runners:  # warm-up
         runner.train_step(batch)

@@ -122,9 +122,8 @@ def majority_baseline(dataset: datasets.DatasetDict, label_column: str) -> dict[
     return regression_metrics(np.full(len(test), float(np.median(train))), test)
 
 
-def run_task(task: str, work: Path, fraction: float) -> dict:
-    from gia_mic.cli import main as cli
-
+def task_features(task: str, work: Path, fraction: float) -> tuple[Path, dict[str, float]]:
+    """The task's dataset built and its encoder features cached (each once, under --work), and the time it took."""
     spec = TASKS[task]
     timings = {}
     start = time.perf_counter()
@@ -134,6 +133,8 @@ def run_task(task: str, work: Path, fraction: float) -> dict:
     features = work / "features" / f"{dataset_dir.name}-{kind}"
     start = time.perf_counter()
     if not features.exists():
+        from gia_mic.cli import main as cli
+
         cli(
             [
                 "extract-features",
@@ -148,8 +149,16 @@ def run_task(task: str, work: Path, fraction: float) -> dict:
             ]
         )
     timings["features_s"] = time.perf_counter() - start
-    output = work / "runs" / dataset_dir.name
-    start = time.perf_counter()
+    return features, timings
+
+
+def train_head(
+    task: str, features: Path, output: Path, architecture: str = "gia_mic", seed: int = 0, head: str = HEAD
+) -> dict:
+    """`gia-mic train` of a feature-mode head of `architecture` on the task; its test-split metrics."""
+    from gia_mic.cli import main as cli
+
+    spec = TASKS[task]
     cli(
         [
             "train",
@@ -157,14 +166,16 @@ def run_task(task: str, work: Path, fraction: float) -> dict:
             str(features),
             "--output_dir",
             str(output),
+            "--architecture",
+            architecture,
             "--label_column",
             spec["label_column"],
             "--config_overrides",
-            ",".join(filter(None, (HEAD, spec.get("head")))),
+            ",".join(filter(None, (head, spec.get("head")))),
             "--save_strategy",
             "no",
             "--seed",
-            "0",
+            str(seed),
             "--eval_split",
             "test",
             "--dataloader_num_workers",
@@ -172,9 +183,16 @@ def run_task(task: str, work: Path, fraction: float) -> dict:
             *spec["train"],
         ]
     )
+    return json.loads((output / "metrics.json").read_text())["test"]
+
+
+def run_task(task: str, work: Path, fraction: float) -> dict:
+    features, timings = task_features(task, work, fraction)
+    output = work / "runs" / features.name
+    start = time.perf_counter()
+    results = train_head(task, features, output)
     timings["train_s"] = time.perf_counter() - start
-    results = json.loads((output / "metrics.json").read_text())["test"]
-    baseline = majority_baseline(datasets.load_from_disk(str(features)), spec["label_column"])
+    baseline = majority_baseline(datasets.load_from_disk(str(features)), TASKS[task]["label_column"])
     return {"test": results, "majority": baseline, "timings": timings, "output": str(output)}
 
 

@@ -22,12 +22,17 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
-from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicProcessor
+from modeling_gia_mic import (
+    GiaMicConfig,
+    GiaMicForEmotionRecognition,
+    GiaMicProcessor,
+    MultimodalForEmotionRecognition,
+)
 
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
 from .metrics import classification_metrics
-from .training import FEATURE_COLUMNS, Preprocessors, feature_sizes, with_numpy_features
+from .training import FEATURE_COLUMNS, EmotionTrainer, Preprocessors, feature_sizes, with_numpy_features
 
 
 EMOTIONS = ["neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"]
@@ -160,11 +165,8 @@ def evaluate_single(trainer: Trainer, split: datasets.Dataset) -> dict[str, floa
     return {"accuracy": metrics["wa"], "ua": metrics["ua"], "rows": split.num_rows}
 
 
-def build_starter(
-    data: Path, output: Path, work: Path, examples: int = 8400, epochs: int = 4, seed: int = 0
-) -> dict[str, Any]:
-    """Build, train, evaluate and save the starter model; returns its held-out scores."""
-    started = time.perf_counter()
+def paired_parts(data: Path, work: Path) -> tuple[dict, dict, dict[str, str]]:
+    """Per modality, the (features, shared labels) of its corpus's train and test splits, and the encoder folders."""
     missing = [corpus for corpus in CORPORA if not (data / corpus).is_dir()]
     if missing:
         raise FileNotFoundError(
@@ -172,19 +174,28 @@ def build_starter(
             "Point GIA_MIC_DATA (or --data) at the folder holding ravdess/, meld/ and fer2013/ "
             "(../shared/data in this project's layout)."
         )
-    cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
     encoders = encoder_folders(work)
     train_parts, test_parts = {}, {}
     for corpus, (modality, _) in CORPORA.items():
         features = corpus_features(corpus, data, work, encoders[modality])
         train_parts[modality] = (features["train"], shared_labels(features["train"], corpus))
         test_parts[modality] = (features["test"], shared_labels(features["test"], corpus))
+    return train_parts, test_parts, encoders
 
-    set_seed(seed)
-    sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
-    head = GiaMicForEmotionRecognition(
-        GiaMicConfig(**sizes, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS)))
-    )
+
+def train_paired(
+    head: MultimodalForEmotionRecognition,
+    train_parts: dict,
+    test_parts: dict,
+    work: Path,
+    examples: int = 8400,
+    epochs: int = 4,
+    seed: int = 0,
+) -> tuple[Trainer, dict[str, dict[str, float]]]:
+    """
+    Train a feature-mode head (any architecture) on label-paired examples, then score it on each corpus's test split
+    alone and on paired test examples of all three.
+    """
     args = TrainingArguments(
         output_dir=str(work / "starter-run"),
         num_train_epochs=epochs,
@@ -198,7 +209,7 @@ def build_starter(
         remove_unused_columns=False,
         use_cpu=True,
     )
-    trainer = Trainer(
+    trainer = EmotionTrainer(
         model=head,
         args=args,
         train_dataset=PairedByLabel(train_parts, examples, seed),
@@ -215,7 +226,22 @@ def build_starter(
     logits = paired.predictions[0] if isinstance(paired.predictions, tuple) else paired.predictions
     all_three = classification_metrics(logits, paired.label_ids, len(EMOTIONS))
     scores["all three (paired)"] = {"accuracy": all_three["wa"], "ua": all_three["ua"], "rows": 1400}
+    return trainer, scores
 
+
+def build_starter(
+    data: Path, output: Path, work: Path, examples: int = 8400, epochs: int = 4, seed: int = 0
+) -> dict[str, Any]:
+    """Build, train, evaluate and save the starter model; returns its held-out scores."""
+    started = time.perf_counter()
+    cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
+    train_parts, test_parts, encoders = paired_parts(data, work)
+    set_seed(seed)
+    sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
+    head = GiaMicForEmotionRecognition(
+        GiaMicConfig(**sizes, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS)))
+    )
+    trainer, scores = train_paired(head, train_parts, test_parts, work, examples, epochs, seed)
     model = attach_encoders(trainer.model, encoders)
     build = {"minutes": (time.perf_counter() - started) / 60, "features_cached": cached}
     save_starter(model, encoders, output, scores, build, trainer.state.log_history)

@@ -35,11 +35,18 @@ from gia_mic.training import (
 
 
 ROOT = Path(__file__).resolve().parents[1]
-# No dropout and no batch-level loss term, so that 2 x 4 samples and 1 x 8 samples give the same gradient.
-DETERMINISTIC = (
-    "hidden_size=32,num_attention_heads=4,intermediate_size=48,hidden_dropout=0,attention_dropout=0,"
-    "classifier_dropout=0,similarity_weight=0"
-)
+# No dropout and no batch-level loss term (each architecture's own are turned off), so that 2 x 4 samples and 1 x 8
+# samples give the same gradient.
+PER_SAMPLE_LOSSES = {
+    "gia_mic": "similarity_weight=0",  # the alignment term stays: it is a mean over samples
+    "mcihn": "latent_size=16,mmd_weight=0,adversarial_weight=0",  # reconstruction and unimodal terms stay
+    "miar": "contrastive_weight=0",
+}
+
+
+def deterministic(architecture: str) -> str:
+    shared = "hidden_size=32,num_attention_heads=4,intermediate_size=48,hidden_dropout=0,attention_dropout=0"
+    return f"{shared},classifier_dropout=0,{PER_SAMPLE_LOSSES[architecture]}"
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +78,13 @@ def feature_dataset(tmp_path_factory) -> Path:
     return path
 
 
-def train_command(dataset: Path, output: Path, batch_size: int, steps: int = 3) -> list[str]:
+def train_command(
+    dataset: Path, output: Path, batch_size: int, steps: int = 3, architecture: str = "gia_mic"
+) -> list[str]:
     return [
         "train",
+        "--architecture",
+        architecture,
         "--dataset",
         str(dataset),
         "--output_dir",
@@ -89,7 +100,7 @@ def train_command(dataset: Path, output: Path, batch_size: int, steps: int = 3) 
         "--seed",
         "0",
         "--config_overrides",
-        DETERMINISTIC,
+        deterministic(architecture),
         "--lr_scheduler_type",
         "constant",
     ]
@@ -99,7 +110,7 @@ def final_weights(output: Path) -> dict[str, torch.Tensor]:
     return load_file(str(output / "model.safetensors"))
 
 
-def test_two_process_data_parallel_equals_one_process_with_the_doubled_batch(feature_dataset, tmp_path):
+def test_two_process_data_parallel_equals_one_process_with_the_doubled_batch(architecture, feature_dataset, tmp_path):
     launcher = tmp_path / "launch.py"
     launcher.write_text(
         "import json, sys, torch.distributed as dist\n"
@@ -128,7 +139,7 @@ def test_two_process_data_parallel_equals_one_process_with_the_doubled_batch(fea
             "29517",
             str(launcher),
             str(tmp_path),
-            *train_command(feature_dataset, tmp_path / "ddp", batch_size=4),
+            *train_command(feature_dataset, tmp_path / "ddp", batch_size=4, architecture=architecture),
         ],
         env=env,
         capture_output=True,
@@ -140,11 +151,11 @@ def test_two_process_data_parallel_equals_one_process_with_the_doubled_batch(fea
     reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
     assert reports == [{"rank": 0, "world_size": 2}, {"rank": 1, "world_size": 2}]
 
-    cli(train_command(feature_dataset, tmp_path / "single", batch_size=8))
+    cli(train_command(feature_dataset, tmp_path / "single", batch_size=8, architecture=architecture))
     ddp, single = final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single")
     set_seed(0)
     initial = build_model_and_collator(
-        ModelArguments(config_overrides=DETERMINISTIC),
+        ModelArguments(architecture=architecture, config_overrides=deterministic(architecture)),
         DataArguments(dataset=str(feature_dataset)),
         datasets.load_from_disk(str(feature_dataset))["train"],
     )[0]
@@ -167,11 +178,14 @@ class StopAt(TrainerCallback):
         return control
 
 
-def run_resumable(dataset_path: Path, output: Path, stop_at: int | None = None, resume: str | None = None):
+def run_resumable(
+    architecture: str, dataset_path: Path, output: Path, stop_at: int | None = None, resume: str | None = None
+):
     dataset = datasets.load_from_disk(str(dataset_path))
     set_seed(0)
+    overrides = "hidden_size=32,num_attention_heads=4,intermediate_size=48,hidden_dropout=0.2"  # every loss term on
     model, collator, _ = build_model_and_collator(
-        ModelArguments(config_overrides=DETERMINISTIC.replace("hidden_dropout=0", "hidden_dropout=0.2")),
+        ModelArguments(architecture=architecture, config_overrides=overrides),
         DataArguments(dataset=str(dataset_path)),
         dataset["train"],
     )
@@ -193,12 +207,12 @@ def run_resumable(dataset_path: Path, output: Path, stop_at: int | None = None, 
     return {name: value.detach().clone() for name, value in trainer.model.state_dict().items()}
 
 
-def test_resuming_from_a_checkpoint_gives_the_uninterrupted_weights(feature_dataset, tmp_path):
-    uninterrupted = run_resumable(feature_dataset, tmp_path / "full")
-    run_resumable(feature_dataset, tmp_path / "interrupted", stop_at=3)
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_weights(architecture, feature_dataset, tmp_path):
+    uninterrupted = run_resumable(architecture, feature_dataset, tmp_path / "full")
+    run_resumable(architecture, feature_dataset, tmp_path / "interrupted", stop_at=3)
     assert (tmp_path / "interrupted" / "checkpoint-3").is_dir()
     assert not (tmp_path / "interrupted" / "checkpoint-6").exists()
-    resumed = run_resumable(feature_dataset, tmp_path / "interrupted", resume="true")  # the latest checkpoint
+    resumed = run_resumable(architecture, feature_dataset, tmp_path / "interrupted", resume="true")  # the latest
     for name, weight in uninterrupted.items():
         torch.testing.assert_close(resumed[name], weight, atol=1e-6, rtol=0, msg=name)
 
@@ -353,7 +367,9 @@ def test_training_with_length_buckets_and_bfloat16_on_cpu(feature_dataset, tmp_p
     )
     set_seed(0)
     model, collator, _ = build_model_and_collator(
-        ModelArguments(config_overrides=DETERMINISTIC), DataArguments(dataset=str(feature_dataset)), dataset["train"]
+        ModelArguments(config_overrides=deterministic("gia_mic")),
+        DataArguments(dataset=str(feature_dataset)),
+        dataset["train"],
     )
     args = TrainingArguments(
         output_dir=str(tmp_path / "sampler"),

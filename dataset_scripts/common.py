@@ -74,7 +74,10 @@ class BuildReport:
         """Record an item that is kept but incomplete (e.g. a segment with no transcript)."""
         self.kept_with_warning.append((item_id, reason))
 
-    def summary(self, dataset: DatasetDict, label_column: str | None) -> dict[str, Any]:
+    def summary(
+        self, dataset: DatasetDict, label_column: str | None, standard_splits: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """Rows (and labels) per split, what was left out and why, and the split sizes against the standard ones."""
         splits = {}
         for name, split in dataset.items():
             entry: dict[str, Any] = {"rows": split.num_rows}
@@ -84,8 +87,13 @@ class BuildReport:
                 entry["labels"] = {names[i]: counts.get(i, 0) for i in range(len(names))}
             splits[name] = entry
         reasons = Counter(reason for _, reason in self.skipped)
+        standard = {}
+        if standard_splits:
+            found = {name: splits.get(name, {"rows": 0})["rows"] for name in standard_splits}
+            standard = {"expected": standard_splits, "found": found, "agrees": found == standard_splits}
         return {
             "splits": splits,
+            "standard_splits": standard,
             "kept_with_warning": self.kept_with_warning,
             "excluded": dict(self.excluded),
             "skipped": {"count": len(self.skipped), "by_reason": dict(reasons), "items": self.skipped},
@@ -97,6 +105,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     for name, entry in summary["splits"].items():
         labels = ", ".join(f"{label} {count}" for label, count in entry.get("labels", {}).items())
         lines.append(f"  {name}: {entry['rows']}" + (f" ({labels})" if labels else ""))
+    standard = summary.get("standard_splits")
+    if standard:
+        sizes = " / ".join(str(n) for n in standard["expected"].values())
+        if standard["agrees"]:
+            lines.append(f"Standard split ({sizes}): matches.")
+        else:
+            differences = ", ".join(
+                f"{name} {standard['found'][name]} (standard {count})"
+                for name, count in standard["expected"].items()
+                if standard["found"][name] != count
+            )
+            lines.append(f"Standard split ({sizes}): DIFFERS: {differences}.")
     for item, reason in summary["kept_with_warning"]:
         lines.append(f"Kept, but {reason}: {item}")
     if summary["excluded"]:
@@ -354,8 +374,12 @@ def dataset_card(
     protocol: str,
     summary: dict[str, Any],
     task_categories: list[str],
+    metrics: str | None = None,
 ) -> str:
-    """A Hub dataset card: YAML (licence, features, splits, Parquet configs) and a body with counts and protocol."""
+    """
+    A Hub dataset card: YAML (licence, features, splits, Parquet configs; `gia_mic.metrics`, the metric family
+    `gia-mic train` reports, when not the default) and a body with counts and protocol.
+    """
     first = next(iter(dataset.values()))
     metadata = {
         "license": license,
@@ -372,6 +396,7 @@ def dataset_card(
             **first.info._to_yaml_dict(),
             "splits": [{"name": name, "num_examples": split.num_rows} for name, split in dataset.items()],
         },
+        **({"gia_mic": {"metrics": metrics}} if metrics else {}),
     }
     counts = format_summary(summary)
     return (
@@ -425,6 +450,7 @@ def run(
     build: Callable[[BuildReport, Path], DatasetDict],
     card: Callable[[DatasetDict, dict[str, Any]], str],
     label_column: str | None,
+    standard_splits: dict[str, int] | None = None,
 ) -> DatasetDict:
     """
     Build into a temporary cache and a staging folder beside `args.output`, then swap it in atomically, print the
@@ -442,7 +468,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="gia-mic-build-") as cache:
         built = build(report, Path(cache))
         dataset = DatasetDict({name: split for name, split in built.items() if split.num_rows})
-        summary = report.summary(built, label_column)
+        summary = report.summary(built, label_column, standard_splits)
         if not dataset:
             raise BuildError("Every item was skipped; nothing to save.\n" + format_summary(summary))
         text = card(dataset, summary)

@@ -128,6 +128,10 @@ MODEL_INDEX_METRICS = {
     "acc2_non0": ("accuracy", "Acc-2 (non0)"),
     "f1_non0": ("f1", "F1 (non0)"),
     "acc7": ("accuracy", "Acc-7"),
+    "acc2": ("accuracy", "Acc-2"),  # CH-SIMS's bins
+    "acc3": ("accuracy", "Acc-3"),
+    "acc5": ("accuracy", "Acc-5"),
+    "f1": ("f1", "F1 (2 classes, weighted)"),
 }
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+import yaml
 from datasets import Array2D, ClassLabel, Dataset, DatasetDict
 from transformers import (
     AutoConfig,
@@ -47,7 +48,7 @@ from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, enc
 from .collator import MultimodalCollator
 from .folders import path_inside
 from .folds import leave_one_group_out
-from .metrics import build_compute_metrics, classification_metrics, regression_metrics
+from .metrics import REGRESSION_METRICS, build_compute_metrics, classification_metrics
 from .overrides import parse_overrides
 from .reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
@@ -96,6 +97,17 @@ class DataArguments:
     max_text_length: int = field(default=128)
     balanced_class_weights: bool = field(default=False, metadata={"help": "weight CE by inverse class frequency"})
     early_stopping_patience: int | None = field(default=None)
+
+    @property
+    def metrics(self) -> str:
+        """The regression metric family the dataset card names (`gia_mic.metrics`: CH-SIMS's), else CMU-MOSI's."""
+        card = Path(self.dataset) / "README.md"
+        text = card.read_text(encoding="utf-8") if card.is_file() else ""
+        metadata = yaml.safe_load(text.split("---")[1]) if text.startswith("---") and text.count("---") >= 2 else {}
+        family = ((metadata or {}).get("gia_mic") or {}).get("metrics", "mosi")
+        if family not in REGRESSION_METRICS:
+            raise ValueError(f"{card}: gia_mic.metrics is {family!r}; expected one of {list(REGRESSION_METRICS)}.")
+        return family
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -461,6 +473,7 @@ def make_trainer(
     evaluation: Dataset | None,
     early_stopping_patience: int | None = None,
     preprocessors: "Preprocessors | None" = None,
+    metrics: str = "mosi",
 ) -> Trainer:
     regression = model.config.problem_type == "regression"
     training_args.remove_unused_columns = False  # the collators read the raw / feature columns themselves
@@ -475,7 +488,7 @@ def make_trainer(
         train_dataset=train,
         eval_dataset=evaluation,
         data_collator=collator,
-        compute_metrics=build_compute_metrics(model.config.num_labels, regression),
+        compute_metrics=build_compute_metrics(model.config.num_labels, regression, metrics),
         callbacks=callbacks,
     )
 
@@ -514,9 +527,11 @@ def predict(trainer: Trainer, split: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(logits), np.asarray(output.label_ids)
 
 
-def split_metrics(model: MultimodalForEmotionRecognition, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def split_metrics(
+    model: MultimodalForEmotionRecognition, logits: np.ndarray, labels: np.ndarray, metrics: str = "mosi"
+) -> dict[str, Any]:
     if model.config.problem_type == "regression":
-        return regression_metrics(logits.reshape(-1), labels)
+        return REGRESSION_METRICS[metrics](logits.reshape(-1), labels)
     return classification_metrics(logits, labels, model.config.num_labels)
 
 
@@ -550,12 +565,13 @@ def fit_and_report(
         splits[eval_split] if eval_split else None,
         data_args.early_stopping_patience,
         processor,
+        data_args.metrics,
     )
     trainer.train(resume_from_checkpoint=resume)
     results: dict[str, Any] = {"train_split": train_split, "train_rows": splits[train_split].num_rows}
     for name in filter(None, (eval_split, test_split)):
         logits, labels = predict(trainer, splits[name])
-        results[name] = split_metrics(trainer.model, logits, labels)
+        results[name] = split_metrics(trainer.model, logits, labels, data_args.metrics)
     if trainer.is_world_process_zero():
         save_outputs(trainer, processor, data_args, results, test_split or eval_split)
     return results
@@ -636,7 +652,7 @@ def evaluate_checkpoint(
     )
     trainer = Trainer(model=model, args=args, data_collator=collator)
     logits, labels = predict(trainer, dataset[split])
-    return split_metrics(model, logits, labels)
+    return split_metrics(model, logits, labels, data_args.metrics)
 
 
 def aggregate_folds(fold_results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

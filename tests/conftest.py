@@ -202,6 +202,55 @@ def write_mp4(path: Path, seconds: float = 1.0, tone: float = 300.0, video: bool
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def mmsa_split(
+    ids: list[str],
+    labels: list[float],
+    rng: np.random.Generator,
+    lengths: tuple[int, int, int] = (50, 375, 500),
+    sizes: tuple[int, int, int] = (768, 5, 20),
+    modality_labels: bool = False,
+) -> dict:
+    """One split of an MMSA processed-features pickle, with its real keys, shapes and dtypes (MOSI's by default)."""
+    count = len(ids)
+    (text_length, audio_length, vision_length), (text_size, audio_size, vision_size) = lengths, sizes
+    text_bert = np.zeros((count, 3, text_length))
+    text_bert[:, 1, :7] = 1  # 7 real tokens
+    audio = rng.normal(size=(count, audio_length, audio_size)).astype(np.float32)
+    audio[:, 0, 0] = -np.inf
+    split = {
+        "raw_text": [f"sentence {i}" for i in range(count)],
+        "id": ids,
+        "text": rng.normal(size=(count, text_length, text_size)).astype(np.float32),
+        "text_bert": text_bert,
+        "audio": audio,
+        "vision": rng.normal(size=(count, vision_length, vision_size)).astype(np.float32),
+        "audio_lengths": [min(120, audio_length)] * count,
+        "vision_lengths": [min(30, vision_length)] * count,
+        "annotations": ["Positive"] * count,
+        "classification_labels": [2] * count,
+        "regression_labels": np.array(labels, dtype=np.float32),
+    }
+    if modality_labels:
+        for index, modality in enumerate("TAV"):
+            split[f"regression_labels_{modality}"] = np.clip(np.array(labels) + 0.2 * (index - 1), -1, 1).astype(
+                np.float32
+            )
+    return split
+
+
+def write_csd(path: Path, name: str, data: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """A computational sequence as the CMU Multimodal SDK writes it: <name>/data/<video>/{features,intervals}."""
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        root = handle.create_group(name)
+        root.create_group("metadata")
+        for video_id, (features, intervals) in data.items():
+            group = root.create_group(f"data/{video_id}")
+            group.create_dataset("features", data=features)
+            group.create_dataset("intervals", data=intervals)
+
+
 @pytest.fixture(scope="session")
 def tiny_encoders(tmp_path_factory) -> dict[str, Path]:
     """Tiny random BERT and wav2vec2 encoders saved like Hub checkpoints (with their tokenizer/feature extractor)."""

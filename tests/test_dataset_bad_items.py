@@ -170,7 +170,7 @@ def test_mosi_paths_stay_inside_the_root_and_bad_clips_are_reported(tmp_path):
         with_video=True,
         num_frames=2,
     )
-    built = mosi.build_raw(args, report, tmp_path / "cache")
+    built = mosi.mmsa.build_raw(args, mosi.MOSI, report, tmp_path / "cache")
     assert built["train"]["id"] == ["vidA_1"]
     reasons = dict(report.skipped)
     assert reasons["vidA_../../../outside/secret"].startswith("path leaves --root")

@@ -6,10 +6,9 @@ import pickle
 from pathlib import Path
 
 import datasets
-import h5py
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, write_mp4
+from conftest import SHARED_DATA, mmsa_split, write_csd, write_mp4
 
 from dataset_scripts import mosi
 from dataset_scripts.common import BuildError, decode_audio
@@ -130,27 +129,6 @@ def test_mode_that_disagrees_with_the_folds_is_an_error(tmp_path):
         )
 
 
-def mmsa_split(ids: list[str], labels: list[float], rng) -> dict:
-    count = len(ids)
-    text_bert = np.zeros((count, 3, 50))
-    text_bert[:, 1, :7] = 1  # 7 real tokens
-    audio = rng.normal(size=(count, 375, 5)).astype(np.float32)
-    audio[:, 0, 0] = -np.inf
-    return {
-        "raw_text": [f"sentence {i}" for i in range(count)],
-        "id": ids,
-        "text": rng.normal(size=(count, 50, 768)).astype(np.float32),
-        "text_bert": text_bert,
-        "audio": audio,
-        "vision": rng.normal(size=(count, 500, 20)).astype(np.float32),
-        "audio_lengths": [120] * count,
-        "vision_lengths": [30] * count,
-        "annotations": ["Positive"] * count,
-        "classification_labels": [2] * count,
-        "regression_labels": np.array(labels, dtype=np.float32),
-    }
-
-
 def test_mmsa_pickle_needs_opt_in_and_gives_feature_columns(tmp_path):
     rng = np.random.default_rng(0)
     data = {
@@ -175,17 +153,6 @@ def test_mmsa_pickle_needs_opt_in_and_gives_feature_columns(tmp_path):
     assert audio.shape == (120, 5) and np.isfinite(audio).all() and audio[0, 0] == 0.0
     assert np.array(row["vision_features"]).shape == (30, 20)
     assert built["test"][0]["label"] == -3.0 and built["validation"][0]["label_class"] == 1
-
-
-def write_csd(path: Path, name: str, data: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """A computational sequence as the CMU Multimodal SDK writes it: <name>/data/<video>/{features,intervals}."""
-    with h5py.File(path, "w") as handle:
-        root = handle.create_group(name)
-        root.create_group("metadata")
-        for video_id, (features, intervals) in data.items():
-            group = root.create_group(f"data/{video_id}")
-            group.create_dataset("features", data=features)
-            group.create_dataset("intervals", data=intervals)
 
 
 def test_sdk_csd_files_are_aligned_to_the_segments(tmp_path):

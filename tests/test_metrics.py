@@ -130,3 +130,28 @@ def test_correlation_of_a_constant_prediction_is_zero_not_nan():
 def test_regression_metrics_take_column_vectors_as_the_model_returns_them():
     column = regression_metrics(PRED[:, None], TRUE[:, None])
     assert column == regression_metrics(PRED, TRUE)
+
+
+# CH-SIMS, MMSA's bins (closed on the right): 2 classes [-1, 0], (0, 1]; 3: [-1, -0.1], (-0.1, 0.1], (0.1, 1];
+# 5: [-1, -0.7], (-0.7, -0.1], (-0.1, 0.1], (0.1, 0.7], (0.7, 1]. Several values sit exactly on an edge.
+SIMS_LABELS = np.array([-1.0, -0.7, -0.5, -0.1, 0.0, 0.05, 0.1, 0.4, 0.7, 1.0], dtype=np.float32)
+SIMS_PREDICTIONS = np.array([-0.8, -0.6, -0.1, 0.0, 0.2, 0.1, -0.2, 0.9, 1.5, 0.6], dtype=np.float32)
+
+
+def test_sims_metrics_by_hand():
+    m = gia_mic.metrics.sims_metrics(SIMS_PREDICTIONS, SIMS_LABELS)
+    # labels -> 2 classes 0 0 0 0 0 1 1 1 1 1; predictions 0 0 0 0 1 1 0 1 1 1
+    assert m["acc2"] == pytest.approx(8 / 10)
+    # labels -> 0 0 0 0 1 1 1 2 2 2; predictions 0 0 0 1 2 1 0 2 2 2
+    assert m["acc3"] == pytest.approx(7 / 10)
+    # labels -> 0 0 1 1 2 2 2 3 3 4; predictions 0 1 1 2 3 2 1 4 4 3
+    assert m["acc5"] == pytest.approx(3 / 10)
+    # F1 of the 2 classes: class 0 P=4/5 R=4/5; class 1 P=4/5 R=4/5 -> weighted 0.8
+    assert m["f1"] == pytest.approx(0.8)
+    clipped = np.clip(SIMS_PREDICTIONS.astype(np.float64), -1, 1)  # 1.5 counts as 1.0
+    assert m["mae"] == pytest.approx(np.abs(clipped - SIMS_LABELS).mean(), rel=1e-6)
+    assert m["corr"] == pytest.approx(np.corrcoef(clipped, SIMS_LABELS)[0, 1], rel=1e-6)
+    through_module = evaluate.load(gia_mic.EVALUATE_MODULE, config_name="sims").compute(
+        predictions=SIMS_PREDICTIONS, references=SIMS_LABELS
+    )
+    assert through_module == pytest.approx(m)

@@ -34,6 +34,11 @@ SAMPLING_RATE = 16000
 AUDIO_STRUCT = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
 
 
+# Rows held before each write to the Arrow file: rows of media or feature sequences are large (a MOSEI row is ~0.2 MB),
+# and the writer's default of 1,000 rows would hold hundreds of MB.
+WRITER_BATCH_ROWS = 100
+
+
 class BuildError(ValueError):
     """The source corpus is not what the script expects; the message names the file, line or field."""
 
@@ -328,6 +333,7 @@ def generate_split(
             cache_dir=str(cache_dir),
             split=datasets.NamedSplit(split),
             fingerprint=f"gia-mic-build-{split}-{uuid.uuid4().hex}",  # no hashing of the items
+            writer_batch_size=WRITER_BATCH_ROWS,
         )
     except DatasetGenerationError as error:
         if isinstance(error.__cause__, BuildError | UnsafePathError):

@@ -689,11 +689,15 @@ class MultimodalModel(MultimodalPreTrainedModel):
         return features.view(batch_size, num_frames, -1)
 
     def _check_features(self, modality: str, features: torch.Tensor) -> None:
-        expected = self.config.feature_size(modality)
+        if modality in self.encoders:
+            expected = encoder_output_size(self.encoders[modality].config)
+            source = f"the output width of this model's {modality} encoder, as `get_modality_features` gives"
+        else:
+            expected, source = self.config.feature_size(modality), f"`config.{modality}_feature_size`"
         if features.dim() != 3 or features.shape[-1] != expected:
             raise ValueError(
-                f"`{modality}_features` must have shape (batch, length, {expected}) as set by "
-                f"`config.{modality}_feature_size`; got {tuple(features.shape)}."
+                f"`{modality}_features` must have shape (batch, length, {expected}), {source}; got "
+                f"{tuple(features.shape)}."
             )
 
     def _modality_inputs(self, inputs: dict[str, torch.Tensor | None]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -715,15 +719,14 @@ class MultimodalModel(MultimodalPreTrainedModel):
             raw = self._raw_input_names(modality)
             given_raw = [name for name in raw if inputs[name] is not None]
             features, feature_mask = inputs[f"{modality}_features"], inputs[f"{modality}_feature_mask"]
-            if modality in self.encoders:
-                if features is not None:
-                    raise ValueError(
-                        f"This model encodes {modality} itself ({self.encoders[modality].config.model_type}); pass "
-                        f"{' or '.join(f'`{n}`' for n in raw)}, not `{modality}_features`."
-                    )
-                if given_raw:
-                    sequences[modality] = self._encode_raw(modality, inputs)
-            elif features is not None:
+            if features is not None and given_raw:
+                raise ValueError(
+                    f"Pass {modality} either raw ({', '.join(f'`{n}`' for n in given_raw)}) or as "
+                    f"`{modality}_features`, not both."
+                )
+            if modality in self.encoders and given_raw:
+                sequences[modality] = self._encode_raw(modality, inputs)
+            elif features is not None:  # feature mode, or the output of this model's own encoder
                 self._check_features(modality, features)
                 mask = feature_mask if feature_mask is not None else features.new_ones(features.shape[:2])
                 sequences[modality] = (features, mask)
@@ -739,8 +742,6 @@ class MultimodalModel(MultimodalPreTrainedModel):
                 f"No modality was given. This model takes {', '.join(self.config.modalities)}: pass at least one of "
                 f"{self._accepted_inputs()}."
             )
-        if "audio" in sequences:
-            sequences["audio"] = downsample_sequence(*sequences["audio"], self.config.audio_downsample)
         for modality, (_, mask) in sequences.items() if checking_values() else ():
             empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
             if empty:
@@ -805,7 +806,8 @@ class MultimodalModel(MultimodalPreTrainedModel):
         """
         Per present modality, the encoder's output sequence (or the validated feature input) before projection, with
         its mask: `{"text": (features (batch, length, size), mask (batch, length)), ...}`. Takes the same keyword
-        inputs as `forward`. Used to cache frozen-encoder features for feature-mode training.
+        inputs as `forward`. Used to cache frozen-encoder features for feature-mode training, and to run the encoders
+        once for several fusions: `forward` takes them back as `<modality>_features` / `<modality>_feature_mask`.
         """
         unknown = set(inputs) - set(MODEL_INPUT_NAMES)
         if unknown:
@@ -855,7 +857,8 @@ class MultimodalModel(MultimodalPreTrainedModel):
             audio_attention_mask: Padding mask of `input_values` (per sample) or `input_features` (per mel frame).
             pixel_values: Video frames (batch, frames, channels, height, width); `frame_mask` (batch, frames).
             text_features, audio_features, vision_features: Feature-mode inputs (batch, length, feature_size), each
-                with an optional `*_feature_mask` (batch, length).
+                with an optional `*_feature_mask` (batch, length). For a modality this model encodes itself, its
+                encoder's output (from `get_modality_features`) in place of the raw input: the encoder is skipped.
         """
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
@@ -870,6 +873,8 @@ class MultimodalModel(MultimodalPreTrainedModel):
         inputs = {name: arguments[name] for name in MODEL_INPUT_NAMES}
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         sequences = self._modality_inputs(inputs)
+        if "audio" in sequences:
+            sequences["audio"] = downsample_sequence(*sequences["audio"], self.config.audio_downsample)
         states = {m: self.projections[m](features) for m, (features, _) in sequences.items()}
         masks = {m: mask.to(states[m].device) for m, (_, mask) in sequences.items()}
         presence = self._sample_presence(next(iter(states.values())), list(states))

@@ -121,7 +121,9 @@ def test_audio_downsampling_averages_real_steps_only():
     assert pooled.flatten().tolist() == [1.0, 3.5, 0.0] and pooled_mask.tolist() == [[1, 1, 0]]
     model = GiaMicModel(feature_config(audio_downsample=4)).eval()
     audio, _ = model.get_modality_features(audio_features=torch.randn(2, 11, 5))["audio"]
-    assert audio.shape == (2, 3, 5)
+    assert audio.shape == (2, 11, 5), "the features before the fusion's own downsampling"
+    hidden = model(audio_features=torch.randn(2, 11, 5), output_hidden_states=True).hidden_states[0]
+    assert hidden.shape[1] == 3, "the fusion network sees 11 steps averaged 4 at a time"
 
 
 def test_gate_values_per_ordered_pair(architecture):
@@ -370,7 +372,7 @@ def test_non_finite_check_sees_single_and_cancelling_values_but_not_an_overflowi
         ),
         ({"pixel_values": torch.randn(2, 3, 16, 16)}, r"\(batch, frames, channels, height, width\)"),
         ({"pixel_values": torch.randn(1, 2, 3, 16, 16), "frame_mask": torch.zeros(1, 2)}, "`frame_mask`"),
-        ({"text_features": torch.randn(2, 3, 12)}, "encodes text itself"),
+        ({"text_features": torch.randn(2, 3, 12)}, r"\(batch, length, 32\), the output width of this model's text"),
     ],
     ids=["empty-waveform", "all-padding-audio", "pixel-rank", "no-frames", "features-to-raw-model"],
 )
@@ -378,6 +380,28 @@ def test_bad_raw_inputs_raise_clear_errors(architecture, inputs, message):
     model = model_class(architecture)(raw_config(architecture=architecture))
     with pytest.raises(ValueError, match=message):
         model(**inputs)
+
+
+def test_encoder_outputs_given_back_skip_the_encoders_and_give_the_same_logits(architecture):
+    """`get_modality_features` once, then several fusions of subsets (the demo's explanation) without re-encoding."""
+    model = model_class(architecture)(raw_config(architecture=architecture, audio_downsample=3)).eval()
+    inputs = raw_inputs()
+    inputs["attention_mask"][1, 6:] = 0
+    with torch.no_grad():
+        encoded = base_model(model).get_modality_features(**inputs)
+        cached = {
+            name: value
+            for m, (f, mask) in encoded.items()
+            for name, value in ((f"{m}_features", f), (f"{m}_feature_mask", mask))
+        }
+        # (equal only if the given-back audio is downsampled once, as the raw input is)
+        torch.testing.assert_close(model(**cached).logits, model(**inputs).logits, atol=1e-5, rtol=0)
+        text_only = model(text_features=cached["text_features"], text_feature_mask=cached["text_feature_mask"])
+        torch.testing.assert_close(
+            text_only.logits, model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        )
+    with pytest.raises(ValueError, match="either raw .* or as `text_features`, not both"):
+        model(input_ids=inputs["input_ids"], text_features=cached["text_features"])
 
 
 def test_inputs_for_an_unconfigured_modality_are_refused(architecture):

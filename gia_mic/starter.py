@@ -31,6 +31,7 @@ from modeling_gia_mic import (
 
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
+from .folders import check_apart, check_replaceable, write_folder
 from .metrics import classification_metrics
 from .training import FEATURE_COLUMNS, EmotionTrainer, Preprocessors, feature_sizes, with_numpy_features
 
@@ -234,6 +235,8 @@ def build_starter(
 ) -> dict[str, Any]:
     """Build, train, evaluate and save the starter model; returns its held-out scores."""
     started = time.perf_counter()
+    check_apart(output, {"--data": data}, inside_allowed=False)
+    check_replaceable(output, overwrite=True)  # before hours of work: a folder we did not write is refused
     cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
     train_parts, test_parts, encoders = paired_parts(data, work)
     set_seed(seed)
@@ -251,17 +254,20 @@ def build_starter(
 def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, build: dict, log_history) -> None:
     from .reporting import plot_training_curves
 
-    if output.exists():
-        shutil.rmtree(output)
-    model.save_pretrained(output)
-    parts = Preprocessors.for_encoders(encoders["text"], encoders["audio"], encoders["vision"])
-    GiaMicProcessor(parts.tokenizer, parts.feature_extractor, parts.image_processor, num_frames=8).save_pretrained(
-        output
-    )
-    shutil.copytree(encoders["audio"], output / "asr")  # the full Whisper, for speech-to-text in the demo
-    plot_training_curves(log_history, output / "training_curves.png", "GIA-MIC starter training")
-    (output / "starter_scores.json").write_text(json.dumps(scores, indent=2))
-    (output / "README.md").write_text(starter_card(scores, build), encoding="utf-8")
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        parts = Preprocessors.for_encoders(encoders["text"], encoders["audio"], encoders["vision"])
+        processor = GiaMicProcessor(
+            parts.tokenizer, parts.feature_extractor, parts.image_processor, num_frames=8, detect_faces=True
+        )
+        processor.save_pretrained(folder)
+        shutil.copytree(encoders["audio"], folder / "asr")  # the full Whisper, for speech-to-text in the demo
+        plot_training_curves(log_history, folder / "training_curves.png", "GIA-MIC starter training")
+        (folder / "starter_scores.json").write_text(json.dumps(scores, indent=2))
+        (folder / "README.md").write_text(starter_card(scores, build), encoding="utf-8")
+
+    # An earlier starter build is replaced (atomically, once this one is complete); a folder of the user's is not.
+    write_folder(output, write, overwrite=True, written_by="gia-mic build-starter")
 
 
 def starter_card(scores: dict, build: dict) -> str:

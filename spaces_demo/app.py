@@ -1,17 +1,31 @@
 """
-GIA-MIC demo: speak, type and show your face; see the emotion and which modality pairs drove the decision.
+Multimodal emotion demo: speak, type and show your face; see the emotion, how much each input moved it, and how much
+each input listened to the others.
 
     python app.py --model ../.cache/demo/gia-mic-starter        # or a Hub id; also GIA_MIC_MODEL=...
 
 The model is loaded exactly as on a Hugging Face Space: `AutoModelForAudioClassification` / `AutoProcessor` with
-`trust_remote_code=True`. A Whisper model in the model's `asr/` subfolder (or GIA_MIC_ASR) transcribes speech when no
-text is typed.
+`trust_remote_code=True` (a GIA-MIC, MCIHN or MIAR folder). A Whisper model in the model's `asr/` subfolder (or
+GIA_MIC_ASR) transcribes speech when no text is typed and "Transcribe my speech" is on. Faces are found with the
+processor's face detector when it has `detect_faces` on (the starter model's does).
+
+Many users at once: every request is checked and decoded in its own worker thread (up to `--workers` at a time);
+the expensive steps, speech recognition and the encoders, go through batching queues that run the requests which
+arrive together as one batch. The fusions that explain a prediction reuse the encoders' outputs.
 """
 
 import argparse
+import copy
+import logging
 import os
+import queue
 import sys
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -25,14 +39,25 @@ from transformers import (
     AutoModelForSpeechSeq2Seq,
     AutoProcessor,
     AutoTokenizer,
+    GenerationConfig,
 )
+from transformers.utils import logging as transformers_logging
 
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = os.environ.get("GIA_MIC_MODEL", str(HERE.parent / ".cache" / "demo" / "gia-mic-starter"))
 MAX_AUDIO_SECONDS = 30.0
 MIN_AUDIO_SECONDS = 0.1
-ARROWS = {"text": "text", "audio": "speech", "vision": "face"}
+SAMPLING_RATE = 16000
+NAMES = {"text": "text", "audio": "speech", "vision": "face"}
+OWNERS = {"text": "your words", "audio": "your voice", "vision": "your face"}
+log = logging.getLogger("gia-mic-demo")
+
+
+def user_error(message: str) -> gr.Error:
+    """A problem with what the user gave: one line on the server console, the message on the page, no traceback."""
+    log.info("rejected a request: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 def read_audio(path: str) -> tuple[np.ndarray, int]:
@@ -47,28 +72,26 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
     try:
         with av.open(path) as container:
             if not container.streams.audio:
-                raise gr.Error("The uploaded audio file has no audio stream.")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+                raise user_error("The speech file has no sound in it.")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLING_RATE)
             chunks = [
                 out.to_ndarray().reshape(-1)
                 for frame in container.decode(audio=0)
                 for out in resampler.resample(frame)
             ]
-    except (av.error.FFmpegError, UnicodeDecodeError) as error:
-        raise gr.Error(
-            f"Could not read the audio file ({Path(path).name}): it is not a supported audio format."
-        ) from error
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError):
+        raise user_error("Could not read the audio file: it is not a supported audio format.") from None
     if not chunks:
-        raise gr.Error("The audio file is empty.")
-    return np.concatenate(chunks), 16000
+        raise user_error("The audio file is empty.")
+    return np.concatenate(chunks), SAMPLING_RATE
 
 
 def read_image(path: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise gr.Error(f"Could not read the image ({Path(path).name}): it is not a valid image file.") from error
+    except (UnidentifiedImageError, OSError):
+        raise user_error("Could not read the image: it is not a valid image file.") from None
 
 
 def with_readable_image_errors(component: gr.Image) -> gr.Image:
@@ -81,20 +104,79 @@ def with_readable_image_errors(component: gr.Image) -> gr.Image:
     def checked(payload):
         try:
             return preprocess(payload)
-        except (UnidentifiedImageError, OSError) as error:
-            name = Path(payload.orig_name or payload.path or "image").name
-            raise gr.Error(f"Could not read the image ({name}): it is not a valid image file.") from error
+        except (UnidentifiedImageError, OSError):
+            raise user_error("Could not read the image: it is not a valid image file.") from None
 
     component.preprocess = checked
     return component
 
 
+class BatchingQueue:
+    """
+    Items submitted from many threads at about the same time run together: a worker takes the first waiting item,
+    gathers those that arrive within `wait_s` (at most `max_batch`, grouped by `key`) and calls `run(items)` once per
+    group. Each caller gets its own result, or its own exception.
+    """
+
+    def __init__(
+        self, run: Callable[[list], list], key: Callable[[Any], Hashable] = lambda _: 0, max_batch=8, wait_s=0.03
+    ):
+        self.run, self.key, self.max_batch, self.wait_s = run, key, max_batch, wait_s
+        self.items: queue.Queue = queue.Queue()
+        threading.Thread(target=self._work, daemon=True).start()
+
+    def __call__(self, item: Any) -> Any:
+        future: Future = Future()
+        self.items.put((item, future))
+        return future.result()
+
+    def _work(self) -> None:
+        while True:
+            batch = [self.items.get()]
+            try:
+                while len(batch) < self.max_batch:
+                    batch.append(self.items.get(timeout=self.wait_s))
+            except queue.Empty:
+                pass
+            groups: dict[Hashable, list] = {}
+            for item, future in batch:
+                groups.setdefault(self.key(item), []).append((item, future))
+            for group in groups.values():
+                try:
+                    results = self.run([item for item, _ in group])
+                except Exception as error:  # every caller of the group sees the failure
+                    for _, future in group:
+                        future.set_exception(error)
+                    continue
+                for (_, future), result in zip(group, results):
+                    future.set_result(result)
+
+
+@dataclass
+class Request:
+    """One visitor's checked inputs: the words, the 16 kHz waveform, the face frames, and notes for the page."""
+
+    text: str | None = None
+    waveform: np.ndarray | None = None
+    faces: list | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        given = {"text": self.text, "audio": self.waveform, "vision": self.faces}
+        return tuple(m for m, value in given.items() if value is not None)
+
+
 class EmotionDemo:
     """The model, its processor and (optionally) a Whisper ASR model, with one `predict` for the page."""
 
-    def __init__(self, model_id: str, asr_id: str | None = None):
+    def __init__(self, model_id: str, asr_id: str | None = None, max_batch: int = 8):
         self.model = AutoModelForAudioClassification.from_pretrained(model_id, trust_remote_code=True).eval()
         self.processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=True)
+        # The processor's own module (the model's remote code) has the resampler, the video reader and the face crop.
+        self.tools = sys.modules[type(self.processor).__module__]
+        self.batch_processor = copy.copy(self.processor)  # faces are cut per request, before batching
+        self.batch_processor.detect_faces = False
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         asr_id = asr_id or (str(Path(model_id) / "asr") if (Path(model_id) / "asr").is_dir() else None)
@@ -105,140 +187,256 @@ class EmotionDemo:
                 AutoFeatureExtractor.from_pretrained(asr_id),
                 AutoTokenizer.from_pretrained(asr_id),
             )
+            self.generation = GenerationConfig.from_model_config(self.asr[0].config)
+            self.generation.update(max_new_tokens=120, max_length=None)
+        self.transcribe = BatchingQueue(self._transcribe_batch, max_batch=max_batch)
+        self.encode = BatchingQueue(self._encode_batch, key=lambda request: request.modalities, max_batch=max_batch)
 
-    def transcribe(self, waveform: np.ndarray, rate: int) -> str:
+    # --- batched steps -------------------------------------------------------------------------------------------
+
+    def _transcribe_batch(self, waveforms: list[np.ndarray]) -> list[str]:
         model, extractor, tokenizer = self.asr
-        # The processor's module (the model's remote code) has the resampler; Whisper wants 16 kHz, padded to 30 s.
-        resample = sys.modules[type(self.processor).__module__].resample
-        waveform = resample(waveform.astype(np.float32), rate, extractor.sampling_rate)
-        audio = extractor(waveform, sampling_rate=extractor.sampling_rate, return_tensors="pt")
+        audio = extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         with torch.no_grad():
-            ids = model.generate(audio.input_features, max_new_tokens=120)
-        return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+            ids = model.generate(audio.input_features, generation_config=self.generation)
+        return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
-    def inputs(self, audio_path, text, image_path, video_path) -> tuple[dict, str, list[str]]:
-        """Validate the page's inputs and turn them into model inputs; returns (inputs, transcript, modalities)."""
+    def _encode_batch(self, requests: list[Request]) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """The encoders over requests with the same inputs, in one batch; each request's sequences, unpadded."""
+        first = requests[0]
+        kwargs = {}
+        if first.text is not None:
+            kwargs["text"] = [r.text for r in requests]
+        if first.waveform is not None:
+            kwargs.update(audio=[r.waveform for r in requests], sampling_rate=SAMPLING_RATE)
+        if first.faces is not None:
+            kwargs["images"] = [r.faces for r in requests]
+        batch = self.batch_processor(**kwargs)
+        with torch.no_grad():
+            encoded = self.model.base_model.get_modality_features(**batch)
+        return [
+            {
+                m: (f[i : i + 1, : int(mask[i].sum())], mask[i : i + 1, : int(mask[i].sum())])
+                for m, (f, mask) in encoded.items()
+            }
+            for i in range(len(requests))
+        ]
+
+    # --- one request ---------------------------------------------------------------------------------------------
+
+    def prepare(self, audio_path, text, use_speech: bool, image_path, video_path) -> Request:
+        """Check the page's inputs and decode them; a problem is a `gr.Error` that names it."""
         text = (text or "").strip()
         if not any((audio_path, text, image_path, video_path)):
-            raise gr.Error("Give at least one input: record or upload speech, type a sentence, or show a face.")
-        kwargs, modalities, transcript = {}, [], ""
+            raise user_error("Give at least one input: record or upload speech, type a sentence, or show a face.")
+        if image_path and video_path:
+            raise user_error("Show your face either as an image or as a video, not both.")
+        request = Request(text=text or None)
         if audio_path:
             waveform, rate = read_audio(audio_path)
             seconds = len(waveform) / rate
             if seconds < MIN_AUDIO_SECONDS or not np.abs(waveform).max() > 0:
-                raise gr.Error("The audio is empty or silent; record at least a short sentence.")
+                raise user_error("The audio is empty or silent; record at least a short sentence.")
             if seconds > MAX_AUDIO_SECONDS:
-                raise gr.Error(f"The audio is {seconds:.0f} s long; the demo takes up to {MAX_AUDIO_SECONDS:.0f} s.")
-            kwargs.update(audio=waveform, sampling_rate=rate)
-            modalities.append("audio")
-            if not text and self.asr is not None:
-                transcript = self.transcribe(waveform, rate)
-                text = transcript
-        if text:
-            kwargs["text"] = text
-            modalities.append("text")
-            transcript = transcript or text
-        if image_path and video_path:
-            raise gr.Error("Show your face either as an image or as a video, not both.")
-        if image_path:
-            kwargs["images"] = [read_image(image_path)]
-        if video_path:
-            kwargs["videos"] = video_path
+                raise user_error(f"The audio is {seconds:.0f} s long; the demo takes up to {MAX_AUDIO_SECONDS:.0f} s.")
+            request.waveform = self.tools.resample(waveform.astype(np.float32), rate, SAMPLING_RATE)
+            if request.text is None and use_speech and self.asr is not None:
+                request.text = self.transcribe(request.waveform) or None
+                request.notes.append("The words were transcribed from your speech.")
+            elif request.text is None:
+                request.notes.append("Speech alone: your words were not transcribed or used.")
         if image_path or video_path:
-            modalities.append("vision")
-        try:
-            batch = self.processor(**kwargs)
-        except ValueError as error:
-            raise gr.Error(str(error)) from error
-        return dict(batch), transcript, modalities
+            request.faces = self.face_frames(image_path, video_path, request.notes)
+        return request
 
-    def probabilities(self, batch: dict) -> tuple[np.ndarray, np.ndarray]:
+    def face_frames(self, image_path, video_path, notes: list[str]) -> list | None:
+        """The face frames, cut to the face when the processor detects faces; None (and a note) when none is found."""
+        if image_path:
+            frames = [read_image(image_path)]
+        else:
+            try:
+                frames = self.tools.read_video_frames(video_path, self.processor.num_frames)
+            except Exception:  # PyAV's errors carry the server's paths and error numbers: not for the page
+                raise user_error("Could not read the face video: it is not a video file with pictures.") from None
+            if not frames:
+                raise user_error("The face video has no pictures.")
+        if not self.processor.detect_faces:
+            return frames
+        try:
+            return self.tools.crop_faces([frames])[0]
+        except self.tools.NoFaceFoundError:
+            notes.append(
+                f"No face was found in the {'image' if image_path else 'video'}: the face input was left out."
+            )
+            return None
+
+    def fuse(self, encoded: dict, modalities: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and gate values of the fusion of some of a request's encoded inputs."""
+        inputs = {}
+        for m in modalities:
+            inputs[f"{m}_features"], inputs[f"{m}_feature_mask"] = encoded[m]
         with torch.no_grad():
-            output = self.model(**batch)
+            output = self.model(**inputs)
         return output.logits.softmax(-1)[0].numpy(), output.gate_values[0].numpy()
 
-    def predict(self, audio_path, text, image_path, video_path):
-        batch, transcript, modalities = self.inputs(audio_path, text, image_path, video_path)
-        probabilities, gates = self.probabilities(batch)
+    def predict(self, audio_path, text, use_speech, image_path, video_path):
+        request = self.prepare(audio_path, text, use_speech, image_path, video_path)
+        modalities = request.modalities
+        if not modalities:
+            raise user_error(" ".join(request.notes) + " Give another input.")
+        try:
+            encoded = self.encode(request)
+        except ValueError as error:
+            raise user_error(str(error)) from None
+        probabilities, gates = self.fuse(encoded, modalities)
+        top = int(probabilities.argmax())
+        alone = {m: self.fuse(encoded, (m,))[0] for m in modalities}
+        contributions = self.contributions(encoded, modalities, probabilities, top, alone)
         label = {name: float(p) for name, p in zip(self.labels, probabilities)}
-        present = [(a, b) for a, b in self.pairs if a in modalities and b in modalities]
-        gate_table = pd.DataFrame(
-            {
-                "interaction": [f"{ARROWS[b]} → {ARROWS[a]}" for a, b in present],
-                "gate": [float(gates[self.pairs.index(pair)]) for pair in present],
-            }
+        table = pd.DataFrame(
+            [[NAMES[m], self.labels[int(p.argmax())], round(float(p.max()), 3)] for m, p in alone.items()],
+            columns=["input", "prediction alone", "confidence"],
         )
-        per_modality = []
-        for modality in modalities:
-            alone, _ = self.probabilities({k: v for k, v in batch.items() if input_modality(k) == modality})
-            per_modality.append([ARROWS[modality], self.labels[int(alone.argmax())], round(float(alone.max()), 3)])
-        table = pd.DataFrame(per_modality, columns=["input", "prediction alone", "confidence"])
-        return label, gate_table, transcript, table
+        return (
+            label,
+            contributions,
+            self.sentence(contributions, self.labels[top]),
+            self.gate_table(gates, modalities),
+            request.text or "",
+            table,
+            "\n\n".join(request.notes),
+        )
 
+    # --- explanation ---------------------------------------------------------------------------------------------
 
-def input_modality(name: str) -> str:
-    if name in ("input_ids", "attention_mask"):
-        return "text"
-    if name in ("input_values", "input_features", "audio_attention_mask"):
-        return "audio"
-    return "vision"
+    def contributions(self, encoded, modalities, probabilities, top: int, alone: dict) -> pd.DataFrame:
+        """
+        Each input's contribution: the predicted class's probability with every input minus without this one (with a
+        single input, minus the uniform guess of a model that is given nothing), largest effect first.
+        """
+        rows = []
+        for m in modalities:
+            rest = tuple(other for other in modalities if other != m)
+            without = (
+                alone[rest[0]]
+                if len(rest) == 1
+                else self.fuse(encoded, rest)[0]
+                if rest
+                else np.full_like(probabilities, 1 / len(probabilities))
+            )
+            rows.append({"input": NAMES[m], "contribution": round(float(probabilities[top] - without[top]), 4)})
+        rows.sort(key=lambda row: -abs(row["contribution"]))
+        return pd.DataFrame(rows, columns=["input", "contribution"])
+
+    @staticmethod
+    def sentence(contributions: pd.DataFrame, label: str) -> str:
+        """'Your face raised *happy* by 41 points; your words lowered it by 5.'"""
+        owners = {NAMES[m]: owner for m, owner in OWNERS.items()}
+        parts = []
+        for index, row in enumerate(contributions.itertuples()):
+            points = round(100 * row.contribution)
+            verb = "raised" if points >= 0 else "lowered"
+            target = f"*{label}*" if index == 0 else "it"
+            parts.append(
+                f"{owners[row.input]} {verb} {target} by {abs(points)} point{'s' if abs(points) != 1 else ''}"
+            )
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:] + "." if text else ""
+
+    def gate_table(self, gates: np.ndarray, modalities: tuple[str, ...]) -> pd.DataFrame:
+        present = [(a, b) for a, b in self.pairs if a in modalities and b in modalities]
+        rows = [
+            {"interaction": f"{NAMES[a]} listened to {NAMES[b]}", "gate": float(gates[self.pairs.index((a, b))])}
+            for a, b in present
+        ]
+        rows.sort(key=lambda row: -row["gate"])
+        return pd.DataFrame(rows, columns=["interaction", "gate"])
 
 
 def examples() -> list[list]:
     folder = HERE / "examples"
     speech, face = folder / "speech.wav", folder / "face.png"
-    rows = [[None, "I can't believe you did this to me, I'm furious!", None, None]]
+    rows = [[None, "I can't believe you did this to me, I'm furious!", True, None, None]]
     if speech.is_file() and face.is_file():
-        rows.insert(0, [str(speech), "", str(face), None])
-        rows.append([None, "What a wonderful surprise, thank you so much!", str(face), None])
+        rows.insert(0, [str(speech), "", True, str(face), None])
+        rows.append([None, "What a wonderful surprise, thank you so much!", True, str(face), None])
     return rows
 
 
-def build_demo(demo_model: EmotionDemo) -> gr.Blocks:
-    with gr.Blocks(title="GIA-MIC multimodal emotion recognition") as page:
+def build_demo(demo_model: EmotionDemo, workers: int = 16) -> gr.Blocks:
+    architecture = demo_model.model.config.model_type.replace("_", "-").upper()
+    with gr.Blocks(title="Multimodal emotion recognition") as page:
         gr.Markdown(
-            "# GIA-MIC: multimodal emotion recognition\n"
-            "Speak, type and show your face — any of them. The model fuses them with gated interactive attention "
-            "(He, Mi & Toda, INTERSPEECH 2025); the gates show how much each input flowed into the others."
+            f"# Multimodal emotion recognition ({architecture})\n"
+            "Speak, type and show your face — any of them. The chart shows how much each input moved the decision."
         )
         with gr.Row():
             with gr.Column():
-                audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech")
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+                use_speech = gr.Checkbox(value=True, label="Transcribe my speech and use the words")
                 text = gr.Textbox(label="Text (left empty: transcribed from the speech)", lines=2)
                 with gr.Row():
                     image = with_readable_image_errors(
-                        gr.Image(sources=["webcam", "upload"], type="filepath", label="Face")
+                        gr.Image(sources=["upload", "webcam"], type="filepath", label="Face", elem_id="face-image")
                     )
                     video = gr.Video(sources=["upload", "webcam"], label="Face video")
                 button = gr.Button("Recognise emotion", variant="primary")
             with gr.Column():
                 label = gr.Label(num_top_classes=len(demo_model.labels), label="Emotion")
-                gates = gr.BarPlot(x="interaction", y="gate", y_lim=[0, 1], label="Gate values (which input drove it)")
+                contributions = gr.BarPlot(
+                    x="input",
+                    y="contribution",
+                    y_lim=[-1, 1],
+                    sort="-y",
+                    label="What each input did to the decision (change in its probability when left out)",
+                    elem_id="contributions",
+                )
+                sentence = gr.Markdown()
+                notes = gr.Markdown()
                 transcript = gr.Textbox(label="Text used", interactive=False)
                 per_modality = gr.Dataframe(
                     headers=["input", "prediction alone", "confidence"], label="Each input alone", interactive=False
                 )
+                gates = gr.BarPlot(
+                    x="interaction",
+                    y="gate",
+                    y_lim=[0, 1],
+                    sort="-y",
+                    label="How much each input listened to the others (gate values: 1 = took in all of it)",
+                )
         button.click(
             demo_model.predict,
-            [audio, text, image, video],
-            [label, gates, transcript, per_modality],
+            [audio, text, use_speech, image, video],
+            [label, contributions, sentence, gates, transcript, per_modality, notes],
             api_name="predict",
+            concurrency_limit=workers,
         )
-        gr.Examples(examples(), [audio, text, image, video])
+        gr.Examples(examples(), [audio, text, use_speech, image, video])
     return page
 
 
+def quiet_logs() -> None:
+    """One line per rejected request; no weight-loading tables for the encoders' expected unused heads."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "gradio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    transformers_logging.set_verbosity_error()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="GIA-MIC demo")
+    parser = argparse.ArgumentParser(description="Multimodal emotion recognition demo")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Hub id or folder (default: GIA_MIC_MODEL)")
     parser.add_argument("--asr", default=os.environ.get("GIA_MIC_ASR"), help="Whisper for speech-to-text")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--workers", type=int, default=16, help="requests handled at once (the model batches them)")
+    parser.add_argument("--max-batch", type=int, default=8, help="most requests in one batch of the model")
     parser.add_argument("--open-browser", action="store_true")
     args = parser.parse_args()
-    page = build_demo(EmotionDemo(args.model, args.asr))
-    page.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, inbrowser=args.open_browser
+    quiet_logs()
+    page = build_demo(EmotionDemo(args.model, args.asr, args.max_batch), args.workers)
+    page.queue(default_concurrency_limit=args.workers).launch(
+        server_name=args.host, server_port=args.port, inbrowser=args.open_browser, quiet=True
     )
 
 

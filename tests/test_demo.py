@@ -1,16 +1,12 @@
 """The Gradio demo as a real server on 127.0.0.1, driven by gradio_client; publishing dry runs."""
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import av
+import matplotlib.cbook
 import numpy as np
 import pytest
 import soundfile as sf
@@ -18,6 +14,10 @@ from conftest import IN_CI, SHARED_DATA, installed, run_isolated
 from PIL import Image
 
 from gia_mic.hub import push, write_examples
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import demo_load  # noqa: E402  (the load benchmark's server and clients)
 
 
 gradio_client = installed("gradio_client", "the demo extra (`make test`)")
@@ -72,7 +72,14 @@ def media(tmp_path_factory) -> dict[str, Path]:
         frame.sample_rate = 16000
         container.mux(stream.encode(frame))
         container.mux(stream.encode())
+    (folder / "fake.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    photo = Image.open(matplotlib.cbook.get_sample_data("Minduka_Present_Blue_Pack.png")).convert("RGB")
+    photo.save(folder / "no-face.png")  # a real photograph of a present: no face
+    large = photo.resize((1600, 1200))
+    large.paste(Image.open(written["face"]).convert("RGB").resize((150, 171)), (1100, 640))
+    large.save(folder / "small-face-in-photo.jpg", quality=95)  # the face at a tenth of the photo's width
     face = np.asarray(Image.open(written["face"]).convert("RGB").resize((96, 96)))
+    Image.fromarray(np.clip(face.astype(int) + 15, 0, 255).astype(np.uint8)).save(folder / "face-frame.png")
     with av.open(str(folder / "face.mp4"), "w") as container:  # 1 s of the real face, slowly brightening
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 96, 96, "yuv420p"
@@ -85,61 +92,40 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "voice-only": folder / "voice-only.mp4",
         **written,
         "notes": folder / "notes.txt",
+        "fake-mp4": folder / "fake.mp4",
+        "face-frame": folder / "face-frame.png",  # the video's middle frame, as an image
+        "no-face": folder / "no-face.png",
+        "small-face-in-photo": folder / "small-face-in-photo.jpg",
         "broken": folder / "broken.png",
         "empty": folder / "empty.wav",
         "long": folder / "long.wav",
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_app(app: Path, model: Path, cwd: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "GIA_MIC_MODEL": str(model), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, str(app), "--port", str(port)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the app exited:\n{process.stdout.read()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(1)
-    process.kill()
-    raise TimeoutError("the app did not start within 180 s")
-
-
 @pytest.fixture(scope="module")
-def server(demo_model):
-    process, url = start_app(ROOT / "spaces_demo" / "app.py", demo_model, ROOT)
-    yield url
+def server(demo_model, tmp_path_factory):
+    """The app as a real server; its console (stdout and stderr) is kept in `console.log` for the tests to read."""
+    log = tmp_path_factory.mktemp("server") / "console.log"
+    process, url = demo_load.start_server(ROOT / "spaces_demo" / "app.py", demo_model, log)
+    yield url, log
     process.terminate()
     process.wait(timeout=30)
 
 
-def predict(url: str, audio=None, text="", image=None, video=None):
+def predict(server, audio=None, text="", image=None, video=None, use_speech=True) -> dict:
+    url = server[0] if isinstance(server, tuple) else server
     client = gradio_client.Client(url, verbose=False)
     handle = gradio_client.handle_file
-    return client.predict(
+    outputs = client.predict(
         handle(str(audio)) if audio else None,
         text,
+        use_speech,
         handle(str(image)) if image else None,
         handle(str(video)) if video else None,
         api_name="/predict",
     )
+    names = ("label", "contributions", "sentence", "gates", "text", "alone", "notes")
+    return dict(zip(names, outputs))
 
 
 def check_label(label: dict) -> dict[str, float]:
@@ -148,7 +134,7 @@ def check_label(label: dict) -> dict[str, float]:
     return probabilities
 
 
-def gate_rows(plot) -> list[dict]:
+def plot_rows(plot) -> list[dict]:
     value = plot["value"] if isinstance(plot, dict) and "value" in plot else plot
     data = value["data"] if isinstance(value, dict) and "data" in value else value
     headers = value.get("headers") or value.get("columns") if isinstance(value, dict) else None
@@ -157,16 +143,26 @@ def gate_rows(plot) -> list[dict]:
     return data
 
 
+def inputs_alone(result: dict) -> list[str]:
+    return [row[0] for row in result["alone"]["data"]]
+
+
 def test_speech_text_and_face_together(server, media):
-    label, gates, transcript, table = predict(
-        server, media["speech"], "I am so happy to see you again!", media["face"]
-    )
-    check_label(label)
-    rows = gate_rows(gates)
-    assert len(rows) == 6 and all(0.0 <= row["gate"] <= 1.0 for row in rows)
-    assert {row["interaction"] for row in rows} >= {"speech → text", "face → speech", "text → face"}
-    assert transcript == "I am so happy to see you again!"
-    assert [row[0] for row in table["data"]] == ["speech", "text", "face"]
+    result = predict(server, media["speech"], "I am so happy to see you again!", media["face"])
+    check_label(result["label"])
+    contributions = plot_rows(result["contributions"])
+    values = [row["contribution"] for row in contributions]
+    assert {row["input"] for row in contributions} == {"speech", "text", "face"}
+    assert all(-1.0 <= v <= 1.0 for v in values) and values == sorted(values, key=lambda v: -abs(v))
+    owners = {"speech": "Your voice", "text": "Your words", "face": "Your face"}
+    top = max(result["label"]["confidences"], key=lambda entry: entry["confidence"])["label"]
+    assert result["sentence"].startswith(f"{owners[contributions[0]['input']]} ") and f"*{top}*" in result["sentence"]
+    gates = plot_rows(result["gates"])
+    assert len(gates) == 6 and all(0.0 <= row["gate"] <= 1.0 for row in gates)
+    assert [row["gate"] for row in gates] == sorted((row["gate"] for row in gates), reverse=True)
+    assert {row["interaction"] for row in gates} >= {"text listened to speech", "speech listened to face"}
+    assert result["text"] == "I am so happy to see you again!"
+    assert inputs_alone(result) == ["text", "speech", "face"]
 
 
 @pytest.mark.parametrize("modality", ["speech", "text", "face"])
@@ -176,47 +172,97 @@ def test_each_input_alone(server, media, modality):
         "text": {"text": "Leave me alone."},
         "face": {"image": media["face"]},
     }
-    label, gates, transcript, table = predict(server, **args[modality])
-    check_label(label)
-    inputs = [row[0] for row in table["data"]]
-    assert inputs == (["speech", "text"] if modality == "speech" else [modality]), "speech brings its transcript"
+    result = predict(server, **args[modality])
+    probabilities = check_label(result["label"])
+    assert inputs_alone(result) == (["text", "speech"] if modality == "speech" else [modality]), "speech: + words"
     if modality == "speech":
-        assert len(transcript.split()) >= 3, "speech alone is transcribed by the ASR model"
-        assert [row["interaction"] for row in gate_rows(gates)] == ["speech → text", "text → speech"]
-    if modality == "face":
-        assert gate_rows(gates) == [] and transcript == ""
+        assert len(result["text"].split()) >= 3 and "transcribed from your speech" in result["notes"]
+        assert [row["interaction"] for row in plot_rows(result["gates"])] == sorted(
+            ["speech listened to text", "text listened to speech"],
+            key=lambda name: -next(r["gate"] for r in plot_rows(result["gates"]) if r["interaction"] == name),
+        )
+    else:  # one input: its contribution is its top probability above the uniform guess
+        (row,) = plot_rows(result["contributions"])
+        assert row["contribution"] == pytest.approx(max(probabilities.values()) - 1 / 7, abs=1e-3)
+        assert plot_rows(result["gates"]) == []
+
+
+def test_speech_alone_when_transcription_is_off(server, media):
+    result = predict(server, audio=media["speech"], use_speech=False)
+    check_label(result["label"])
+    assert inputs_alone(result) == ["speech"] and result["text"] == ""
+    assert "Speech alone" in result["notes"] and plot_rows(result["gates"]) == []
 
 
 def test_a_short_face_video(server, media):
-    label, gates, transcript, table = predict(server, video=media["face-video"])
-    check_label(label)
-    assert [row[0] for row in table["data"]] == ["face"] and gate_rows(gates) == [] and transcript == ""
-    image_label, *_ = predict(server, image=media["face"])
-    assert label["label"] == image_label["label"], "frames of one face read like the face itself"
+    result = predict(server, video=media["face-video"])
+    check_label(result["label"])
+    assert inputs_alone(result) == ["face"] and plot_rows(result["gates"]) == [] and result["text"] == ""
+    image = check_label(predict(server, image=media["face-frame"])["label"])
+    video = check_label(result["label"])
+    assert max(abs(video[name] - image[name]) for name in image) < 0.05, "frames of one face read like the face itself"
+
+
+def test_a_small_face_in_a_large_photo_is_found_and_reads_like_the_face(server, media):
+    tight = check_label(predict(server, image=media["face"])["label"])
+    found = check_label(predict(server, image=media["small-face-in-photo"])["label"])
+    assert max(abs(found[name] - tight[name]) for name in tight) < 0.05, (found, tight)
+
+
+def test_an_image_without_a_face_is_left_out_with_a_message(server, media):
+    with pytest.raises(gradio_client.exceptions.AppError, match="No face was found in the image"):
+        predict(server, image=media["no-face"])
+    result = predict(server, text="What a lovely day.", image=media["no-face"])
+    assert inputs_alone(result) == ["text"] and "No face was found in the image" in result["notes"]
 
 
 @pytest.mark.skipif(not RAVDESS_CLIP.is_file(), reason="real RAVDESS speech not found")
 def test_real_emotional_speech_is_transcribed(server):
-    _, _, transcript, _ = predict(server, RAVDESS_CLIP)
-    assert transcript.lower().rstrip(".") == "kids are talking by the door"
+    assert predict(server, RAVDESS_CLIP)["text"].lower().rstrip(".") == "kids are talking by the door"
 
 
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
         ({}, "Give at least one input"),
-        ({"audio": "notes"}, "Could not read the audio file"),
+        ({"audio": "notes"}, "Could not read the audio file: it is not a supported audio format."),
         ({"audio": "empty"}, "empty or silent"),
         ({"audio": "long"}, "600 s long; the demo takes up to 30 s"),
-        ({"image": "broken"}, "Could not read the image"),
-        ({"video": "voice-only"}, "has no video stream"),
+        ({"image": "broken"}, "Could not read the image: it is not a valid image file."),
+        ({"video": "voice-only"}, "Could not read the face video: it is not a video file with pictures."),
+        ({"video": "fake-mp4"}, "Could not read the face video: it is not a video file with pictures."),
     ],
-    ids=["nothing", "text-as-audio", "empty-audio", "ten-minutes", "corrupted-image", "video-without-picture"],
+    ids=[
+        "nothing",
+        "text-as-audio",
+        "empty-audio",
+        "ten-minutes",
+        "corrupted-image",
+        "video-without-picture",
+        "fake-mp4",
+    ],
 )
 def test_bad_input_gives_a_readable_error_and_the_server_keeps_serving(server, media, inputs, message):
-    with pytest.raises(gradio_client.exceptions.AppError, match=message):
+    with pytest.raises(gradio_client.exceptions.AppError) as error:
         predict(server, **{key: media[value] for key, value in inputs.items()})
-    check_label(predict(server, text="Still here?")[0])
+    assert str(error.value).strip().endswith(message) or message in str(error.value)
+    assert "/tmp" not in str(error.value) and "Errno" not in str(error.value), "no server paths or error numbers"
+    check_label(predict(server, text="Still here?")["label"])
+
+
+def test_bad_input_is_one_line_on_the_console_not_a_traceback(server, media):
+    for inputs in ({"audio": media["notes"]}, {"video": media["fake-mp4"]}, {"image": media["broken"]}):
+        with pytest.raises(gradio_client.exceptions.AppError):
+            predict(server, **inputs)
+    console = server[1].read_text()
+    assert "Traceback" not in console, console[-3000:]
+    assert console.count("rejected a request: Could not read the face video") >= 1
+
+
+def test_many_users_at_once_all_get_answers(server, media):
+    """The load benchmark's clients at a small size: concurrent speech and face requests, batched by the app."""
+    result = demo_load.load(server[0], media["speech"], media["face"], clients=3, requests=4)
+    assert result["errors"] == [] and result["requests"] == 12
 
 
 def test_model_dry_run_loads_in_a_fresh_process(demo_model, clean_site, tmp_path):
@@ -249,9 +295,9 @@ def test_space_dry_run_launches_with_python_app_py(demo_model, tmp_path):
     assert {"app.py", "README.md", "requirements.txt", "examples/speech.wav", "examples/face.png"} <= set(files)
     card = (folder / "README.md").read_text()
     assert "sdk: gradio" in card and "app_file: app.py" in card and "models: [me/gia-mic-starter]" in card
-    process, url = start_app(folder / "app.py", demo_model, folder)
+    process, url = demo_load.start_server(folder / "app.py", demo_model, tmp_path / "space.log")
     try:
-        check_label(predict(url, text="A Space that works.")[0])
+        check_label(predict(url, text="A Space that works.")["label"])
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -276,34 +322,24 @@ def test_starter_card_says_what_the_model_is(demo_model):
 
 
 @pytest.mark.skipif(CHROMIUM is None and not IN_CI, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_page_renders_in_a_real_browser(server, tmp_path):
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=20000",
-        "--window-size=1280,1500",
-    ]
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", server], capture_output=True, text=True, timeout=180).stdout
-    for text in (
-        "Speech",
-        "Text (left empty",
-        "Face",
-        "Face video",
-        "Recognise emotion",
-        "Emotion",
-        "Gate values",
-        "Text used",
-        "Each input alone",
-    ):
-        assert text in dom, f"{text!r} is not on the rendered page"
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "demo-page.png"
-    subprocess.run([CHROMIUM, *flags, f"--screenshot={screenshot}", server], capture_output=True, timeout=180)
-    assert screenshot.stat().st_size > 20_000, "the screenshot shows a rendered page"
+def test_the_page_in_a_real_browser_explains_a_prediction(server, media):
+    """Chromium (driven by Playwright) fills the page, clicks, and shows the emotion and the contribution chart."""
+    playwright = installed("playwright.sync_api", "the dev extra (`make test`)")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(server[0])
+        for text in ("Speech", "Transcribe my speech and use the words", "Face", "Face video", "Recognise emotion"):
+            page.get_by_text(text, exact=False).first.wait_for(timeout=60_000)
+        page.get_by_label("Text (left empty: transcribed from the speech)").fill("What a wonderful surprise!")
+        page.locator("#face-image input[type=file]").set_input_files(str(media["face"]))  # Face opens on upload
+        page.locator("#face-image img").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Recognise emotion").click()
+        page.get_by_text("raised", exact=False).first.wait_for(timeout=120_000)  # the explanation sentence
+        page.locator("#contributions svg .mark-rect path").first.wait_for(timeout=60_000)  # the bars are drawn
+        body = page.inner_text("body")
+        assert "What each input did to the decision" in body and "How much each input listened" in body
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "demo-page.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "demo-page.png").stat().st_size > 50_000

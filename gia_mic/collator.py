@@ -36,8 +36,8 @@ class MultimodalCollator:
 
     Every model input in `PADDED_INPUTS` is padded to the longest sample along its time axis and gets its mask
     (a sample's own mask is kept and padded with zeros). `label_column` (or `labels`) becomes `labels` (float for
-    regression). Other keys are dropped only if listed in `ignore_keys`; an unknown key is an error, so nothing is
-    lost silently.
+    regression; a row of class probabilities per sample stays one). Other keys are dropped only if listed in
+    `ignore_keys`; an unknown key is an error, so nothing is lost silently.
 
     Args:
         pad_token_id: Padding value of `input_ids` (the tokenizer's `pad_token_id`).
@@ -64,8 +64,12 @@ class MultimodalCollator:
                     batch[spec.mask] = mask
         label_key = next((key for key in (self.label_column, "labels") if key in samples[0]), None)
         if label_key is not None:
-            dtype = torch.float32 if self.regression else torch.long
-            batch["labels"] = torch.tensor([float(s[label_key]) for s in samples]).to(dtype)
+            values = [s[label_key] for s in samples]
+            if np.ndim(values[0]) == 1:  # class probabilities (soft targets)
+                batch["labels"] = torch.tensor(np.asarray(values, dtype=np.float32))
+            else:
+                dtype = torch.float32 if self.regression else torch.long
+                batch["labels"] = torch.tensor([float(value) for value in values]).to(dtype)
         return batch
 
     def _check_keys(self, samples: list[dict[str, Any]]) -> None:

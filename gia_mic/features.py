@@ -54,6 +54,7 @@ def extract_features(
     max_text_length: int = 128,
     overwrite: bool = False,
     architecture: str = "gia_mic",
+    title: str | None = None,
 ) -> DatasetDict:
     """
     Encode every split of a raw dataset with the given pretrained encoders (a Hub id or folder per modality), through
@@ -95,7 +96,7 @@ def extract_features(
                     "model": model,
                     "collator": collator,
                     "batch_size": batch_size,
-                    "description": f"Encoding {name}",
+                    "description": f"Encoding {title or dataset_path} ({name})",
                 },
             )
         write_folder(

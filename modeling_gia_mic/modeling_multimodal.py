@@ -19,7 +19,7 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_multimodal import MultimodalEmotionConfig
 from .modeling_mini_xception import MiniXceptionModel
@@ -286,11 +286,20 @@ def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
 
 
 def load_pretrained_encoder(source: "str | os.PathLike | PreTrainedModel", modality: str) -> PreTrainedModel:
-    """An encoder from a Hub id, a local folder or an already loaded model."""
+    """
+    An encoder from a Hub id, a local folder or an already loaded model. A checkpoint's own head or pooler (a face
+    CNN's classifier, a text model's pooler) is left out on purpose, so transformers' load report, which would list
+    it as unexpected weights, is not shown.
+    """
     if isinstance(source, PreTrainedModel):
         return _encoder_only(source)
     config = AutoConfig.from_pretrained(source)
-    return _encoder_only(AutoModel.from_pretrained(source, config=config, **_encoder_kwargs(config, modality)))
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        return _encoder_only(AutoModel.from_pretrained(source, config=config, **_encoder_kwargs(config, modality)))
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def encoder_output_size(config: PreTrainedConfig) -> int:
@@ -935,7 +944,17 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
         self.base_model.freeze_feature_encoder()
 
     def _check_labels(self, labels: torch.Tensor, batch_size: int) -> None:
-        """Labels of the right shape, type and range: class indices (or -100, ignored), or finite real targets."""
+        """
+        Labels of the right shape, type and range: class indices (or -100, ignored), class probabilities (soft
+        targets, one row per sample), or finite real targets.
+        """
+        if self._soft_targets(labels):
+            rows = labels.sum(dim=-1)
+            if labels.shape[0] != batch_size or not torch.isfinite(labels).all() or (labels < 0).any():
+                raise ValueError(f"Soft `labels` must be ({batch_size}, {self.config.num_labels}) probabilities.")
+            if not torch.allclose(rows, torch.ones_like(rows), atol=1e-3):
+                raise ValueError(f"Each row of soft `labels` must sum to 1 (class probabilities); got {rows.tolist()}")
+            return
         if labels.dim() > 2 or labels.numel() != batch_size:
             raise ValueError(f"`labels` must have shape ({batch_size},), one per sample; got {tuple(labels.shape)}.")
         if self.config.problem_type == "regression":
@@ -955,8 +974,20 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
         if not valid.any():
             raise ValueError("Every label of the batch is -100 (ignored): there is nothing to compute a loss from.")
 
+    def _soft_targets(self, labels: torch.Tensor) -> bool:
+        """(batch, num_labels) floats for a classifier: a probability per class (e.g. inputs that disagree)."""
+        return (
+            self.config.problem_type != "regression"
+            and labels.is_floating_point()
+            and labels.dim() == 2
+            and labels.shape[-1] == self.config.num_labels > 1
+        )
+
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """Cross-entropy (with the configured class weights and smoothing), or L1/MSE for regression."""
+        """
+        Cross-entropy (with the configured class weights and smoothing) against class indices or class
+        probabilities, or L1/MSE for regression.
+        """
         if self.config.problem_type == "regression":
             loss_fn = nn.functional.l1_loss if self.config.regression_loss == "l1" else nn.functional.mse_loss
             return loss_fn(logits.squeeze(-1).float(), labels.float().view(-1), reduction=reduction)
@@ -965,7 +996,7 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
             weight = torch.tensor(self.config.class_weights, dtype=torch.float, device=logits.device)
         return nn.functional.cross_entropy(
             logits.float(),
-            labels.long().view(-1),
+            labels.float() if self._soft_targets(labels) else labels.long().view(-1),
             weight=weight,
             label_smoothing=self.config.label_smoothing,
             reduction=reduction,
@@ -997,7 +1028,8 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
     ) -> MultimodalEmotionRecognitionOutput | tuple:
         r"""
         labels (`torch.Tensor` of shape `(batch_size,)`, *optional*):
-            Class indices in `[0, num_labels)`, or real-valued targets for `problem_type="regression"`.
+            Class indices in `[0, num_labels)`, class probabilities of shape `(batch_size, num_labels)` (soft
+            targets), or real-valued targets for `problem_type="regression"`.
         Other arguments: see [`MultimodalModel.forward`].
         """
         arguments = locals()

@@ -170,7 +170,7 @@ class Request:
 class EmotionDemo:
     """The model, its processor and (optionally) a Whisper ASR model, with one `predict` for the page."""
 
-    def __init__(self, model_id: str, asr_id: str | None = None, max_batch: int = 8):
+    def __init__(self, model_id: str, asr_id: str | None = None, max_batch: int = 16):
         self.model = AutoModelForAudioClassification.from_pretrained(model_id, trust_remote_code=True).eval()
         self.processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=True)
         # The processor's own module (the model's remote code) has the resampler, the video reader and the face crop.
@@ -430,7 +430,7 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--workers", type=int, default=16, help="requests handled at once (the model batches them)")
-    parser.add_argument("--max-batch", type=int, default=8, help="most requests in one batch of the model")
+    parser.add_argument("--max-batch", type=int, default=16, help="most requests in one batch of the model")
     parser.add_argument("--open-browser", action="store_true")
     args = parser.parse_args()
     quiet_logs()

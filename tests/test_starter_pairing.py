@@ -1,0 +1,59 @@
+"""The starter's label-paired training data: inputs that disagree, per-batch modality sets, soft targets."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import feature_config, feature_inputs, model_class
+from datasets import Dataset
+
+from gia_mic import MultimodalCollator
+from gia_mic.starter import EMOTIONS, PairedByLabel
+
+
+def parts(size: int = 70) -> dict:
+    rng = np.random.default_rng(0)
+    labels = np.arange(size) % len(EMOTIONS)
+    out = {}
+    for modality, width in (("text", 4), ("audio", 3), ("vision", 2)):
+        # each item's features hold its own label, so the test can read which item was chosen
+        rows = [np.full((2, width), label, dtype=np.float32) + rng.normal(0, 0.01, (2, width)) for label in labels]
+        split = Dataset.from_dict({f"{modality}_features": [r.tolist() for r in rows]})
+        out[modality] = (split, labels)
+    return out
+
+
+def test_agreeing_examples_have_one_label_and_every_input():
+    data = PairedByLabel(parts(), size=14, seed=0)
+    for index in range(14):
+        example = data[index]
+        assert example["label"] == index % 7
+        for modality in ("text", "audio", "vision"):
+            assert round(float(np.mean(example[f"{modality}_features"]))) == example["label"]
+
+
+def test_disagreeing_examples_target_the_mean_of_the_present_inputs_labels():
+    data = PairedByLabel(parts(), size=640, seed=1, mismatch=0.5, keep=0.65, group=32)
+    disagreeing, subsets = 0, set()
+    for index in range(640):
+        example = data[index]
+        present = [m for m in ("text", "audio", "vision") if f"{m}_features" in example]
+        labels = [round(float(np.mean(example[f"{m}_features"]))) for m in present]
+        expected = np.bincount(labels, minlength=7) / len(labels)
+        np.testing.assert_allclose(example["label"], expected, atol=1e-9)
+        disagreeing += len(set(labels)) > 1
+        subsets.add(tuple(present))
+        first = data[index - index % 32]  # the batch's first example carries the same inputs
+        assert [m for m in ("text", "audio", "vision") if f"{m}_features" in first] == present
+    assert 150 < disagreeing < 400 and len(subsets) >= 5, (disagreeing, subsets)
+
+
+def test_soft_targets_train_every_architecture(architecture):
+    model = model_class(architecture)(feature_config(("text", "audio"), architecture=architecture)).eval()
+    soft = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    output = model(**feature_inputs(("text", "audio")), labels=soft)
+    expected = -(soft * output.logits.log_softmax(-1)).sum(-1).mean()
+    assert output.classification_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="must sum to 1"):
+        model(**feature_inputs(("text", "audio")), labels=soft * 2)
+    batch = MultimodalCollator()([{"text_features": [[0.0] * 12], "label": row.tolist()} for row in soft])
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (3, 4)

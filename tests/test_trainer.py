@@ -164,3 +164,18 @@ def test_every_term_of_the_loss_is_logged_and_plotted(architecture, tmp_path):
         assert total == pytest.approx(entry["loss"], abs=2e-3)
     figure = plot_training_curves(trainer.state.log_history, tmp_path / "curves.png", architecture)
     assert figure.stat().st_size > 10_000
+
+
+def test_each_architecture_gets_its_own_model_card(architecture, tmp_path):
+    from gia_mic.reporting import write_model_card
+
+    model = model_class(architecture)(feature_config(("text", "audio"), architecture=architecture))
+    results = {"test": {"wa": 0.5, "ua": 0.4}}
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    card = write_model_card(tmp_path, model.config, "data/iemocap", results, "test", args).read_text()
+    paper = {"gia_mic": "arXiv 2506.00865", "mcihn": "arXiv 2510.24827", "miar": "arXiv 2601.02414"}[architecture]
+    assert (
+        paper in card
+        and f"- {architecture.replace('_', '-')}" in card
+        and "| UA (unweighted accuracy) | 0.4000 |" in card
+    )

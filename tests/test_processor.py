@@ -1,5 +1,8 @@
 """GiaMicProcessor: tokenising, resampling, frame sampling from image lists and real video files, errors."""
 
+import tempfile
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -266,3 +269,24 @@ def test_processor_round_trips_through_save_pretrained(processor, tmp_path):
     assert reloaded.num_frames == 4
     sentence = "The weather is lovely today."
     assert torch.equal(reloaded(text=sentence)["input_ids"], processor(text=sentence)["input_ids"])
+
+
+def test_the_face_detector_finds_a_small_real_face_where_it_is_and_nothing_in_noise():
+    """A real face pasted at 1/10 of a large real photograph's width is found there; noise has no face."""
+    installed("cv2", "the dev extra (`make test`)")
+    import matplotlib.cbook
+
+    from gia_mic.hub import write_examples
+    from modeling_gia_mic.processing_gia_mic import NoFaceFoundError, crop_faces, largest_face
+
+    photo = Image.open(matplotlib.cbook.get_sample_data("Minduka_Present_Blue_Pack.png")).convert("RGB")
+    photo = photo.resize((1600, 1200))
+    written = {path.stem: path for path in write_examples(Path(tempfile.mkdtemp()))}
+    face = Image.open(written["face"]).convert("RGB").resize((160, 182))
+    photo.paste(face, (1100, 640))
+    left, top, right, bottom = largest_face(np.asarray(photo))
+    assert 1100 <= (left + right) / 2 <= 1260 and 640 <= (top + bottom) / 2 <= 822, (left, top, right, bottom)
+    assert 60 <= right - left <= 200
+    noise = np.random.default_rng(0).integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+    with pytest.raises(NoFaceFoundError, match="No face was found in image of sample 0"):
+        crop_faces([[noise]])

@@ -1,5 +1,6 @@
 """PyTorch GIA-MIC: gated interactive attention + modality-invariant generator for multimodal emotion recognition."""
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from .modeling_multimodal import (
     joined_attention,
     key_padding_to_additive_mask,
     masked_mean,
+    mean_over_given,
     pair_name,
     per_pair,
     presence_mask,
@@ -275,20 +277,17 @@ class ModalityInvariantGenerator(nn.Module):
         model traces for `torch.export` / ONNX.
         """
         reference = next(iter(invariant.values()))
-        names = list(invariant)
-        total, pairs = reference.new_zeros(()), reference.new_zeros(())
         if self.config.invariance_loss == "none":
-            return total
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                both = presence[a] * presence[b]
-                if self.config.invariance_loss == "similarity":
-                    loss = similarity_alignment_loss(invariant[a], invariant[b], both, self.config.similarity_weight)
-                else:
-                    loss = central_moment_discrepancy(invariant[a], invariant[b], both, self.config.cmd_moments)
-                together = (both.sum() > 0).to(loss.dtype)
-                total, pairs = total + together * loss, pairs + together
-        return total / pairs.clamp(min=1.0)
+            return reference.new_zeros(())
+        terms = []
+        for a, b in itertools.combinations(invariant, 2):
+            both = presence[a] * presence[b]
+            if self.config.invariance_loss == "similarity":
+                loss = similarity_alignment_loss(invariant[a], invariant[b], both, self.config.similarity_weight)
+            else:
+                loss = central_moment_discrepancy(invariant[a], invariant[b], both, self.config.cmd_moments)
+            terms.append((loss, both))
+        return mean_over_given(terms, reference)
 
 
 class GiaMicModel(MultimodalModel):

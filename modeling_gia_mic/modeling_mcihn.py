@@ -3,6 +3,7 @@ PyTorch MCIHN (reconstruction): adversarial autoencoders per modality, a cross-m
 constraint, and a feature fusion module, on the front end shared with GIA-MIC and MIAR.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,7 @@ from .modeling_multimodal import (
     checkpointed,
     key_padding_to_additive_mask,
     masked_mean,
+    mean_over_given,
     mlp,
     pair_name,
     per_pair,
@@ -171,15 +173,11 @@ class CrossModalGateMechanism(nn.Module):
 
     def mmd_loss(self, codes: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]) -> torch.Tensor:
         """MMD between the codes of every unordered pair, on the samples with both, averaged over such pairs."""
-        names = list(codes)
-        total = pairs = torch.zeros_like(next(iter(codes.values()))[0, 0])
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                both = presence[a] * presence[b]
-                together = (both.sum() > 0).to(total.dtype)
-                total = total + together * maximum_mean_discrepancy(codes[a], codes[b], both, self.bandwidths)
-                pairs = pairs + together
-        return total / pairs.clamp(min=1.0)
+        terms = []
+        for a, b in itertools.combinations(codes, 2):
+            both = presence[a] * presence[b]
+            terms.append((maximum_mean_discrepancy(codes[a], codes[b], both, self.bandwidths), both))
+        return mean_over_given(terms, next(iter(codes.values())))
 
 
 class FeatureFusionModule(nn.Module):
@@ -300,14 +298,12 @@ class McihnForEmotionRecognition(MultimodalForEmotionRecognition):
 
     def label_losses(self, outputs: McihnModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """The task loss of each modality's code alone, over the samples that have it, averaged over modalities."""
-        total = modalities = torch.zeros_like(outputs.fused_embedding[0, 0])
+        terms = []
         for index, modality in enumerate(self.config.modalities):
-            present = outputs.modality_mask[:, index].to(total.dtype)
+            present = outputs.modality_mask[:, index].to(outputs.fused_embedding.dtype)
             logits = self.unimodal_classifiers[modality](outputs.modality_embeddings[:, index])
-            loss = weighted_mean(self.task_loss(logits, labels, reduction="none"), present)
-            given = (present.sum() > 0).to(total.dtype)
-            total, modalities = total + given * loss, modalities + given
-        return {"unimodal_loss": total / modalities.clamp(min=1.0)}
+            terms.append((weighted_mean(self.task_loss(logits, labels, reduction="none"), present), present))
+        return {"unimodal_loss": mean_over_given(terms, outputs.fused_embedding)}
 
 
 McihnModel.register_for_auto_class("AutoModel")

@@ -3,6 +3,7 @@ PyTorch MIAR (reconstruction): modality interaction tokens (one per modality plu
 alignment of the tokens, on the front end shared with GIA-MIC and MCIHN.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from .modeling_multimodal import (
     checkpointed,
     joined_attention,
     key_padding_to_additive_mask,
+    mean_over_given,
     per_pair,
     presence_mask,
     record_joined,
@@ -166,16 +168,11 @@ class ContrastiveAlignment(nn.Module):
     def forward(
         self, tokens: dict[str, torch.Tensor], global_token: torch.Tensor, presence: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        names = list(tokens)
-        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-        candidates = [(tokens[a], tokens[b], presence[a] * presence[b]) for a, b in pairs]
-        candidates += [(tokens[m], global_token, presence[m]) for m in names]
+        candidates = [(tokens[a], tokens[b], presence[a] * presence[b]) for a, b in itertools.combinations(tokens, 2)]
+        candidates += [(tokens[m], global_token, presence[m]) for m in tokens]
         temperature = self.log_temperature.exp()
-        total = count = torch.zeros_like(global_token[0, 0])
-        for z_a, z_b, both in candidates:
-            given = (both.sum() > 0).to(total.dtype)
-            total, count = total + given * info_nce(z_a, z_b, both, temperature), count + given
-        return total / count.clamp(min=1.0)
+        terms = [(info_nce(z_a, z_b, both, temperature), both) for z_a, z_b, both in candidates]
+        return mean_over_given(terms, global_token)
 
 
 class MiarModel(MultimodalModel):

@@ -174,6 +174,17 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum(0) / weights.sum(0).clamp(min=1.0)
 
 
+def mean_over_given(terms: list[tuple[torch.Tensor, torch.Tensor]], reference: torch.Tensor) -> torch.Tensor:
+    """
+    The mean of the loss terms some sample takes part in: `terms` holds (loss, weights) pairs, the weights 1/0 per
+    sample; a term whose weights are all 0 is left out, and the result is 0 when every term is. Written without
+    data-dependent branches, so that the model traces for `torch.export` / ONNX.
+    """
+    given = [(weights.sum() > 0).to(loss.dtype) for loss, weights in terms]
+    total = sum((flag * loss for flag, (loss, _) in zip(given, terms)), reference.new_zeros(()))
+    return total / sum(given, reference.new_zeros(())).clamp(min=1.0)
+
+
 def checkpointed(stack: nn.Module, layer: nn.Module, *args):
     """
     `layer(*args)`, with its activations recomputed in the backward pass when gradient checkpointing is on for

@@ -317,13 +317,12 @@ class EmotionDemo:
         rows = []
         for m in modalities:
             rest = tuple(other for other in modalities if other != m)
-            without = (
-                alone[rest[0]]
-                if len(rest) == 1
-                else self.fuse(encoded, rest)[0]
-                if rest
-                else np.full_like(probabilities, 1 / len(probabilities))
-            )
+            if not rest:
+                without = np.full_like(probabilities, 1 / len(probabilities))
+            elif len(rest) == 1:
+                without = alone[rest[0]]  # already fused: the other input alone
+            else:
+                without = self.fuse(encoded, rest)[0]
             rows.append({"input": NAMES[m], "contribution": round(float(probabilities[top] - without[top]), 4)})
         rows.sort(key=lambda row: -abs(row["contribution"]))
         return pd.DataFrame(rows, columns=["input", "contribution"])

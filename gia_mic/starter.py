@@ -31,6 +31,7 @@ from modeling_gia_mic import (
     GiaMicProcessor,
     MultimodalForEmotionRecognition,
 )
+from modeling_gia_mic.recording_gia_mic import VAD_FILE, VAD_FOLDER, packaged_vad_file
 
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
@@ -388,12 +389,27 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
         )
         processor.save_pretrained(folder)
         shutil.copytree(encoders["audio"], folder / "asr")  # the full Whisper, for speech-to-text in the demo
+        copy_voice_activity_detector(folder)
         plot_training_curves(log_history, folder / "training_curves.png", "GIA-MIC starter training")
         (folder / "starter_scores.json").write_text(json.dumps(scores, indent=2))
         (folder / "README.md").write_text(starter_card(scores, build), encoding="utf-8")
 
     # An earlier starter build is replaced (atomically, once this one is complete); a folder of the user's is not.
     write_folder(output, write, overwrite=True, written_by="gia-mic build-starter")
+
+
+def copy_voice_activity_detector(folder: Path) -> None:
+    """Silero VAD's TorchScript file (MIT), from the `silero-vad` package, into `vad/`: recordings are then analysed
+    by the model folder alone, in a process with only torch and transformers."""
+    source = packaged_vad_file()
+    if source is None:
+        raise FileNotFoundError("The starter model carries Silero VAD: install it with `pip install silero-vad`.")
+    (folder / VAD_FOLDER).mkdir()
+    shutil.copy2(source, folder / VAD_FOLDER / VAD_FILE)
+    (folder / VAD_FOLDER / "README.md").write_text(
+        "Silero VAD (https://github.com/snakers4/silero-vad, MIT licence), copied from the `silero-vad` package: "
+        'it finds the speech in recordings for `pipeline("multimodal-emotion-recognition")` and `gia-mic analyze`.\n'
+    )
 
 
 def disagreement_section(scores: dict | None) -> str:

@@ -5,6 +5,7 @@ import nothing beyond torch and transformers (reading a video file imports PyAV 
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_gia_mic import GiaMicConfig
 from .configuration_mcihn import McihnConfig
@@ -43,7 +44,9 @@ from .modeling_multimodal import (
     MultimodalPreTrainedModel,
     split_modalities,
 )
+from .pipeline_gia_mic import TASK, MultimodalEmotionRecognitionPipeline, SpeechRecognizer
 from .processing_gia_mic import GiaMicProcessor, read_video_frames
+from .recording_gia_mic import RecordingError, SegmentationOptions, VoiceActivityDetector
 
 
 # The three architectures: `--architecture NAME` in the CLI, and the classes it builds.
@@ -58,6 +61,12 @@ for _head in ARCHITECTURES.values():
     AutoModel.register(_head.config_class, _head.base_model_class)
     AutoModelForAudioClassification.register(_head.config_class, _head)
     AutoProcessor.register(_head.config_class, GiaMicProcessor)
+PIPELINE_REGISTRY.register_pipeline(
+    TASK,
+    pipeline_class=MultimodalEmotionRecognitionPipeline,
+    pt_model=AutoModelForAudioClassification,
+    type="multimodal",
+)
 
 
 __all__ = [
@@ -89,9 +98,14 @@ __all__ = [
     "ModalityInteraction",
     "ModalityInvariantGenerator",
     "MultimodalEmotionConfig",
+    "MultimodalEmotionRecognitionPipeline",
     "MultimodalForEmotionRecognition",
     "MultimodalModel",
     "MultimodalPreTrainedModel",
+    "RecordingError",
+    "SegmentationOptions",
+    "SpeechRecognizer",
+    "VoiceActivityDetector",
     "read_video_frames",
     "split_modalities",
 ]

@@ -1,5 +1,6 @@
 """The configuration every fusion architecture of this package shares: modalities, encoders, widths, regularisation."""
 
+import copy
 from dataclasses import fields
 from typing import Literal
 
@@ -13,6 +14,13 @@ from .configuration_mini_xception import MiniXceptionConfig  # noqa: F401
 
 MODALITIES = ("text", "audio", "vision")
 REGRESSION_LOSSES = ("l1", "mse")
+CUSTOM_PIPELINES = {
+    "multimodal-emotion-recognition": {
+        "impl": "pipeline_gia_mic.MultimodalEmotionRecognitionPipeline",
+        "pt": ["AutoModelForAudioClassification"],
+        "type": "multimodal",
+    }
+}
 
 
 class MultimodalEmotionConfig(PreTrainedConfig):
@@ -93,6 +101,9 @@ class MultimodalEmotionConfig(PreTrainedConfig):
         if getattr(self, "auto_map", None) is None:
             # Every saved config points the Auto classes at the remote code that travels with it.
             self.auto_map = dict(self.remote_code)
+        if getattr(self, "custom_pipelines", None) is None:
+            # ... and `pipeline("multimodal-emotion-recognition", ...)` at the pipeline saved with the model.
+            self.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
         if self.num_labels < 1:
             raise ValueError(f"`num_labels` must be at least 1 (1 for regression); got {self.num_labels}.")
         self._check_choice("regression_loss", REGRESSION_LOSSES)

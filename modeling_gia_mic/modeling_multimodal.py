@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import ModelOutput, logging
@@ -331,15 +332,18 @@ def whisper_encoder_forward(
 
     `WhisperEncoder.forward` insists on 30 s (3000 mel frames) of input; for a 3 s clip that is 90 % padding paid for
     in every layer. Here the convolutions run on the given frames, the positional embeddings are sliced to the
-    resulting length and padded frames are masked out of the self-attention. Returns (hidden_states, mask) at the
-    encoder's frame rate (half the mel frame rate).
+    resulting length and padded frames are masked out of the self-attention. Padded frames are zeroed before each
+    convolution, so a clip's last frames see what lies past the end of the clip alone (the convolutions' own zero
+    padding) whatever else shares its batch. Returns (hidden_states, mask) at the encoder's frame rate (half the mel
+    frame rate).
     """
     max_frames = encoder.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
     if input_features.shape[-1] > max_frames:
         raise ValueError(
             f"`input_features` has {input_features.shape[-1]} mel frames; Whisper takes at most {max_frames} (30 s)."
         )
-    hidden_states = nn.functional.gelu(encoder.conv1(input_features))
+    given = frame_mask[:, None, :].to(input_features.dtype)
+    hidden_states = nn.functional.gelu(encoder.conv1(input_features * given)) * given
     hidden_states = nn.functional.gelu(encoder.conv2(hidden_states)).permute(0, 2, 1)
     length = hidden_states.shape[1]
     hidden_states = hidden_states + encoder.embed_positions.weight[:length]
@@ -515,6 +519,13 @@ class MultimodalPreTrainedModel(PreTrainedModel):
         which for GIA-MIC names `GatedInteractiveAttention` but keeps its attention in this shared module.)
         """
         return True
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Also saves the code of the pipeline that `config.custom_pipelines` names, beside the model's own."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        from .pipeline_gia_mic import MultimodalEmotionRecognitionPipeline
+
+        custom_object_save(MultimodalEmotionRecognitionPipeline, save_directory)
 
     @torch.no_grad()
     def initialize_weights(self) -> None:

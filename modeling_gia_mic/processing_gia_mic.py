@@ -219,6 +219,8 @@ def encode_audio(feature_extractor, audio, sampling_rate: int | None) -> dict[st
         if not np.isfinite(waveform).all():
             raise ValueError(f"Audio of sample {index} contains NaN or infinite values.")
         prepared.append(resample(waveform, sampling_rate, feature_extractor.sampling_rate))
+    if "input_features" in feature_extractor.model_input_names:
+        return log_mel_batch(feature_extractor, prepared)
     extracted = feature_extractor(
         prepared,
         sampling_rate=feature_extractor.sampling_rate,
@@ -226,8 +228,28 @@ def encode_audio(feature_extractor, audio, sampling_rate: int | None) -> dict[st
         return_attention_mask=True,
         return_tensors="np",
     )
-    name = "input_features" if "input_features" in extracted else "input_values"
-    return {name: extracted[name], "audio_attention_mask": extracted["attention_mask"]}
+    return {"input_values": extracted["input_values"], "audio_attention_mask": extracted["attention_mask"]}
+
+
+def log_mel_batch(feature_extractor, waveforms: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """
+    Whisper log-mel features of each clip computed alone, then zero-padded to the longest: the extractor on a padded
+    batch would take a short clip's last frames (and its normalisation) over the silence appended to it, so a clip's
+    features would depend on the other clips of its batch.
+    """
+    alone = [
+        feature_extractor(
+            waveform, sampling_rate=feature_extractor.sampling_rate, padding="longest", return_tensors="np"
+        )["input_features"][0]
+        for waveform in waveforms
+    ]
+    longest = max(features.shape[-1] for features in alone)
+    input_features = np.zeros((len(alone), alone[0].shape[0], longest), dtype=np.float32)
+    mask = np.zeros((len(alone), longest), dtype=np.int64)
+    for index, features in enumerate(alone):
+        input_features[index, :, : features.shape[-1]] = features
+        mask[index, : features.shape[-1]] = 1
+    return {"input_features": input_features, "audio_attention_mask": mask}
 
 
 def as_rgb(frame, index: int = 0):

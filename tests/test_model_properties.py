@@ -7,7 +7,8 @@ hand and its forward pass by its equations (issue 15).
 import numpy as np
 import pytest
 import torch
-from conftest import FEATURE_SIZES, TINY_AUDIO, TINY_TEXT, feature_config, model_class, raw_config
+from conftest import FEATURE_SIZES, TINY_AUDIO, TINY_TEXT, TINY_WHISPER, feature_config, model_class, raw_config
+from transformers import AutoConfig
 
 from gia_mic import MultimodalCollator
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, ModalityInvariantGenerator
@@ -17,10 +18,12 @@ from modeling_gia_mic.modeling_gia_mic import GiaMicInteractionGate
 NO_DROPOUT = {"hidden_dropout": 0.0, "attention_dropout": 0.0, "classifier_dropout": 0.0}
 
 
-def raw_sample(text: int, audio: int, frames: int) -> dict[str, torch.Tensor]:
+def raw_sample(text: int, audio: int, frames: int, whisper: bool = False) -> dict[str, torch.Tensor]:
+    """Whisper: an odd number of log-mel frames (its strided convolution then reads one frame past the clip's end)."""
+    audio_input = {"input_features": torch.randn(TINY_WHISPER["num_mel_bins"], audio // 50 - 1)} if whisper else {}
     return {
         "input_ids": torch.randint(1, TINY_TEXT["vocab_size"], (text,)),
-        "input_values": torch.randn(audio),
+        **(audio_input or {"input_values": torch.randn(audio)}),
         "pixel_values": torch.randn(frames, 3, 16, 16),
     }
 
@@ -42,7 +45,7 @@ GROUP_NORM_AUDIO = {**TINY_AUDIO, "feat_extract_norm": "group", "do_stable_layer
 VARIANTS = [("gia_mic", {"pooling": "mean"}), ("gia_mic", {"pooling": "attention"}), ("mcihn", {}), ("miar", {})]
 
 
-@pytest.mark.parametrize("mode", ["raw", "raw-group-norm", "features"])
+@pytest.mark.parametrize("mode", ["raw", "raw-group-norm", "raw-whisper", "features"])
 @pytest.mark.parametrize(("architecture", "own"), VARIANTS, ids=lambda v: v if isinstance(v, str) else "")
 def test_each_sample_of_an_unevenly_padded_batch_equals_that_sample_alone(mode, architecture, own):
     if mode == "features":
@@ -51,8 +54,13 @@ def test_each_sample_of_an_unevenly_padded_batch_equals_that_sample_alone(mode, 
         config = raw_config(architecture=architecture, **own)
         if mode == "raw-group-norm":
             config.audio_config = type(config.audio_config)(**GROUP_NORM_AUDIO)
+        if mode == "raw-whisper":  # its convolutions must not reach into a shorter clip's padding
+            config.audio_config = AutoConfig.for_model(**TINY_WHISPER)
     model = model_class(architecture)(config).eval()
-    samples = [feature_sample(t, a // 100, f) if mode == "features" else raw_sample(t, a, f) for t, a, f in UNEVEN]
+    samples = [
+        feature_sample(t, a // 100, f) if mode == "features" else raw_sample(t, a, f, mode == "raw-whisper")
+        for t, a, f in UNEVEN
+    ]
     collate = MultimodalCollator()
     with torch.no_grad():
         together = model(**collate(samples))
@@ -60,6 +68,9 @@ def test_each_sample_of_an_unevenly_padded_batch_equals_that_sample_alone(mode, 
             alone = model(**collate([sample]))
             torch.testing.assert_close(together.logits[index], alone.logits[0], atol=1e-5, rtol=0)
             torch.testing.assert_close(together.gate_values[index], alone.gate_values[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(  # larger than the logits of a fresh head: a leak cannot hide in their scale
+                together.modality_embeddings[index], alone.modality_embeddings[0], atol=1e-5, rtol=0
+            )
 
 
 @pytest.mark.parametrize("gate_type", ["elementwise", "scalar"])

@@ -225,6 +225,21 @@ def test_whisper_extractor_gives_mel_features_for_the_real_length(processor):
     assert batch["audio_attention_mask"].sum(1).tolist() == [100, 50]
 
 
+def test_whisper_features_of_a_clip_do_not_depend_on_its_batch(processor):
+    """A short clip's last frames and normalisation are its own, not computed over silence padded onto it."""
+    extractor = WhisperFeatureExtractor(feature_size=16, sampling_rate=16000)
+    processor = GiaMicProcessor(processor.tokenizer, extractor, processor.image_processor)
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 6000)]
+    together = processor(audio=clips, sampling_rate=16000)
+    for index, clip in enumerate(clips):
+        alone = processor(audio=clip, sampling_rate=16000)
+        frames = int(alone["audio_attention_mask"].sum())
+        assert int(together["audio_attention_mask"][index].sum()) == frames
+        torch.testing.assert_close(together["input_features"][index, :, :frames], alone["input_features"][0])
+        assert not together["input_features"][index, :, frames:].any(), "padding is zeros"
+
+
 def test_video_files_are_sampled_uniformly(processor, tmp_path):
     path = tmp_path / "clip.mp4"
     write_video(path, num_frames=20)

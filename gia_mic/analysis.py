@@ -1,0 +1,96 @@
+"""
+`gia-mic analyze RECORDING --model DIR_OR_HUB_ID`: the emotion timeline of a whole recording, streamed segment by
+segment, with one progress bar per stage, one line per segment, and `timeline.csv` / `.json` / `.png` written.
+"""
+
+from pathlib import Path
+
+from tqdm.auto import tqdm
+from transformers import pipeline
+from transformers.utils import logging as transformers_logging
+
+from modeling_gia_mic import TASK, MultimodalEmotionRecognitionPipeline
+
+from .folders import check_replaceable, write_folder
+from .timeline import FILES, summary_line, write_timeline
+
+
+STAGES = ("Finding speech", "Analysing segments")
+
+
+def load_pipeline(model: str, asr: str | None = None, language: str | None = None):
+    """The pipeline of this package over a model folder or Hub id (its own remote code builds the model)."""
+    transformers_logging.set_verbosity_error()  # Whisper's generation notices, unused encoder heads
+    transformers_logging.disable_progress_bar()
+    return pipeline(
+        TASK,
+        model=model,
+        trust_remote_code=True,
+        pipeline_class=MultimodalEmotionRecognitionPipeline,
+        asr=asr,
+        language=language,
+    )
+
+
+class StageBars:
+    """One tqdm bar per stage, named `[k/2] stage`, opened when the stage first reports."""
+
+    def __init__(self):
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: float, total: float | None) -> None:
+        if stage not in self.bars:
+            self.close()
+            seconds = stage == STAGES[0]
+            self.bars[stage] = tqdm(
+                total=total,
+                desc=f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}",
+                unit="s" if seconds else "segment",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]"
+                if seconds and total
+                else None,
+            )
+        bar = self.bars[stage]
+        bar.update((min(done, bar.total) if bar.total else done) - bar.n)  # redrawn at most 10 times a second
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def analyze(
+    recording: Path,
+    model: str,
+    output: Path | None = None,
+    asr: str | None = None,
+    language: str | None = None,
+    transcribe: bool = True,
+    overwrite: bool = False,
+) -> tuple[Path, dict]:
+    output = output or Path(f"{recording.stem}-emotions")
+    check_replaceable(output, overwrite)  # before the work, not after it
+    classifier = load_pipeline(model, asr, language)
+    bars = StageBars()
+    try:
+        analysis = classifier.analyze(recording, transcribe=transcribe, progress=bars)
+        segments = []
+        for segment in analysis.segments:
+            segments.append(segment)
+            tqdm.write(summary_line(segment))
+    finally:
+        bars.close()
+    for note in analysis.notes:
+        print(note)
+    timeline = {"duration": analysis.duration, "notes": analysis.notes, "segments": segments}
+    write_folder(
+        output,
+        lambda folder: write_timeline(timeline, classifier.labels, folder, recording.name),
+        overwrite=overwrite,
+        written_by="gia-mic analyze",
+    )
+    return output, timeline
+
+
+def summary(output: Path, timeline: dict) -> str:
+    return f"Wrote {len(timeline['segments'])} segments to {', '.join(str(output / name) for name in FILES)}"

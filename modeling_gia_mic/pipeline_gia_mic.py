@@ -1,0 +1,459 @@
+"""
+`pipeline("multimodal-emotion-recognition", model=REPO_OR_DIR, trust_remote_code=True)`: the emotion of one sample
+(any of text, speech, a face image or a face video), or an emotion timeline of a whole recording.
+
+    classifier = pipeline("multimodal-emotion-recognition", model="runs/iemocap", trust_remote_code=True)
+    classifier({"text": "I can't believe it!", "audio": "clip.wav", "image": "face.jpg"})
+    # [{"label": "angry", "score": 0.71}, {"label": "happy", "score": 0.12}, ...]
+    classifier("interview.mp4")
+    # {"duration": 613.2, "segments": [{"start": 3.1, "end": 7.9, "text": "...", "label": "neutral", ...}], ...}
+
+Speech is transcribed with the Whisper model in the model folder's `asr/` (or `asr=`) when no text is given; a
+recording is cut into utterances by Silero VAD (the folder's `vad/`, or the installed `silero-vad` package).
+Remote code: torch and transformers; PyAV reads media files, OpenCV finds faces when the processor detects them.
+"""
+
+import copy
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoTokenizer, GenerationConfig, Pipeline
+from transformers.utils import cached_file
+
+from .processing_gia_mic import (
+    NoFaceFoundError,
+    as_float_waveform,
+    check_sampling_rate,
+    crop_faces,
+    read_video_frames,
+    resample,
+)
+from .recording_gia_mic import (
+    SAMPLING_RATE,
+    MediaInfo,
+    RecordingError,
+    SegmentationOptions,
+    SegmentMedia,
+    VoiceActivityDetector,
+    cut_segments,
+    decode_audio,
+    find_speech,
+    import_av,
+    probe,
+    windows,
+)
+
+
+TASK = "multimodal-emotion-recognition"
+ASR_FOLDER = "asr"
+INPUT_KEYS = ("text", "audio", "sampling_rate", "image", "video")
+NAMES = {"text": "text", "audio": "speech", "vision": "face"}
+StageProgress = Callable[[str, float, float | None], None]  # (stage, done, total)
+
+
+@dataclass
+class EmotionInputs:
+    """One sample's decoded inputs: the words, the 16 kHz waveform, the face frames, and notes for the reader."""
+
+    text: str | None = None
+    waveform: np.ndarray | None = None
+    faces: list | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        given = {"text": self.text, "audio": self.waveform, "vision": self.faces}
+        return tuple(m for m, value in given.items() if value is not None)
+
+
+@dataclass
+class RecordingAnalysis:
+    """A recording whose speech has been found: its length, notes, and its segments' results as they are made."""
+
+    name: str
+    duration: float
+    notes: list[str]
+    segments: Iterator[dict]
+
+
+@dataclass
+class EmotionPrediction:
+    """The fused class probabilities and gates of a sample, and each of its inputs' probabilities alone."""
+
+    probabilities: np.ndarray
+    gates: np.ndarray
+    alone: dict[str, np.ndarray]
+
+
+class SpeechRecognizer:
+    """A Whisper model transcribing 16 kHz clips of up to 30 s, a batch at a time."""
+
+    def __init__(self, model, feature_extractor, tokenizer, language: str | None = None):
+        self.model, self.feature_extractor, self.tokenizer = model.eval(), feature_extractor, tokenizer
+        self.generation = GenerationConfig.from_model_config(model.config)
+        self.generation.update(max_new_tokens=120, max_length=None)
+        self.language = language
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, subfolder: str = "", language: str | None = None):
+        parts = [
+            auto.from_pretrained(name_or_path, subfolder=subfolder)
+            for auto in (AutoModelForSpeechSeq2Seq, AutoFeatureExtractor, AutoTokenizer)
+        ]
+        return cls(*parts, language=language)
+
+    def __call__(self, waveforms: list[np.ndarray]) -> list[str]:
+        features = self.feature_extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        with torch.inference_mode():
+            ids = self.model.generate(
+                features.input_features, generation_config=self.generation, **self.language_kwargs
+            )
+        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    @property
+    def language_kwargs(self) -> dict:
+        """English-only Whisper models (`*.en`) take no language; multilingual ones are told it when it is known."""
+        multilingual = getattr(self.model.generation_config, "is_multilingual", False)
+        if self.language is None or (not multilingual and self.language == "en"):
+            return {}
+        if not multilingual:
+            raise ValueError(
+                f"The speech recogniser is English-only; it cannot transcribe language {self.language!r}."
+            )
+        return {"language": self.language, "task": "transcribe"}
+
+
+def model_subfolder_file(name_or_path: str, subfolder: str, filename: str) -> str | None:
+    """A file in a subfolder of a model folder or Hub repo, or None where it has none."""
+    if not name_or_path:
+        return None
+    return cached_file(name_or_path, filename, subfolder=subfolder, _raise_exceptions_for_missing_entries=False)
+
+
+def read_audio(path: str | os.PathLike) -> np.ndarray:
+    """A whole audio file (any format PyAV reads) as 16 kHz mono float32; a short clip, not a recording."""
+    av = import_av()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ValueError(f"{Path(path).name} has no audio track.")
+            pieces = [samples for _, samples in decode_audio(container)]
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError):
+        raise ValueError(f"{Path(path).name}: not an audio file that can be read.") from None
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+
+def read_image(image) -> Image.Image | np.ndarray:
+    if isinstance(image, str | os.PathLike):
+        try:
+            with Image.open(image) as opened:
+                return opened.convert("RGB")
+        except OSError:
+            raise ValueError(f"{Path(image).name}: not an image file that can be read.") from None
+    return image
+
+
+class MultimodalEmotionRecognitionPipeline(Pipeline):
+    """
+    Emotion recognition with a GIA-MIC, MCIHN or MIAR model.
+
+    Call it with a dict of any of `text` (str), `audio` (a file path, or a 1-D array with `sampling_rate`), `image`
+    (a path, PIL image or array) and `video` (a path): it returns `[{"label", "score"}, ...]`, best first. Call it with
+    the path of a recording (audio or video, any length): it returns `{"duration", "segments", "notes"}`, one segment
+    per utterance with its span, words, label, class probabilities, each input's own prediction and the gates.
+
+    Args:
+        asr: A Whisper model folder or Hub id (or a `SpeechRecognizer`) for speech-to-text; default: the model's
+            `asr/` subfolder where it has one.
+        vad: A folder or Hub id with `vad/silero_vad.jit`; default: the model's own, else the `silero-vad` package.
+        segmentation: `SegmentationOptions` for recordings.
+        language: The language spoken, for a multilingual speech recogniser.
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_feature_extractor = False
+    _load_image_processor = False
+
+    def __init__(
+        self,
+        *args,
+        asr=None,
+        vad=None,
+        segmentation: SegmentationOptions | None = None,
+        language: str | None = None,
+        **kwargs,
+    ):
+        self.asr_source, self.vad_source, self.language = asr, vad, language
+        self.segmentation = segmentation or SegmentationOptions()
+        self._speech_recognizer: SpeechRecognizer | None | bool = None
+        super().__init__(*args, **kwargs)
+        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        self.batch_processor = copy.copy(self.processor)  # faces are cut per sample, before batching
+        self.batch_processor.detect_faces = False
+
+    def _sanitize_parameters(self, top_k=None, transcribe=None, max_seconds=None, progress=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unknown arguments for the {TASK} pipeline: {', '.join(kwargs)}.")
+        preprocess = {"max_seconds": max_seconds} if max_seconds is not None else {}
+        forward = {k: v for k, v in {"transcribe": transcribe, "progress": progress}.items() if v is not None}
+        return preprocess, forward, {"top_k": top_k} if top_k is not None else {}
+
+    # --- loading the helpers -----------------------------------------------------------------------------------
+
+    @property
+    def speech_recognizer(self) -> SpeechRecognizer | None:
+        """Whisper from `asr=` or the model's `asr/` subfolder, loaded on first use; None where there is none."""
+        if self._speech_recognizer is None:
+            source, language = self.asr_source, self.language
+            if isinstance(source, SpeechRecognizer):
+                self._speech_recognizer = source
+            elif source is not None:
+                self._speech_recognizer = SpeechRecognizer.from_pretrained(str(source), language=language)
+            elif model_subfolder_file(self.model.name_or_path, ASR_FOLDER, "config.json"):
+                self._speech_recognizer = SpeechRecognizer.from_pretrained(
+                    self.model.name_or_path, subfolder=ASR_FOLDER, language=language
+                )
+            else:
+                self._speech_recognizer = False
+        return self._speech_recognizer or None
+
+    def voice_activity_detector(self) -> VoiceActivityDetector:
+        """A fresh detector for each recording: it keeps the state of the stream it reads."""
+        source = self.vad_source or self.model.name_or_path
+        return VoiceActivityDetector.from_pretrained(source or None)
+
+    # --- one sample --------------------------------------------------------------------------------------------
+
+    def preprocess(self, inputs, max_seconds: float | None = None):
+        if isinstance(inputs, str | os.PathLike):
+            return probe(inputs, max_seconds)
+        if not isinstance(inputs, dict):
+            raise TypeError(
+                f"The {TASK} pipeline takes a dict of {', '.join(INPUT_KEYS)} or the path of a recording; "
+                f"got {type(inputs).__name__}."
+            )
+        unknown = sorted(set(inputs) - set(INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown inputs {unknown}; expected any of {', '.join(INPUT_KEYS)}.")
+        return self.prepare(**inputs)
+
+    def prepare(self, text=None, audio=None, sampling_rate=None, image=None, video=None) -> EmotionInputs:
+        """Decode one sample's inputs; faces are cut out where the processor detects faces."""
+        if image is not None and video is not None:
+            raise ValueError("Give the face either as an `image` or as a `video`, not both.")
+        sample = EmotionInputs(text=(text or "").strip() or None)
+        if audio is not None:
+            if isinstance(audio, str | os.PathLike):
+                sample.waveform = read_audio(audio)
+            else:
+                rate = check_sampling_rate(sampling_rate)
+                sample.waveform = resample(as_float_waveform(audio, 0), rate, SAMPLING_RATE)
+        if image is not None or video is not None:
+            frames = [read_image(image)] if image is not None else read_video_frames(video, self.processor.num_frames)
+            sample.faces = self.faces(frames, sample.notes)
+        if not sample.modalities and not sample.notes:
+            raise ValueError(f"Nothing to recognise: give any of {', '.join(INPUT_KEYS)}.")
+        return sample
+
+    def faces(self, frames: list, notes: list[str]) -> list | None:
+        """The frames cut to the face where the processor detects faces; None (and a note) where none is found."""
+        if not self.processor.detect_faces:
+            return frames
+        try:
+            return crop_faces([frames])[0]
+        except NoFaceFoundError:
+            notes.append("No face was found: the face input was left out.")
+            return None
+
+    def _forward(self, model_inputs, transcribe: bool = True, progress: StageProgress | None = None):
+        if isinstance(model_inputs, MediaInfo):
+            analysis = self.analyze(model_inputs, transcribe=transcribe, progress=progress)
+            return {"duration": analysis.duration, "notes": analysis.notes, "segments": list(analysis.segments)}
+        if transcribe:
+            self.transcribe([model_inputs])
+        return model_inputs, self.predict([model_inputs])[0]
+
+    def postprocess(self, model_outputs, top_k: int | None = None):
+        if isinstance(model_outputs, dict):  # a recording's timeline
+            return model_outputs
+        sample, prediction = model_outputs
+        if prediction is None:
+            raise ValueError(" ".join(sample.notes) or "Nothing to recognise.")
+        ranked = sorted(zip(self.labels, prediction.probabilities.tolist()), key=lambda pair: -pair[1])
+        return [{"label": label, "score": score} for label, score in ranked[:top_k]]
+
+    # --- the model, batched ------------------------------------------------------------------------------------
+
+    def transcribe(self, samples: list[EmotionInputs]) -> None:
+        """Words for the samples that have speech and no text, where the model reads text and has a recogniser."""
+        if "text" not in self.model.config.modalities:
+            return
+        wanting = [s for s in samples if s.text is None and s.waveform is not None]
+        if not wanting or self.speech_recognizer is None:
+            return
+        for sample, words in zip(wanting, self.speech_recognizer([s.waveform for s in wanting])):
+            sample.text = words or None
+            sample.notes.append("The words were transcribed from the speech." if words else "No words were heard.")
+
+    def encode(
+        self, samples: list[EmotionInputs], modalities: tuple[str, ...]
+    ) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """The encoders of `modalities` over samples that all have them, in one batch; each sample's sequences."""
+        kwargs = {}
+        if "text" in modalities:
+            kwargs["text"] = [s.text for s in samples]
+        if "audio" in modalities:
+            kwargs.update(audio=[s.waveform for s in samples], sampling_rate=SAMPLING_RATE)
+        if "vision" in modalities:
+            kwargs["images"] = [s.faces for s in samples]
+        batch = self.batch_processor(**kwargs).to(self.device)
+        with torch.inference_mode():
+            encoded = self.model.base_model.get_modality_features(**batch)
+        return [
+            {
+                m: (f[i : i + 1, : int(mask[i].sum())], mask[i : i + 1, : int(mask[i].sum())])
+                for m, (f, mask) in encoded.items()
+            }
+            for i in range(len(samples))
+        ]
+
+    def fuse(self, encoded: dict, modalities: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and gate values of the fusion of some of a sample's encoded inputs."""
+        inputs = {}
+        for m in modalities:
+            inputs[f"{m}_features"], inputs[f"{m}_feature_mask"] = encoded[m]
+        with torch.inference_mode():
+            output = self.model(**inputs)
+        return output.logits.float().softmax(-1)[0].cpu().numpy(), output.gate_values[0].float().cpu().numpy()
+
+    def predict(self, samples: list[EmotionInputs]) -> list[EmotionPrediction | None]:
+        """
+        Each sample's prediction from the inputs it has that the model reads (None where that leaves nothing), the
+        samples with the same inputs in one batch.
+        """
+        groups: dict[tuple, list[int]] = {}
+        for index, sample in enumerate(samples):
+            used = self.used_modalities(sample)
+            if used:
+                groups.setdefault(used, []).append(index)
+        predictions: list[EmotionPrediction | None] = [None] * len(samples)
+        for modalities, indices in groups.items():
+            for index, encoded in zip(indices, self.encode([samples[i] for i in indices], modalities)):
+                probabilities, gates = self.fuse(encoded, modalities)
+                alone = {m: self.fuse(encoded, (m,))[0] for m in modalities} if len(modalities) > 1 else {}
+                alone = alone or {modalities[0]: probabilities}
+                predictions[index] = EmotionPrediction(probabilities, gates, alone)
+        return predictions
+
+    def used_modalities(self, sample: EmotionInputs) -> tuple[str, ...]:
+        return tuple(m for m in sample.modalities if m in self.model.config.modalities)
+
+    # --- a recording -------------------------------------------------------------------------------------------
+
+    def analyze(
+        self,
+        recording: str | os.PathLike | MediaInfo,
+        transcribe: bool = True,
+        max_seconds: float | None = None,
+        progress: StageProgress | None = None,
+        batch_size: int = 8,
+    ) -> "RecordingAnalysis":
+        """
+        A recording's utterances: speech is found by the voice-activity detector here (a video without an audio
+        track: faces in fixed windows); the returned `segments` then give each utterance, in order, as soon as it is
+        analysed: words transcribed, faces cut from the frames on screen, the model run on `batch_size` utterances
+        at a time. The recording is streamed, never held whole.
+        """
+        info = recording if isinstance(recording, MediaInfo) else probe(recording, max_seconds)
+        notes = []
+        report = progress or (lambda stage, done, total: None)
+        modalities = self.model.config.modalities
+        if info.has_audio:
+            spans, duration = find_speech(
+                info,
+                self.voice_activity_detector(),
+                self.segmentation,
+                max_seconds,
+                lambda seconds: report("Finding speech", seconds, info.duration),
+            )
+            if not spans:
+                notes.append(f"No speech was found in {info.name}: the timeline is empty.")
+        elif "vision" in modalities:
+            duration = info.duration or 0.0
+            spans = windows(duration, self.segmentation.window_s)
+            notes.append(
+                f"{info.name} has no audio track: faces only, in {self.segmentation.window_s:g}-second windows."
+            )
+        else:
+            raise RecordingError(f"{info.name} has no audio track, and this model reads no faces.")
+        media = cut_segments(
+            info,
+            spans,
+            self.processor.num_frames,
+            audio=bool({"audio", "text"} & set(modalities)),
+            video="vision" in modalities,
+        )
+        return RecordingAnalysis(
+            info.name, duration, notes, self.analyze_segments(media, len(spans), transcribe, report, batch_size)
+        )
+
+    def analyze_segments(self, media: Iterator[SegmentMedia], total: int, transcribe: bool, report, batch_size: int):
+        done = 0
+        report("Analysing segments", done, total)
+        while batch := list(islice(media, batch_size)):
+            samples = [self.segment_inputs(segment) for segment in batch]
+            if transcribe:
+                self.transcribe(samples)
+            for segment, sample, prediction in zip(batch, samples, self.predict(samples)):
+                yield self.segment_result(segment, sample, prediction)
+            done += len(batch)
+            report("Analysing segments", done, total)
+
+    def segment_inputs(self, segment: SegmentMedia) -> EmotionInputs:
+        sample = EmotionInputs()
+        if segment.waveform is not None and segment.waveform.size:
+            sample.waveform = segment.waveform  # a model that reads no speech still gets its words
+        if segment.frames:
+            sample.faces = self.faces(segment.frames, sample.notes)
+        elif segment.frames is not None:
+            sample.notes.append("No picture on screen: the face input was left out.")
+        return sample
+
+    def segment_result(self, segment: SegmentMedia, sample: EmotionInputs, prediction) -> dict:
+        result = {"start": round(segment.start, 3), "end": round(segment.end, 3), "text": sample.text}
+        if prediction is None:
+            return {
+                **result,
+                "label": None,
+                "score": None,
+                "scores": {},
+                "inputs": {},
+                "gates": {},
+                "notes": sample.notes,
+            }
+        pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
+        present = set(self.used_modalities(sample))
+        top = int(prediction.probabilities.argmax())
+        return {
+            **result,
+            "label": self.labels[top],
+            "score": float(prediction.probabilities[top]),
+            "scores": dict(zip(self.labels, prediction.probabilities.tolist())),
+            "inputs": {
+                NAMES[m]: {"label": self.labels[int(p.argmax())], "score": float(p.max())}
+                for m, p in prediction.alone.items()
+            },
+            "gates": {
+                f"{NAMES[a]}->{NAMES[b]}": float(prediction.gates[index])
+                for index, (a, b) in enumerate(pairs)
+                if a in present and b in present
+            },
+            "notes": sample.notes,
+        }

@@ -15,15 +15,14 @@ arrive together as one batch. The fusions that explain a prediction reuse the en
 """
 
 import argparse
-import copy
 import logging
 import os
 import queue
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +30,16 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import torch
 from PIL import Image, UnidentifiedImageError
-from transformers import (
-    AutoFeatureExtractor,
-    AutoModelForAudioClassification,
-    AutoModelForSpeechSeq2Seq,
-    AutoProcessor,
-    AutoTokenizer,
-    GenerationConfig,
-)
+from transformers import pipeline
 from transformers.utils import logging as transformers_logging
 
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = os.environ.get("GIA_MIC_MODEL", str(HERE.parent / ".cache" / "demo" / "gia-mic-starter"))
 MAX_AUDIO_SECONDS = 30.0
+MAX_RECORDING_SECONDS = 600.0  # "Analyse a recording": 10 minutes here (`gia-mic analyze` streams any length)
+TASK = "multimodal-emotion-recognition"
 MIN_AUDIO_SECONDS = 0.1
 SAMPLING_RATE = 16000
 NAMES = {"text": "text", "audio": "speech", "vision": "face"}
@@ -152,86 +145,39 @@ class BatchingQueue:
                     future.set_result(result)
 
 
-@dataclass
-class Request:
-    """One visitor's checked inputs: the words, the 16 kHz waveform, the face frames, and notes for the page."""
-
-    text: str | None = None
-    waveform: np.ndarray | None = None
-    faces: list | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        given = {"text": self.text, "audio": self.waveform, "vision": self.faces}
-        return tuple(m for m, value in given.items() if value is not None)
-
-
 class EmotionDemo:
-    """The model, its processor and (optionally) a Whisper ASR model, with one `predict` for the page."""
+    """
+    The model's `multimodal-emotion-recognition` pipeline (its own remote code: model, processor, Whisper from its
+    `asr/` and Silero VAD from its `vad/`), with one `predict` for the page and one `analyze` for a recording.
+    """
 
     def __init__(self, model_id: str, asr_id: str | None = None, max_batch: int = 16):
-        self.model = AutoModelForAudioClassification.from_pretrained(model_id, trust_remote_code=True).eval()
-        self.processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=True)
-        # The processor's own module (the model's remote code) has the resampler, the video reader and the face crop.
+        self.pipe = pipeline(TASK, model=model_id, trust_remote_code=True, asr=asr_id)
+        self.model, self.processor = self.pipe.model, self.pipe.processor
+        # The model's own modules: the resampler, video reader and face crop; the pipeline's inputs.
         self.tools = sys.modules[type(self.processor).__module__]
-        self.batch_processor = copy.copy(self.processor)  # faces are cut per request, before batching
-        self.batch_processor.detect_faces = False
-        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        self.Inputs = sys.modules[type(self.pipe).__module__].EmotionInputs
+        self.labels = self.pipe.labels
         self.pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
-        asr_id = asr_id or (str(Path(model_id) / "asr") if (Path(model_id) / "asr").is_dir() else None)
-        self.asr = None
-        if asr_id:
-            self.asr = (
-                AutoModelForSpeechSeq2Seq.from_pretrained(asr_id).eval(),
-                AutoFeatureExtractor.from_pretrained(asr_id),
-                AutoTokenizer.from_pretrained(asr_id),
-            )
-            self.generation = GenerationConfig.from_model_config(self.asr[0].config)
-            self.generation.update(max_new_tokens=120, max_length=None)
-        self.transcribe = BatchingQueue(self._transcribe_batch, max_batch=max_batch)
-        self.encode = BatchingQueue(self._encode_batch, key=lambda request: request.modalities, max_batch=max_batch)
-
-    # --- batched steps -------------------------------------------------------------------------------------------
-
-    def _transcribe_batch(self, waveforms: list[np.ndarray]) -> list[str]:
-        model, extractor, tokenizer = self.asr
-        audio = extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt")
-        with torch.no_grad():
-            ids = model.generate(audio.input_features, generation_config=self.generation)
-        return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-
-    def _encode_batch(self, requests: list[Request]) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-        """The encoders over requests with the same inputs, in one batch; each request's sequences, unpadded."""
-        first = requests[0]
-        kwargs = {}
-        if first.text is not None:
-            kwargs["text"] = [r.text for r in requests]
-        if first.waveform is not None:
-            kwargs.update(audio=[r.waveform for r in requests], sampling_rate=SAMPLING_RATE)
-        if first.faces is not None:
-            kwargs["images"] = [r.faces for r in requests]
-        batch = self.batch_processor(**kwargs)
-        with torch.no_grad():
-            encoded = self.model.base_model.get_modality_features(**batch)
-        return [
-            {
-                m: (f[i : i + 1, : int(mask[i].sum())], mask[i : i + 1, : int(mask[i].sum())])
-                for m, (f, mask) in encoded.items()
-            }
-            for i in range(len(requests))
-        ]
+        self.asr = self.pipe.speech_recognizer
+        self.transcribe = BatchingQueue(self.asr, max_batch=max_batch)
+        self.encode = BatchingQueue(
+            lambda requests: self.pipe.encode(requests, requests[0].modalities),
+            key=lambda request: request.modalities,
+            max_batch=max_batch,
+        )
+        self.fuse = self.pipe.fuse
 
     # --- one request ---------------------------------------------------------------------------------------------
 
-    def prepare(self, audio_path, text, use_speech: bool, image_path, video_path) -> Request:
+    def prepare(self, audio_path, text, use_speech: bool, image_path, video_path):
         """Check the page's inputs and decode them; a problem is a `gr.Error` that names it."""
         text = (text or "").strip()
         if not any((audio_path, text, image_path, video_path)):
             raise user_error("Give at least one input: record or upload speech, type a sentence, or show a face.")
         if image_path and video_path:
             raise user_error("Show your face either as an image or as a video, not both.")
-        request = Request(text=text or None)
+        request = self.Inputs(text=text or None)
         if audio_path:
             waveform, rate = read_audio(audio_path)
             seconds = len(waveform) / rate
@@ -270,15 +216,6 @@ class EmotionDemo:
             )
             return None
 
-    def fuse(self, encoded: dict, modalities: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities and gate values of the fusion of some of a request's encoded inputs."""
-        inputs = {}
-        for m in modalities:
-            inputs[f"{m}_features"], inputs[f"{m}_feature_mask"] = encoded[m]
-        with torch.no_grad():
-            output = self.model(**inputs)
-        return output.logits.softmax(-1)[0].numpy(), output.gate_values[0].numpy()
-
     def predict(self, audio_path, text, use_speech, image_path, video_path):
         request = self.prepare(audio_path, text, use_speech, image_path, video_path)
         modalities = request.modalities
@@ -306,6 +243,55 @@ class EmotionDemo:
             table,
             "\n\n".join(request.notes),
         )
+
+    # --- a recording ----------------------------------------------------------------------------------------------
+
+    def analyze(self, recording_path, progress=gr.Progress()):  # noqa: B008 (how Gradio passes a progress bar)
+        """The timeline of an uploaded recording: a plot with each segment's words on hover, a table and a CSV."""
+        if not recording_path:
+            raise user_error("Upload a recording first: an audio or video file of up to 10 minutes.")
+
+        def report(stage: str, done: float, total: float | None) -> None:
+            progress(min(done / total, 1.0) if total else None, desc=stage)
+
+        try:
+            analysis = self.pipe.analyze(recording_path, max_seconds=MAX_RECORDING_SECONDS, progress=report)
+            segments = list(analysis.segments)
+        except ValueError as error:  # the recording's own problem, named by the pipeline
+            raise user_error(str(error)) from None
+        table = self.segment_table(segments)
+        csv_path = Path(tempfile.mkdtemp(prefix="timeline-")) / f"{Path(recording_path).stem}-timeline.csv"
+        table.to_csv(csv_path, index=False)
+        found = f"{len(segments)} utterance{'s' if len(segments) != 1 else ''} in {analysis.duration:.0f} s."
+        return self.timeline_points(segments), table, str(csv_path), " ".join([found, *analysis.notes])
+
+    def segment_table(self, segments: list[dict]) -> pd.DataFrame:
+        inputs = [name for name in NAMES.values() if any(name in s["inputs"] for s in segments)]
+        rows = [
+            {
+                "start": s["start"],
+                "end": s["end"],
+                "words": s["text"] or "",
+                "emotion": s["label"] or "",
+                "confidence": round(s["score"], 3) if s["score"] is not None else None,
+                **{f"{name} alone": s["inputs"].get(name, {}).get("label", "") for name in inputs},
+                "notes": " ".join(s["notes"]),
+            }
+            for s in segments
+        ]
+        columns = ["start", "end", "words", "emotion", "confidence", *(f"{name} alone" for name in inputs), "notes"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def timeline_points(self, segments: list[dict]) -> pd.DataFrame:
+        """Each emotion's probability at the middle of each segment, with the segment's words for the hover."""
+        rows = [
+            {"time (s)": (s["start"] + s["end"]) / 2, "emotion": label, "probability": s["scores"][label]}
+            | {"words": s["text"] or ""}
+            for s in segments
+            if s["label"] is not None
+            for label in self.labels
+        ]
+        return pd.DataFrame(rows, columns=["time (s)", "emotion", "probability", "words"])
 
     # --- explanation ---------------------------------------------------------------------------------------------
 
@@ -365,53 +351,94 @@ def examples() -> list[list]:
 def build_demo(demo_model: EmotionDemo, workers: int = 16) -> gr.Blocks:
     architecture = demo_model.model.config.model_type.replace("_", "-").upper()
     with gr.Blocks(title="Multimodal emotion recognition") as page:
-        gr.Markdown(
-            f"# Multimodal emotion recognition ({architecture})\n"
-            "Speak, type and show your face — any of them. The chart shows how much each input moved the decision."
-        )
-        with gr.Row():
-            with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
-                use_speech = gr.Checkbox(value=True, label="Transcribe my speech and use the words")
-                text = gr.Textbox(label="Text (left empty: transcribed from the speech)", lines=2)
-                with gr.Row():
-                    image = with_readable_image_errors(
-                        gr.Image(sources=["upload", "webcam"], type="filepath", label="Face", elem_id="face-image")
-                    )
-                    video = gr.Video(sources=["upload", "webcam"], label="Face video")
-                button = gr.Button("Recognise emotion", variant="primary")
-            with gr.Column():
-                label = gr.Label(num_top_classes=len(demo_model.labels), label="Emotion")
-                contributions = gr.BarPlot(
-                    x="input",
-                    y="contribution",
-                    y_lim=[-1, 1],
-                    sort="-y",
-                    label="What each input did to the decision (change in its probability when left out)",
-                    elem_id="contributions",
-                )
-                sentence = gr.Markdown()
-                notes = gr.Markdown()
-                transcript = gr.Textbox(label="Text used", interactive=False)
-                per_modality = gr.Dataframe(
-                    headers=["input", "prediction alone", "confidence"], label="Each input alone", interactive=False
-                )
-                gates = gr.BarPlot(
-                    x="interaction",
-                    y="gate",
-                    y_lim=[0, 1],
-                    sort="-y",
-                    label="How much each input listened to the others (gate values: 1 = took in all of it)",
-                )
-        button.click(
-            demo_model.predict,
-            [audio, text, use_speech, image, video],
-            [label, contributions, sentence, gates, transcript, per_modality, notes],
-            api_name="predict",
-            concurrency_limit=workers,
-        )
-        gr.Examples(examples(), [audio, text, use_speech, image, video])
+        gr.Markdown(f"# Multimodal emotion recognition ({architecture})")
+        with gr.Tab("Speak, type, show your face"):
+            gr.Markdown(
+                "Speak, type and show your face — any of them. The chart shows how much each input moved the decision."
+            )
+            one_sample(demo_model, workers)
+        with gr.Tab("Analyse a recording"):
+            recording_tab(demo_model)
     return page
+
+
+def one_sample(demo_model: EmotionDemo, workers: int) -> None:
+    """The first tab: one utterance (speech, text, face), its emotion and what each input did."""
+    with gr.Row():
+        with gr.Column():
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+            use_speech = gr.Checkbox(value=True, label="Transcribe my speech and use the words")
+            text = gr.Textbox(label="Text (left empty: transcribed from the speech)", lines=2)
+            with gr.Row():
+                image = with_readable_image_errors(
+                    gr.Image(sources=["upload", "webcam"], type="filepath", label="Face", elem_id="face-image")
+                )
+                video = gr.Video(sources=["upload", "webcam"], label="Face video")
+            button = gr.Button("Recognise emotion", variant="primary")
+        with gr.Column():
+            label = gr.Label(num_top_classes=len(demo_model.labels), label="Emotion")
+            contributions = gr.BarPlot(
+                x="input",
+                y="contribution",
+                y_lim=[-1, 1],
+                sort="-y",
+                label="What each input did to the decision (change in its probability when left out)",
+                elem_id="contributions",
+            )
+            sentence = gr.Markdown()
+            notes = gr.Markdown()
+            transcript = gr.Textbox(label="Text used", interactive=False)
+            per_modality = gr.Dataframe(
+                headers=["input", "prediction alone", "confidence"], label="Each input alone", interactive=False
+            )
+            gates = gr.BarPlot(
+                x="interaction",
+                y="gate",
+                y_lim=[0, 1],
+                sort="-y",
+                label="How much each input listened to the others (gate values: 1 = took in all of it)",
+            )
+    button.click(
+        demo_model.predict,
+        [audio, text, use_speech, image, video],
+        [label, contributions, sentence, gates, transcript, per_modality, notes],
+        api_name="predict",
+        concurrency_limit=workers,
+    )
+    gr.Examples(examples(), [audio, text, use_speech, image, video])
+
+
+def recording_tab(demo_model: EmotionDemo) -> None:
+    """The second tab: a whole recording cut into utterances, its emotion timeline, table and CSV."""
+    gr.Markdown(
+        "Upload an interview, a meeting or a webcam recording (audio or video, up to "
+        f"{MAX_RECORDING_SECONDS / 60:.0f} minutes): it is cut into utterances, each transcribed and read with the "
+        "face on screen. Hover over the timeline to see what was said."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            recording = gr.File(label="Recording", file_types=["audio", "video"], type="filepath")
+            button = gr.Button("Analyse the recording", variant="primary")
+            summary = gr.Markdown()
+            download = gr.File(label="Timeline (CSV)", interactive=False)
+        with gr.Column(scale=2):
+            timeline = gr.LinePlot(
+                x="time (s)",
+                y="probability",
+                color="emotion",
+                y_lim=[0, 1],
+                tooltip=["words"],
+                label="Each emotion's probability over the recording",
+                elem_id="timeline",
+            )
+    table = gr.Dataframe(label="Utterances", interactive=False, wrap=True)
+    button.click(
+        demo_model.analyze,
+        [recording],
+        [timeline, table, download, summary],
+        api_name="analyze",
+        concurrency_limit=2,  # a recording is long work: two at a time beside the single requests
+    )
 
 
 def quiet_logs() -> None:

@@ -24,6 +24,7 @@ from modeling_gia_mic import ARCHITECTURES, MultimodalEmotionConfig, MultimodalF
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # recordings, demo_load
 # CI installs every package the suite uses (.ci/run -> make test): there, a missing one is a failure, never a skip.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -295,6 +296,27 @@ def demo_model(tmp_path_factory) -> Path:
     scores = {"all three (paired)": {"rows": 0, "accuracy": 0.0, "ua": 0.0}}
     save_starter(model, encoders, work / "model", scores, {"minutes": 0.0, "features_cached": True}, [])
     return work / "model"
+
+
+@pytest.fixture(scope="session")
+def talk(tmp_path_factory) -> dict:
+    """Four real clips of different emotions with 1.5 s of silence between them: as video (.mkv) and audio (.wav)."""
+    if not (SHARED_DATA / "ravdess").is_dir() or not (SHARED_DATA / "fer2013").is_dir():
+        pytest.skip("needs RAVDESS and FER-2013 in ../shared/data")
+    folder = tmp_path_factory.mktemp("talk")
+    import recordings
+
+    placed = recordings.known_recording(folder / "talk.mkv", count=4)
+    recordings.known_recording(folder / "talk.wav", count=4, video=False)
+    return {"video": folder / "talk.mkv", "audio": folder / "talk.wav", "placed": placed}
+
+
+@pytest.fixture(scope="session")
+def classifier(demo_model):
+    """The model folder's `multimodal-emotion-recognition` pipeline, through its own remote code."""
+    from transformers import pipeline
+
+    return pipeline("multimodal-emotion-recognition", model=str(demo_model), trust_remote_code=True)
 
 
 @pytest.fixture(scope="session")

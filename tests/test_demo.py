@@ -2,10 +2,10 @@
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import av
+import demo_load  # the load benchmark's server and clients (benchmarks/ is on the path: conftest)
 import matplotlib.cbook
 import numpy as np
 import pytest
@@ -14,10 +14,6 @@ from conftest import IN_CI, SHARED_DATA, installed, run_isolated
 from PIL import Image
 
 from gia_mic.hub import push, write_examples
-
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import demo_load  # noqa: E402  (the load benchmark's server and clients)
 
 
 gradio_client = installed("gradio_client", "the demo extra (`make test`)")
@@ -317,3 +313,48 @@ def test_the_page_in_a_real_browser_explains_a_prediction(server, media):
         page.screenshot(path=str(ARTIFACTS / "demo-page.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "demo-page.png").stat().st_size > 50_000
+
+
+# --- "Analyse a recording" ---------------------------------------------------------------------------------------
+
+
+def analyze(server, path: Path) -> dict:
+    client = gradio_client.Client(server[0], verbose=False)
+    plot, table, csv_file, summary = client.predict(gradio_client.handle_file(str(path)), api_name="/analyze")
+    return {"plot": plot, "table": table, "csv": csv_file, "summary": summary}
+
+
+def test_recording_tab_gives_the_pipelines_timeline(server, talk, classifier):
+    result = analyze(server, talk["video"])
+    expected = classifier(str(talk["video"]))["segments"]
+    table = result["table"]
+    rows = [dict(zip(table["headers"], row)) for row in table["data"]]
+    assert [(r["start"], r["end"], r["emotion"], r["words"]) for r in rows] == [
+        (s["start"], s["end"], s["label"], s["text"]) for s in expected
+    ]
+    assert {"speech alone", "face alone", "text alone"} <= set(table["headers"])
+    assert result["summary"].startswith(f"{len(expected)} utterances in 12 s")
+    with open(result["csv"], encoding="utf-8") as handle:
+        assert handle.readline().startswith("start,end,words,emotion,confidence")
+        assert len(handle.readlines()) == len(expected)
+    points = plot_rows(result["plot"])
+    assert len(points) == len(expected) * len(classifier.labels)
+    said = {(round(p["time (s)"], 3), p["words"]) for p in points}  # the words, for the hover
+    assert said == {(round((s["start"] + s["end"]) / 2, 3), s["text"]) for s in expected}
+
+
+def test_recording_tab_refuses_over_ten_minutes_and_says_when_there_is_no_speech(server, media, tmp_path):
+    long = tmp_path / "two-hours.flac"
+    with sf.SoundFile(long, "w", 8000, 1, "PCM_16") as handle:
+        for _ in range(12):
+            handle.write(np.zeros(8000 * 600, np.int16))
+    with pytest.raises(gradio_client.exceptions.AppError, match="120 min 0 s long; at most 10 min 0 s"):
+        analyze(server, long)
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(16000 * 3, np.float32), 16000)
+    result = analyze(server, quiet)
+    assert result["table"]["data"] == [] and "No speech was found in quiet.wav" in result["summary"]
+    with pytest.raises(gradio_client.exceptions.AppError, match=r"^fake.mp4: not an audio or video file"):
+        analyze(server, media["fake-mp4"])  # the file's name only: no server path, no error number
+    console = server[1].read_text()
+    assert "Traceback" not in console and "rejected a request: two-hours.flac is 120 min" in console

@@ -11,18 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import recordings  # the benchmark's recordings of known content (benchmarks/ is on the path: conftest)
 import soundfile as sf
 import torch
 from conftest import SHARED_DATA, run_isolated
 from PIL import Image
-from transformers import AutoModelForAudioClassification, AutoProcessor, pipeline
+from transformers import AutoModelForAudioClassification, AutoProcessor
 
 from modeling_gia_mic import TASK
 from modeling_gia_mic.recording_gia_mic import SegmentationOptions, speech_segments
-
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import recordings  # noqa: E402  (the benchmark's recordings of known content)
 
 
 needs_data = pytest.mark.skipif(
@@ -30,22 +27,6 @@ needs_data = pytest.mark.skipif(
     reason="needs RAVDESS and FER-2013 in ../shared/data",
 )
 STEP = 512 / 16000  # one voice-activity step
-
-
-@pytest.fixture(scope="module")
-def talk(tmp_path_factory) -> dict:
-    """Four real clips of different emotions with 1.5 s of silence between them: as video (.mkv) and audio (.wav)."""
-    if not (SHARED_DATA / "ravdess").is_dir() or not (SHARED_DATA / "fer2013").is_dir():
-        pytest.skip("needs RAVDESS and FER-2013 in ../shared/data")
-    folder = tmp_path_factory.mktemp("talk")
-    placed = recordings.known_recording(folder / "talk.mkv", count=4)
-    recordings.known_recording(folder / "talk.wav", count=4, video=False)
-    return {"video": folder / "talk.mkv", "audio": folder / "talk.wav", "placed": placed}
-
-
-@pytest.fixture(scope="module")
-def classifier(demo_model):
-    return pipeline(TASK, model=str(demo_model), trust_remote_code=True)
 
 
 @pytest.fixture(scope="module")

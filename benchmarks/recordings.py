@@ -148,10 +148,12 @@ def known_recording(path: Path, count: int = len(CLIPS), gap_s: float = 1.5, vid
 def peak_memory_of(command: list[str]) -> tuple[float, float]:
     """Peak resident memory (MiB) and wall time (s) of one child process, from the kernel's own accounting."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as console:  # a file, not a pipe: a full pipe would block the child
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=console)
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            console.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed: {console.read().decode()[-2000:]}")
     return usage.ru_maxrss / 1024, time.perf_counter() - start
 
 

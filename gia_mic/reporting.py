@@ -193,8 +193,10 @@ reconstruction of the paper (its equations are not public); every choice is a fi
 ## Use
 
 ```python
-from transformers import AutoModelForAudioClassification
+from transformers import AutoModelForAudioClassification, pipeline
 model = AutoModelForAudioClassification.from_pretrained("<this repo>", trust_remote_code=True)
+# A model with its encoders: one sample, or an emotion timeline of a whole recording.
+classifier = pipeline("multimodal-emotion-recognition", model="<this repo>", trust_remote_code=True)
 ```
 """
     path = output_dir / "README.md"

@@ -454,7 +454,8 @@ pairs drove the decision (gate values).
   present with probability {KEEP}) and on inputs that disagree ({MISMATCH:.0%} of the examples: each modality with
   its own emotion, the target the mean of the present inputs' emotions), so that a confident input is not
   overruled by the one the model would otherwise learn to trust.
-- The folder `asr/` holds the full Whisper tiny.en, used by the demo to transcribe speech when no text is typed.
+- The folder `asr/` holds the full Whisper tiny.en, used to transcribe speech when no text is given; `vad/` holds
+  Silero VAD (MIT, from the `silero-vad` package), used to find the utterances of a recording.
 
 ## How it was trained
 No public corpus here has all three modalities of one utterance, so training examples are **paired by label**: each
@@ -480,5 +481,13 @@ from transformers import AutoModelForAudioClassification, AutoProcessor
 model = AutoModelForAudioClassification.from_pretrained("<this repo>", trust_remote_code=True)
 processor = AutoProcessor.from_pretrained("<this repo>", trust_remote_code=True)
 out = model(**processor(text="I can't believe you did that!", audio=waveform, sampling_rate=16000, images=[face]))
+```
+
+Or through the pipeline this folder registers (speech transcribed by `asr/`, faces found in the pictures):
+```python
+from transformers import pipeline
+classifier = pipeline("multimodal-emotion-recognition", model="<this repo>", trust_remote_code=True)
+classifier({{"audio": "clip.wav", "image": "face.jpg"}})  # [{{"label": ..., "score": ...}}, ...]
+classifier("interview.mp4")  # an emotion timeline: one segment per utterance (gia-mic analyze writes csv/json/png)
 ```
 """

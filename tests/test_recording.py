@@ -221,3 +221,34 @@ def test_pipeline_loads_with_only_torch_and_transformers(demo_model, clean_media
     expected = classifier(str(talk["video"]))["segments"]
     assert [s["label"] for s in result["timeline"]["segments"]] == [s["label"] for s in expected]
     assert [s["text"] for s in result["timeline"]["segments"]] == [s["text"] for s in expected]
+
+
+# --- the pipeline on one sample ----------------------------------------------------------------------------------
+
+
+def test_one_sample_of_any_inputs_gives_ranked_labels(classifier, talk):
+    waveform, rate = sf.read(talk["audio"], dtype="float32")
+    face = talk["placed"][1].face
+    for sample in [
+        {"text": "I can't believe you did this to me!"},
+        {"audio": waveform[16000:48000], "sampling_rate": rate},
+        {"audio": str(talk["audio"]), "image": np.repeat(face[..., None], 3, axis=2)},
+        {"video": str(talk["video"])},
+    ]:
+        ranked = classifier(sample)
+        scores = [r["score"] for r in ranked]
+        assert sorted(r["label"] for r in ranked) == sorted(classifier.labels) and scores == sorted(scores)[::-1]
+        assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+    assert len(classifier({"text": "fine"}, top_k=2)) == 2
+
+
+def test_one_sample_bad_inputs_are_clear(classifier, tmp_path):
+    Image.new("RGB", (200, 200), (90, 120, 200)).save(tmp_path / "sky.png")
+    with pytest.raises(ValueError, match="No face was found"):
+        classifier({"image": str(tmp_path / "sky.png")})
+    with pytest.raises(ValueError, match=r"Unknown inputs \['speech'\]"):
+        classifier({"speech": "hello"})
+    with pytest.raises(ValueError, match="either as an `image` or as a `video`"):
+        classifier({"image": str(tmp_path / "sky.png"), "video": "clip.mp4"})
+    with pytest.raises(ValueError, match="sampling_rate"):
+        classifier({"audio": np.zeros(1600, np.float32)})

@@ -129,15 +129,20 @@ def command_extract_features(argv: list[str]) -> None:
 
 
 def command_export(argv: list[str]) -> None:
-    from .export import FORMATS, export_model
+    from .export import FORMATS, RawLengths, export_model
 
     parser = argparse.ArgumentParser(prog="gia-mic export", description="Export a model to ONNX or torch.export.")
-    parser.add_argument("--model", required=True, help="a saved feature-mode GIA-MIC model folder")
+    parser.add_argument("--model", required=True, help="a saved model folder (on cached features or with encoders)")
     parser.add_argument("--output", required=True, help="the folder to write (model.onnx / model.pt2 + config.json)")
     parser.add_argument("--format", choices=list(FORMATS), default="onnx")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    defaults = RawLengths()
+    parser.add_argument("--text-tokens", type=int, default=defaults.text_tokens, help="encoders inside: text length")
+    parser.add_argument("--audio-seconds", type=float, default=defaults.audio_seconds, help="... audio length")
+    parser.add_argument("--video-frames", type=int, default=defaults.video_frames, help="... frames per video")
     args = parser.parse_args(argv)
-    print(f"Exported to {export_model(args.model, args.output, args.format, args.overwrite)}")
+    lengths = RawLengths(args.text_tokens, args.audio_seconds, args.video_frames)
+    print(f"Exported to {export_model(args.model, args.output, args.format, args.overwrite, lengths)}")
 
 
 def command_analyze(argv: list[str]) -> None:

@@ -109,18 +109,26 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def downsample_sequence(
     hidden_states: torch.Tensor, mask: torch.Tensor, factor: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masked mean over non-overlapping windows of `factor` steps; a window is valid if any of its steps is."""
+    """
+    Masked mean over non-overlapping windows of `factor` steps (the last one may be shorter); a window is valid if any
+    of its steps is. The steps are padded with `factor - 1` zero-weight steps and averaged per window: the ratio of
+    the two means is the mean over the real steps, and a traced graph needs no divisibility of the length.
+    """
     if factor == 1:
         return hidden_states, mask
-    batch_size, length, size = hidden_states.shape
-    padding = -length % factor
-    hidden_states = nn.functional.pad(hidden_states, (0, 0, 0, padding)).view(batch_size, -1, factor, size)
-    weights = nn.functional.pad(mask.to(hidden_states.dtype), (0, padding)).view(batch_size, -1, factor, 1)
-    pooled = (hidden_states * weights).sum(2) / weights.sum(2).clamp(min=1.0)
-    return pooled, (weights.sum(2).squeeze(-1) > 0).long()
+    weights = nn.functional.pad(mask.to(hidden_states.dtype)[:, None, :], (0, factor - 1))  # (batch, 1, length')
+    values = nn.functional.pad(hidden_states.transpose(1, 2), (0, factor - 1)) * weights
+    share = nn.functional.avg_pool1d(weights, factor, factor)  # real steps / factor, per window
+    pooled = nn.functional.avg_pool1d(values, factor, factor) / share.clamp(min=torch.finfo(share.dtype).tiny)
+    return pooled.transpose(1, 2), (share[:, 0] > 0).long()  # an empty window: 0 / tiny = 0
 
 
 MASK_NAMES = tuple(name for name in MODEL_INPUT_NAMES if name.endswith("_mask"))
+
+
+def tracing() -> bool:
+    """Whether the model is being traced into a graph (`torch.export`, `torch.compile`, ONNX export)."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 def checking_values() -> bool:
@@ -129,7 +137,7 @@ def checking_values() -> bool:
     eager mode; under `torch.export` / `torch.compile` / ONNX export they are skipped, since a graph cannot branch on
     data (the exported model then trusts its inputs).
     """
-    return not (torch.compiler.is_compiling() or torch.compiler.is_exporting())
+    return not tracing()
 
 
 def has_non_finite(values: torch.Tensor) -> bool:
@@ -346,9 +354,14 @@ def whisper_encoder_forward(
     hidden_states = nn.functional.gelu(encoder.conv1(input_features * given)) * given
     hidden_states = nn.functional.gelu(encoder.conv2(hidden_states)).permute(0, 2, 1)
     length = hidden_states.shape[1]
+    if tracing():
+        torch._check(length > 1)  # what a graph's length range implies, stated for the shape solver
     hidden_states = hidden_states + encoder.embed_positions.weight[:length]
     hidden_states = nn.functional.dropout(hidden_states, p=encoder.dropout, training=encoder.training)
-    mask = frame_mask[:, :: encoder.conv2.stride[0]][:, :length]
+    # Output step j reads mel frame stride * j: it is real where that frame is (masks are a real prefix, then padding).
+    # Built from the output's own length, so a traced graph need not relate the two lengths.
+    real_steps = (frame_mask.sum(dim=1) + encoder.conv2.stride[0] - 1) // encoder.conv2.stride[0]
+    mask = (torch.arange(length, device=frame_mask.device)[None] < real_steps[:, None]).to(frame_mask.dtype)
     attention_mask = key_padding_to_additive_mask(mask, hidden_states.dtype)
     for layer in encoder.layers:
         hidden_states = layer(hidden_states, attention_mask)
@@ -686,7 +699,12 @@ class MultimodalModel(MultimodalPreTrainedModel):
                 f"The audio encoder ({encoder.config.model_type}) takes raw waveforms: pass `input_values`."
             )
         group_norm = getattr(encoder.config, "feat_extract_norm", None) == "group"
-        if group_norm and checking_values() and not bool(mask.all()):
+        if group_norm and tracing():  # a graph could only normalise over the padding too: wrong for padded clips
+            raise ValueError(
+                "This audio tower normalises over the whole input (group norm) and runs clip by clip, which a graph "
+                "cannot express: export a head trained on its cached features (`gia-mic extract-features`) instead."
+            )
+        if group_norm and not bool(mask.all()):
             return self._encode_audio_clip_by_clip(input_values, mask)
         hidden_states = encoder(input_values, attention_mask=mask).last_hidden_state
         if hasattr(encoder, "_get_feature_vector_attention_mask"):
@@ -710,8 +728,14 @@ class MultimodalModel(MultimodalPreTrainedModel):
         return hidden_states, feature_mask.long()
 
     def _encode_frames(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        """Run the image encoder on the real frames only; padded frames get zero features (and are masked)."""
+        """
+        Run the image encoder on the real frames only; padded frames get zero features (and are masked). A graph
+        cannot size a batch by the mask's values: traced, every frame is encoded and the padded ones zeroed.
+        """
         batch_size, num_frames = pixel_values.shape[:2]
+        if tracing():
+            pooled = pooled_frame_features(self.encoders["vision"](pixel_values=pixel_values.flatten(0, 1)))
+            return (pooled * frame_mask.reshape(-1, 1).to(pooled.dtype)).view(batch_size, num_frames, -1)
         valid = frame_mask.reshape(-1).bool()
         outputs = self.encoders["vision"](pixel_values=pixel_values.flatten(0, 1)[valid])
         pooled = pooled_frame_features(outputs)

@@ -74,3 +74,9 @@ def test_real_data_benchmark_smoke(tmp_path):
 def test_export_benchmark_smoke():
     output = run_benchmark("export", "--rounds", "1", "--batch-sizes", "1")
     assert "onnxruntime / PyTorch x" in output
+
+
+def test_recordings_benchmark_smoke(demo_model, talk):
+    """`talk` only for its skip: the benchmark reads RAVDESS and FER-2013 from ../shared/data."""
+    output = run_benchmark("recordings", "--minutes", "0.1", "0.2", "--model", str(demo_model))
+    assert "| 0.1 min | 2 | 2 |" in output and "| 0.2 min | 4 | 4 |" in output

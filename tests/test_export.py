@@ -3,12 +3,16 @@
 batch size and length.
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
-from conftest import feature_config, feature_inputs, installed, model_class
+from conftest import TINY_WHISPER, feature_config, feature_inputs, installed, model_class, raw_config, raw_inputs
+from transformers import AutoConfig
 
 from gia_mic.cli import main as cli
+from gia_mic.export import pad_to_graph
 from modeling_gia_mic import ARCHITECTURES, GiaMicForEmotionRecognition
 
 
@@ -61,10 +65,54 @@ def test_onnx_file_runs_in_onnxruntime_with_the_same_logits(saved_model, tmp_pat
     assert (tmp_path / "out" / "config.json").is_file()
 
 
-def test_a_model_with_encoders_inside_is_refused_with_what_to_do(tmp_path, capsys):
-    from conftest import raw_config
+RAW_LENGTHS = ["--text-tokens", "16", "--audio-seconds", "0.3", "--video-frames", "4"]
 
-    GiaMicForEmotionRecognition(raw_config(("text",))).save_pretrained(tmp_path / "raw")
+
+def padded_raw_batch(config, batch_size: int) -> dict[str, torch.Tensor]:
+    """Processor-like inputs shorter than the graph's lengths, each sample with its own real length."""
+    inputs = raw_inputs(config.modalities, batch_size=batch_size)
+    if config.audio_config.model_type == "whisper":
+        inputs.pop("input_values")
+        inputs["input_features"] = torch.randn(batch_size, config.audio_config.num_mel_bins, 21)
+        inputs["audio_attention_mask"] = torch.ones(batch_size, 21, dtype=torch.long)
+    for row in range(batch_size):
+        for mask in ("attention_mask", "audio_attention_mask", "frame_mask"):
+            inputs[mask][row, max(2, inputs[mask].shape[1] - 3 * row) :] = 0
+    if "input_features" in inputs:
+        inputs["input_features"] *= inputs["audio_attention_mask"][:, None, :]
+    return inputs
+
+
+@pytest.mark.parametrize(
+    ("architecture", "audio"), [(a, "wav2vec2") for a in ARCHITECTURES] + [("gia_mic", "whisper")]
+)
+def test_a_model_with_its_encoders_exports_with_fixed_lengths_and_gives_the_same_logits(architecture, audio, tmp_path):
+    """The full model (BERT, a speech tower, ViT inside) as one ONNX graph; inputs padded to its lengths, any batch."""
+    onnxruntime = installed("onnxruntime", "the dev extra (`make test`)")
+    config = raw_config(architecture=architecture, initializer_range=0.2)
+    if audio == "whisper":
+        config.audio_config = AutoConfig.for_model(**TINY_WHISPER)
+    model = model_class(architecture)(config).eval()
+    model.save_pretrained(tmp_path / "model")
+    cli(["export", "--model", str(tmp_path / "model"), "--output", str(tmp_path / "out"), *RAW_LENGTHS])
+    shapes = json.loads((tmp_path / "out" / "inputs.json").read_text())
+    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"))
+    for batch_size in (1, 3):
+        inputs = padded_raw_batch(model.config, batch_size)
+        logits, gates = session.run(["logits", "gate_values"], pad_to_graph(inputs, shapes))
+        with torch.no_grad():
+            expected = model(**inputs)
+        np.testing.assert_allclose(logits, expected.logits.numpy(), atol=1e-4)
+        np.testing.assert_allclose(gates, expected.gate_values.numpy(), atol=1e-4)
+
+
+def test_a_group_norm_speech_tower_is_refused_with_what_to_do(tmp_path, capsys):
+    from test_model_properties import GROUP_NORM_AUDIO
+
+    config = raw_config(("audio",))
+    config.audio_config = type(config.audio_config)(**GROUP_NORM_AUDIO)
+    GiaMicForEmotionRecognition(config).save_pretrained(tmp_path / "raw")
     with pytest.raises(SystemExit):
-        cli(["export", "--model", str(tmp_path / "raw"), "--output", str(tmp_path / "out")])
-    assert "exports feature-mode models" in capsys.readouterr().err
+        cli(["export", "--model", str(tmp_path / "raw"), "--output", str(tmp_path / "out"), *RAW_LENGTHS])
+    assert "export a head trained on its cached features" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -92,13 +92,17 @@ class EmotionPrediction:
 
 
 class SpeechRecognizer:
-    """A Whisper model transcribing 16 kHz clips of up to 30 s, a batch at a time."""
+    """
+    A Whisper model transcribing 16 kHz clips of up to 30 s, `batch_size` at a time: its encoder attends over the
+    whole 30-s window, so 8 clips at once hold about 400 MB of attention weights; 2 at once are as fast on a CPU and
+    keep the memory of a long recording's analysis low and flat (BENCHMARKS.md).
+    """
 
-    def __init__(self, model, feature_extractor, tokenizer, language: str | None = None):
+    def __init__(self, model, feature_extractor, tokenizer, language: str | None = None, batch_size: int = 2):
         self.model, self.feature_extractor, self.tokenizer = model.eval(), feature_extractor, tokenizer
         self.generation = GenerationConfig.from_model_config(model.config)
         self.generation.update(max_new_tokens=120, max_length=None)
-        self.language = language
+        self.language, self.batch_size = language, batch_size
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, subfolder: str = "", language: str | None = None):
@@ -109,6 +113,10 @@ class SpeechRecognizer:
         return cls(*parts, language=language)
 
     def __call__(self, waveforms: list[np.ndarray]) -> list[str]:
+        batches = [waveforms[start : start + self.batch_size] for start in range(0, len(waveforms), self.batch_size)]
+        return [text for batch in batches for text in self.transcribe(batch)]
+
+    def transcribe(self, waveforms: list[np.ndarray]) -> list[str]:
         features = self.feature_extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         with torch.inference_mode():
             ids = self.model.generate(

@@ -160,6 +160,8 @@ class EmotionDemo:
         self.labels = self.pipe.labels
         self.pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         self.asr = self.pipe.speech_recognizer
+        if self.asr is not None:  # the page batches the requests that arrive together (benchmarks/demo_load.py)
+            self.asr.batch_size = max_batch
         self.transcribe = BatchingQueue(self.asr, max_batch=max_batch)
         self.encode = BatchingQueue(
             lambda requests: self.pipe.encode(requests, requests[0].modalities),

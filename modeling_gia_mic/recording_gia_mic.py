@@ -189,6 +189,8 @@ class VoiceActivityDetector:
             if pending.size:
                 chunk = torch.from_numpy(np.pad(pending, (0, VAD_CHUNK - pending.size)))
                 found.append(float(self.model(chunk[None], SAMPLING_RATE)))
+                if progress is not None:
+                    progress((done + pending.size) / SAMPLING_RATE)
         return np.asarray(found, np.float32)
 
 

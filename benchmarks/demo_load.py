@@ -142,6 +142,10 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(timeout=30)
+            if results[name]["errors"]:  # the server's side of the failures
+                print(
+                    f"--- {name} app console (last 3,000 characters) ---\n{(work / f'{name}.log').read_text()[-3000:]}"
+                )
     print(f"{args.clients} clients x {args.requests} requests (3 speech : 1 image)\n")
     print(f"{'app':<10}{'errors':>8}{'req/s':>8}{'median s':>10}{'p95 s':>8}")
     for name, r in results.items():

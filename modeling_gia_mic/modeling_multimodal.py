@@ -354,8 +354,6 @@ def whisper_encoder_forward(
     hidden_states = nn.functional.gelu(encoder.conv1(input_features * given)) * given
     hidden_states = nn.functional.gelu(encoder.conv2(hidden_states)).permute(0, 2, 1)
     length = hidden_states.shape[1]
-    if tracing():
-        torch._check(length > 1)  # what a graph's length range implies, stated for the shape solver
     hidden_states = hidden_states + encoder.embed_positions.weight[:length]
     hidden_states = nn.functional.dropout(hidden_states, p=encoder.dropout, training=encoder.training)
     # Output step j reads mel frame stride * j: it is real where that frame is (masks are a real prefix, then padding).

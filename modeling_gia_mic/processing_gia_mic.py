@@ -243,13 +243,19 @@ def log_mel_batch(feature_extractor, waveforms: list[np.ndarray]) -> dict[str, n
         )["input_features"][0]
         for waveform in waveforms
     ]
-    longest = max(features.shape[-1] for features in alone)
-    input_features = np.zeros((len(alone), alone[0].shape[0], longest), dtype=np.float32)
-    mask = np.zeros((len(alone), longest), dtype=np.int64)
-    for index, features in enumerate(alone):
-        input_features[index, :, : features.shape[-1]] = features
-        mask[index, : features.shape[-1]] = 1
-    return {"input_features": input_features, "audio_attention_mask": mask}
+    input_features, mask = pad_and_stack([features.T for features in alone])  # (frames, mel bins) each
+    return {"input_features": input_features.transpose(0, 2, 1), "audio_attention_mask": mask}
+
+
+def pad_and_stack(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences of different lengths (along their first axis) zero-padded into one float32 batch, with a 1/0 mask."""
+    longest = max(len(sequence) for sequence in sequences)
+    batch = np.zeros((len(sequences), longest, *sequences[0].shape[1:]), dtype=np.float32)
+    mask = np.zeros((len(sequences), longest), dtype=np.int64)
+    for index, sequence in enumerate(sequences):
+        batch[index, : len(sequence)] = sequence
+        mask[index, : len(sequence)] = 1
+    return batch, mask
 
 
 def as_rgb(frame, index: int = 0):
@@ -365,14 +371,7 @@ def encode_frames(image_processor, images, num_frames: int, detect_faces: bool =
         clips = crop_faces(clips)
     flat = [as_rgb(frame, index) for index, clip in enumerate(clips) for frame in clip]
     pixels = image_processor(flat, return_tensors="np")["pixel_values"]
-    max_frames = max(len(clip) for clip in clips)
-    pixel_values = np.zeros((len(clips), max_frames, *pixels.shape[1:]), dtype=np.float32)
-    frame_mask = np.zeros((len(clips), max_frames), dtype=np.int64)
-    offset = 0
-    for index, clip in enumerate(clips):
-        pixel_values[index, : len(clip)] = pixels[offset : offset + len(clip)]
-        frame_mask[index, : len(clip)] = 1
-        offset += len(clip)
+    pixel_values, frame_mask = pad_and_stack(np.split(pixels, np.cumsum([len(clip) for clip in clips])[:-1]))
     return {"pixel_values": pixel_values, "frame_mask": frame_mask}
 
 

@@ -124,14 +124,9 @@ def last_packet_time(container) -> float | None:
     return end
 
 
-def audio_resampler():
-    """Any audio frames to 16 kHz mono float32 (libswresample, through PyAV)."""
-    return import_av().AudioResampler(format="flt", layout="mono", rate=SAMPLING_RATE)
-
-
 def decode_audio(container) -> Iterator[tuple[float, np.ndarray]]:
     """(start time in seconds, 16 kHz mono float32 samples) of each decoded piece of the first audio track."""
-    resampler = audio_resampler()
+    resampler = import_av().AudioResampler(format="flt", layout="mono", rate=SAMPLING_RATE)  # libswresample
     origin, position = None, 0
     for frame in container.decode(container.streams.audio[0]):
         if origin is None:
@@ -221,20 +216,18 @@ def speech_segments(
     spans = join_close(spans, options.min_silence_s, math.inf)
     spans = [span for span in spans if span[1] - span[0] >= options.min_speech_s]
     spans = pad(spans, options.speech_pad_s, duration)
-    spans = join_close(
-        spans, options.max_merge_gap_s, options.max_segment_s, short=options.min_segment_s, limit=duration
-    )
+    spans = join_close(spans, options.max_merge_gap_s, options.max_segment_s, short=options.min_segment_s)
     return [part for span in spans for part in split_even(span, options.max_segment_s)]
 
 
-def join_close(spans: list, gap: float, longest: float, short: float = math.inf, limit: float = math.inf) -> list:
+def join_close(spans: list, gap: float, longest: float, short: float = math.inf) -> list:
     """Join neighbours less than `gap` apart when one of them is shorter than `short`, up to `longest` together."""
     joined = []
     for start, end in spans:
         if joined:
             previous = joined[-1]
             is_short = min(previous[1] - previous[0], end - start) < short
-            if is_short and start - previous[1] < gap and min(end, limit) - previous[0] <= longest:
+            if is_short and start - previous[1] < gap and end - previous[0] <= longest:
                 previous[1] = end
                 continue
         joined.append([start, end])
@@ -315,16 +308,17 @@ def cut_segments(
     if not audio and not video:
         yield from pending
         return
-    cutter = StreamCutter(pending, audio_resampler() if audio else None, video)
+    cutter = StreamCutter(pending, audio, video)
     with ExitStack() as stack:
         sources = []
-        for wanted, streams_of in ((audio, lambda c: c.streams.audio), (video, video_streams)):
-            if wanted:
-                container = stack.enter_context(av.open(info.path))
-                sources.append(timed(container.decode(streams_of(container)[0])))
+        if audio:
+            sources.append(decode_audio(stack.enter_context(av.open(info.path))))
+        if video:
+            container = stack.enter_context(av.open(info.path))
+            sources.append(timed(container.decode(video_streams(container)[0])))
         try:
-            for _, frame in heapq.merge(*sources, key=lambda entry: entry[0]):
-                yield from cutter.take(frame)
+            for time, item in heapq.merge(*sources, key=lambda entry: entry[0]):
+                yield from cutter.take(time, item)
         except av.error.FFmpegError:
             raise RecordingError(f"{info.name}: the recording cannot be decoded past {cutter.time:.1f} s.") from None
     yield from cutter.finish()
@@ -339,27 +333,25 @@ def timed(frames: Iterator) -> Iterator[tuple[float, object]]:
 class StreamCutter:
     """The state of `cut_segments`' single pass: buffered audio, the last frame, and the spans still open."""
 
-    def __init__(self, pending: deque, resampler, video: bool):
-        self.pending, self.resampler, self.wants_video = pending, resampler, video
-        self.wants_audio = resampler is not None
+    def __init__(self, pending: deque, audio: bool, video: bool):
+        self.pending, self.wants_audio, self.wants_video = pending, audio, video
         self.chunks: deque = deque()  # (first sample index, samples) since the earliest open span
-        self.origin: float | None = None
+        self.origin: float | None = None  # time of the first audio sample
         self.samples = 0  # audio samples decoded so far
         self.previous = None  # (time, frame) of the last decoded picture
-        self.video_time = -math.inf
         self.time = 0.0
 
-    def take(self, frame) -> Iterator[SegmentMedia]:
-        if isinstance(frame, import_av().AudioFrame):
-            if self.origin is None:
-                self.origin = float(frame.time or 0.0)
-            for piece in self.resampler.resample(frame):
-                self.add_audio(piece.to_ndarray().reshape(-1))
+    def take(self, time: float, item) -> Iterator[SegmentMedia]:
+        """A piece of 16 kHz audio (`decode_audio`) or a picture, at its time."""
+        if isinstance(item, np.ndarray):
+            self.add_audio(time, item)
         else:
-            self.add_frame(float(frame.time or 0.0), frame)
+            self.add_frame(time, item)
         yield from self.completed()
 
-    def add_audio(self, samples: np.ndarray) -> None:
+    def add_audio(self, time: float, samples: np.ndarray) -> None:
+        if self.origin is None:
+            self.origin = time
         self.chunks.append((self.samples, samples))
         self.samples += samples.size
         self.time = max(self.time, self.audio_time)
@@ -378,7 +370,6 @@ class StreamCutter:
                 segment.frames.append(shown.to_ndarray(format="rgb24"))
                 segment.targets.pop(0)
         self.previous = (time, frame)
-        self.video_time = time
         self.time = max(self.time, time)
 
     def completed(self) -> Iterator[SegmentMedia]:
@@ -411,10 +402,7 @@ class StreamCutter:
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def finish(self) -> Iterator[SegmentMedia]:
-        """The stream has ended: flush the resampler; targets after the last picture see it while it is on screen."""
-        if self.wants_audio:
-            for piece in self.resampler.resample(None):
-                self.add_audio(piece.to_ndarray().reshape(-1))
+        """The streams have ended: targets after the last picture see it while it is still on screen."""
         while self.pending:
             segment = self.pending.popleft()
             if self.wants_video:

@@ -265,19 +265,22 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 sample.waveform = resample(as_float_waveform(audio, 0), rate, SAMPLING_RATE)
         if image is not None or video is not None:
             frames = [read_image(image)] if image is not None else read_video_frames(video, self.processor.num_frames)
-            sample.faces = self.faces(frames, sample.notes)
+            sample.faces = self.faces(frames, sample.notes, "image" if image is not None else "video")
         if not sample.modalities and not sample.notes:
             raise ValueError(f"Nothing to recognise: give any of {', '.join(INPUT_KEYS)}.")
         return sample
 
-    def faces(self, frames: list, notes: list[str]) -> list | None:
-        """The frames cut to the face where the processor detects faces; None (and a note) where none is found."""
+    def faces(self, frames: list, notes: list[str], source: str = "video") -> list | None:
+        """
+        The frames cut to the face where the processor detects faces; None, and a note naming the `source` (image,
+        video), where none is found.
+        """
         if not self.processor.detect_faces:
             return frames
         try:
             return crop_faces([frames])[0]
         except NoFaceFoundError:
-            notes.append("No face was found: the face input was left out.")
+            notes.append(f"No face was found in the {source}: the face input was left out.")
             return None
 
     def _forward(self, model_inputs, transcribe: bool = True, progress: StageProgress | None = None):
@@ -354,11 +357,15 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         predictions: list[EmotionPrediction | None] = [None] * len(samples)
         for modalities, indices in groups.items():
             for index, encoded in zip(indices, self.encode([samples[i] for i in indices], modalities)):
-                probabilities, gates = self.fuse(encoded, modalities)
-                alone = {m: self.fuse(encoded, (m,))[0] for m in modalities} if len(modalities) > 1 else {}
-                alone = alone or {modalities[0]: probabilities}
-                predictions[index] = EmotionPrediction(probabilities, gates, alone)
+                predictions[index] = self.prediction(encoded, modalities)
         return predictions
+
+    def prediction(self, encoded: dict, modalities: tuple[str, ...]) -> EmotionPrediction:
+        """A sample's fused prediction from its encoded inputs, and each input's own (the fusion of it alone)."""
+        probabilities, gates = self.fuse(encoded, modalities)
+        if len(modalities) == 1:
+            return EmotionPrediction(probabilities, gates, {modalities[0]: probabilities})
+        return EmotionPrediction(probabilities, gates, {m: self.fuse(encoded, (m,))[0] for m in modalities})
 
     def used_modalities(self, sample: EmotionInputs) -> tuple[str, ...]:
         return tuple(m for m in sample.modalities if m in self.model.config.modalities)

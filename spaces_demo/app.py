@@ -208,15 +208,7 @@ class EmotionDemo:
                 raise user_error("Could not read the face video: it is not a video file with pictures.") from None
             if not frames:
                 raise user_error("The face video has no pictures.")
-        if not self.processor.detect_faces:
-            return frames
-        try:
-            return self.tools.crop_faces([frames])[0]
-        except self.tools.NoFaceFoundError:
-            notes.append(
-                f"No face was found in the {'image' if image_path else 'video'}: the face input was left out."
-            )
-            return None
+        return self.pipe.faces(frames, notes, "image" if image_path else "video")
 
     def predict(self, audio_path, text, use_speech, image_path, video_path):
         request = self.prepare(audio_path, text, use_speech, image_path, video_path)
@@ -227,9 +219,9 @@ class EmotionDemo:
             encoded = self.encode(request)
         except ValueError as error:
             raise user_error(str(error)) from None
-        probabilities, gates = self.fuse(encoded, modalities)
+        prediction = self.pipe.prediction(encoded, modalities)
+        probabilities, gates, alone = prediction.probabilities, prediction.gates, prediction.alone
         top = int(probabilities.argmax())
-        alone = {m: self.fuse(encoded, (m,))[0] for m in modalities}
         contributions = self.contributions(encoded, modalities, probabilities, top, alone)
         label = {name: float(p) for name, p in zip(self.labels, probabilities)}
         table = pd.DataFrame(
@@ -287,8 +279,12 @@ class EmotionDemo:
     def timeline_points(self, segments: list[dict]) -> pd.DataFrame:
         """Each emotion's probability at the middle of each segment, with the segment's words for the hover."""
         rows = [
-            {"time (s)": (s["start"] + s["end"]) / 2, "emotion": label, "probability": s["scores"][label]}
-            | {"words": s["text"] or ""}
+            {
+                "time (s)": (s["start"] + s["end"]) / 2,
+                "emotion": label,
+                "probability": s["scores"][label],
+                "words": s["text"] or "",
+            }
             for s in segments
             if s["label"] is not None
             for label in self.labels

@@ -48,8 +48,8 @@ Example = tuple[torch.Tensor, dict[int, torch.export.Dim]]  # a traced input and
 @dataclass(frozen=True)
 class RawLengths:
     """
-    The fixed input lengths of a graph with encoders inside (its batch size stays dynamic): give it inputs padded to
-    these, with their masks (the processor's `padding="max_length"`; a shorter clip is masked, as in eager mode).
+    The fixed input lengths of a graph with encoders inside (its batch size stays dynamic): give it the processor's
+    outputs padded to these with `pad_to_graph` (their masks mark the padding, as in eager mode).
     """
 
     text_tokens: int = 64

@@ -33,30 +33,32 @@ def load_pipeline(model: str, asr: str | None = None, language: str | None = Non
 
 
 class StageBars:
-    """One tqdm bar per stage, named `[k/2] stage`, opened when the stage first reports."""
+    """One tqdm bar per stage, named `[k/2] stage`, opened when the stage first reports (closing the one before)."""
 
     def __init__(self):
-        self.bars: dict[str, tqdm] = {}
+        self.stage: str | None = None
+        self.bar: tqdm | None = None
 
     def __call__(self, stage: str, done: float, total: float | None) -> None:
-        if stage not in self.bars:
+        if stage != self.stage:
             self.close()
             seconds = stage == STAGES[0]
-            self.bars[stage] = tqdm(
-                total=total,
-                desc=f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}",
-                unit="s" if seconds else "segment",
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]"
-                if seconds and total
-                else None,
+            self.stage, self.bar = (
+                stage,
+                tqdm(
+                    total=total,
+                    desc=f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}",
+                    unit="s" if seconds else "segment",
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]"
+                    if seconds and total
+                    else None,
+                ),
             )
-        bar = self.bars[stage]
-        bar.update((min(done, bar.total) if bar.total else done) - bar.n)  # redrawn at most 10 times a second
+        self.bar.update((min(done, self.bar.total) if self.bar.total else done) - self.bar.n)  # redrawn <= 10/s
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        self.bars.clear()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def analyze(
@@ -82,7 +84,7 @@ def analyze(
         bars.close()
     for note in analysis.notes:
         print(note)
-    timeline = {"duration": analysis.duration, "notes": analysis.notes, "segments": segments}
+    timeline = analysis.timeline(segments)
     write_folder(
         output,
         lambda folder: write_timeline(timeline, classifier.labels, folder, recording.name),

@@ -81,6 +81,10 @@ class RecordingAnalysis:
     notes: list[str]
     segments: Iterator[dict]
 
+    def timeline(self, segments: list[dict]) -> dict:
+        """What the pipeline returns for a recording, once its segments are in."""
+        return {"duration": self.duration, "notes": self.notes, "segments": segments}
+
 
 @dataclass
 class EmotionPrediction:
@@ -286,7 +290,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     def _forward(self, model_inputs, transcribe: bool = True, progress: StageProgress | None = None):
         if isinstance(model_inputs, MediaInfo):
             analysis = self.analyze(model_inputs, transcribe=transcribe, progress=progress)
-            return {"duration": analysis.duration, "notes": analysis.notes, "segments": list(analysis.segments)}
+            return analysis.timeline(list(analysis.segments))
         if transcribe:
             self.transcribe([model_inputs])
         return model_inputs, self.predict([model_inputs])[0]

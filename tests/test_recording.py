@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import recordings  # the benchmark's recordings of known content (benchmarks/ is on the path: conftest)
@@ -19,7 +20,7 @@ from PIL import Image
 from transformers import AutoModelForAudioClassification, AutoProcessor
 
 from modeling_gia_mic import TASK
-from modeling_gia_mic.recording_gia_mic import SegmentationOptions, speech_segments
+from modeling_gia_mic.recording_gia_mic import SegmentationOptions, cut_segments, probe, speech_segments
 
 
 needs_data = pytest.mark.skipif(
@@ -68,6 +69,11 @@ def test_audio_file_has_no_face_and_the_same_speech(classifier, talk, video_time
         (s["start"], s["end"]) for s in video_timeline["segments"]
     ]
     assert all(set(s["inputs"]) == {"text", "speech"} for s in timeline["segments"])
+    assert all(set(s["gates"]) == {"text->speech", "speech->text"} for s in timeline["segments"])
+    waveform, _ = sf.read(talk["audio"], dtype="float32")
+    spans = [(s["start"], s["end"]) for s in timeline["segments"]]
+    for (start, end), media in zip(spans, cut_segments(probe(talk["audio"]), spans, num_frames=8)):
+        np.testing.assert_array_equal(media.waveform, waveform[round(start * 16000) : round(end * 16000)])
 
 
 @needs_data
@@ -183,6 +189,8 @@ def test_short_utterances_join_a_close_neighbour_and_long_ones_are_split():
     assert len(short_pair) == 1  # 0.5 s of speech 0.8 s after the last: one segment
     far = speech_segments(probabilities((1, 0), (2, 0.9), (3, 0), (0.5, 0.9), (3, 0)), 9.5)
     assert len(far) == 2  # too far apart to join: the short one is kept on its own, not dropped
+    long_pair = speech_segments(probabilities((1, 0), (2, 0.9), (0.8, 0), (2, 0.9), (1, 0)), 6.8)
+    assert len(long_pair) == 2  # close, but neither is short: two utterances
     options = SegmentationOptions()
     long = speech_segments(probabilities((1, 0), (40, 0.9), (1, 0)), 42.0, options)
     lengths = [end - start for start, end in long]
@@ -190,10 +198,12 @@ def test_short_utterances_join_a_close_neighbour_and_long_ones_are_split():
     assert all(a[1] == b[0] for a, b in zip(long, long[1:]))
 
 
-def test_padding_never_crosses_half_the_pause():
-    spans = speech_segments(probabilities((0.05, 0), (2, 0.9), (0.6, 0), (2, 0.9)), 4.65)
-    (_, first_end), (second_start, second_end) = spans
-    assert first_end <= second_start and spans[0][0] == 0.0 and second_end == pytest.approx(4.65, abs=STEP)
+def test_padding_never_crosses_half_the_pause_nor_the_recording():
+    wide = SegmentationOptions(speech_pad_s=0.5)  # more than half of the 0.6-s pause
+    spans = speech_segments(probabilities((0.05, 0), (2, 0.9), (0.6, 0), (2, 0.9)), 4.65, wide)
+    (first_start, first_end), (second_start, second_end) = spans
+    assert first_end == second_start == pytest.approx(0.05 + 2 + 0.3, abs=2 * STEP)  # they meet half way
+    assert first_start == 0.0 and second_end == pytest.approx(4.65, abs=STEP)
 
 
 def test_pipeline_loads_with_only_torch_and_transformers(demo_model, clean_media_site, tmp_path, talk, classifier):
@@ -252,3 +262,19 @@ def test_one_sample_bad_inputs_are_clear(classifier, tmp_path):
         classifier({"image": str(tmp_path / "sky.png"), "video": "clip.mp4"})
     with pytest.raises(ValueError, match="sampling_rate"):
         classifier({"audio": np.zeros(1600, np.float32)})
+
+
+def test_each_target_time_gets_the_picture_on_screen_then(tmp_path):
+    """Frame k of a 10-frames/s video shows grey level 20 k: the picture at time t is frame floor(10 t)."""
+    path = tmp_path / "counter.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "gray"
+        for index in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32), 20 * index, np.uint8), format="gray")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    (segment,) = cut_segments(probe(path), [(0.0, 1.0)], num_frames=4, audio=False)
+    # targets 0.125, 0.375, 0.625, 0.875 s
+    assert [int(frame[0, 0, 0]) for frame in segment.frames] == [20, 60, 120, 160]

@@ -10,14 +10,17 @@ from transformers.activations import ACT2FN
 
 from .configuration_gia_mic import GiaMicConfig
 from .modeling_multimodal import (
+    AttentionBlock,
     MultimodalAttention,
     MultimodalEmotionRecognitionOutput,
     MultimodalFeedForward,
     MultimodalForEmotionRecognition,
     MultimodalModel,
     MultimodalModelOutput,
+    attend_jointly,
+    attention_matrix,
     checkpointed,
-    joined_attention,
+    joined_positions,
     key_padding_to_additive_mask,
     masked_mean,
     mean_over_given,
@@ -48,9 +51,13 @@ class GiaMicModelOutput(MultimodalModelOutput):
         modality_lengths, config.modalities)` gives the per-modality view.
     attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
         Per GIA layer one tensor of shape `(batch_size, num_heads, total_length, total_length)` over the same joined
-        sequence: the block of rows of modality a and columns of modality b holds a's self-attention weights when
-        a == b and its cross-attention over b otherwise (each row of a block sums to 1 over b's valid positions).
-        The matrix is assembled from the blocks the layers used, so unlike `hidden_states` it is not on the graph.
+        sequence: each modality's self-attention weights in its diagonal block (rows and columns of modality a), zero
+        elsewhere.
+    cross_attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
+        Per GIA layer the cross-attention weights in the same layout: the block of rows of modality a and columns of
+        modality b holds a's attention over b (a != b), zero on the diagonal blocks. Each row of a block sums to 1
+        over b's valid positions; `attentions[i] + cross_attentions[i]` shows a layer's whole attention at once.
+        Both are upstream of the layer's outputs: `retain_grad()` on them sees the gradients.
     invariant_embeddings (`torch.FloatTensor` of shape `(batch_size, num_modalities, hidden_size)`):
         Modality-invariant representations `z_m = G(h_m)`; zero where a modality is absent.
     invariance_loss (`torch.FloatTensor` of shape `()`):
@@ -121,37 +128,46 @@ class GatedInteractiveAttentionLayer(nn.Module):
         self.feed_forward = per(modalities, lambda: MultimodalFeedForward(config))
         self.output_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
         self.dropout = nn.Dropout(config.hidden_dropout)
+        self.num_heads = config.num_attention_heads
 
     def forward(
         self,
         states: dict[str, torch.Tensor],
         masks: dict[str, torch.Tensor],
         presence: dict[str, torch.Tensor],
-    ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str], torch.Tensor], dict[tuple[str, str], torch.Tensor]]:
+        output_attentions: bool = False,
+    ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str], torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
         """
-        Returns the new states, the mean gate per ordered pair (batch,) and the attention weights by (query, key)
-        modality (eager only).
+        Returns the new states, the mean gate per ordered pair (batch,) and, with `output_attentions`, the
+        self-attention and the cross-attention weights, each as one matrix over the joined sequence.
         """
-        additive_masks = {m: key_padding_to_additive_mask(mask, states[m].dtype) for m, mask in masks.items()}
-        attentions, specific = {}, {}
-        for m, x in states.items():
-            attended, attentions[(m, m)] = self.self_attention[m](x, x, additive_masks[m])
-            specific[m] = self.self_attention_norm[m](x + self.dropout(attended))
-
+        additive = {m: key_padding_to_additive_mask(mask, states[m].dtype) for m, mask in masks.items()}
+        at = joined_positions(states)
+        recorded = [attention_matrix(states, self.num_heads) if output_attentions else None for _ in range(2)]
+        attended, _ = attend_jointly(
+            {m: AttentionBlock(self.self_attention[m], x, x, additive[m], at[m], at[m]) for m, x in states.items()},
+            recorded[0],
+        )
+        specific = {m: self.self_attention_norm[m](x + self.dropout(attended[m])) for m, x in states.items()}
+        contexts, _ = attend_jointly(
+            {
+                (a, b): AttentionBlock(
+                    self.cross_attention[pair_name(a, b)], specific[a], specific[b], additive[b], at[a], at[b]
+                )
+                for a, b in itertools.permutations(specific, 2)
+            },
+            recorded[1],
+        )
         outputs, gate_means = {}, {}
         for a, s_a in specific.items():
             interaction = torch.zeros_like(s_a)
-            for b, s_b in specific.items():
-                if b == a:
-                    continue
-                name = pair_name(a, b)
-                context, attentions[(a, b)] = self.cross_attention[name](s_a, s_b, additive_masks[b])
-                gate = self.gates[name](s_a, context) * presence[b][:, None, None]
-                interaction = interaction + gate * context
+            for b in (b for b in specific if b != a):
+                gate = self.gates[pair_name(a, b)](s_a, contexts[(a, b)]) * presence[b][:, None, None]
+                interaction = interaction + gate * contexts[(a, b)]
                 gate_means[(a, b)] = masked_mean(gate.mean(dim=-1), masks[a]) * presence[a]
             fused = self.interaction_norm[a](s_a + self.dropout(interaction))
             outputs[a] = self.output_norm[a](fused + self.feed_forward[a](fused))
-        return outputs, gate_means, attentions
+        return outputs, gate_means, *recorded
 
 
 class GatedInteractiveAttention(nn.Module):
@@ -175,28 +191,31 @@ class GatedInteractiveAttention(nn.Module):
         presence: dict[str, torch.Tensor],
         output_hidden_states: bool = False,
         output_attentions: bool = False,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple | None, tuple | None]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple | None, tuple | None, tuple | None]:
         """
         Returns the final states, the gate values (batch, num_pairs), and, when asked, the hidden states (per layer
-        one tensor: the present modalities' sequences joined along the length axis) and the attentions (per layer
-        one block matrix over that joined length; see `GiaMicModelOutput`).
+        one tensor: the present modalities' sequences joined along the length axis), the self-attentions and the
+        cross-attentions (per layer one matrix over that joined length; see `GiaMicModelOutput`).
         """
         gate_sums = per_pair({}, self.pairs, presence)
-        all_hidden_states, all_attentions = [], []
+        all_hidden_states, all_attentions, all_cross_attentions = [], [], []
         if output_hidden_states:
             states = record_joined(states, all_hidden_states)
         for layer in self.layers:
-            states, gate_means, attentions = checkpointed(self, layer, states, masks, presence)
+            states, gate_means, attentions, cross_attentions = checkpointed(
+                self, layer, states, masks, presence, output_attentions
+            )
             gate_sums = gate_sums + per_pair(gate_means, self.pairs, presence)
             if output_hidden_states:
                 states = record_joined(states, all_hidden_states)
-            if output_attentions:
-                all_attentions.append(joined_attention(attentions, list(states)))
+            all_attentions.append(attentions)
+            all_cross_attentions.append(cross_attentions)
         return (
             states,
             gate_sums / max(len(self.layers), 1),
             tuple(all_hidden_states) if output_hidden_states else None,
             tuple(all_attentions) if output_attentions else None,
+            tuple(all_cross_attentions) if output_attentions else None,
         )
 
 
@@ -316,7 +335,7 @@ class GiaMicModel(MultimodalModel):
         output_attentions: bool,
     ) -> GiaMicModelOutput:
         lengths = self.modality_lengths(states)
-        states, gate_values, hidden_states, attentions = self.gated_interactive_attention(
+        states, gate_values, hidden_states, attentions, cross_attentions = self.gated_interactive_attention(
             states, masks, presence, output_hidden_states, output_attentions
         )
         specific = {m: self.poolers[m](x, masks[m]) for m, x in states.items()}
@@ -337,6 +356,7 @@ class GiaMicModel(MultimodalModel):
             invariance_loss=invariance_loss,
             hidden_states=hidden_states,
             attentions=attentions,
+            cross_attentions=cross_attentions,
             modality_lengths=lengths,
         )
 

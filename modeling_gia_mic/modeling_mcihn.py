@@ -25,7 +25,6 @@ from .modeling_multimodal import (
     pair_name,
     per_pair,
     presence_mask,
-    require_weights,
     slots,
     weighted_mean,
 )
@@ -220,7 +219,7 @@ class FeatureFusionModule(nn.Module):
             hidden_states, weights = checkpointed(self, layer, hidden_states, mask)
             all_hidden_states.append(hidden_states)
             if output_attentions:
-                all_attentions.append(require_weights(weights))
+                all_attentions.append(weights)
         return (
             hidden_states.mean(dim=1),
             tokens,

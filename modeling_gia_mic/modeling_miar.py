@@ -12,6 +12,7 @@ from torch import nn
 
 from .configuration_miar import MiarConfig
 from .modeling_multimodal import (
+    AttentionBlock,
     MultimodalAttention,
     MultimodalEmotionRecognitionOutput,
     MultimodalFeedForward,
@@ -19,8 +20,10 @@ from .modeling_multimodal import (
     MultimodalModel,
     MultimodalModelOutput,
     MultimodalTransformerLayer,
+    attend_jointly,
+    attention_matrix,
     checkpointed,
-    joined_attention,
+    joined_positions,
     key_padding_to_additive_mask,
     mean_over_given,
     per_pair,
@@ -49,8 +52,11 @@ class MiarModelOutput(MultimodalModelOutput):
         `modality_lengths` counts the token.
     attentions (`tuple[torch.FloatTensor]`, *optional*; eager only):
         Per layer `(batch_size, num_heads, total_length, total_length)` over the same joined sequence: the diagonal
-        blocks hold each modality's self-attention over `[t_m ; X_m]`; in the block (a, b) the row of `t_a` holds its
-        attention over b's positions (the other rows, and the column of `t_b`, are 0).
+        blocks hold each modality's self-attention over `[t_m ; X_m]`, zero elsewhere.
+    cross_attentions (`tuple[torch.FloatTensor]`, *optional*; eager only):
+        Per layer, in the same layout, each token's attention over the other modalities: in the block (a, b) the row
+        of `t_a` holds its weights on b's positions (the other rows, the column of `t_b` and the diagonal blocks are
+        0). Both are upstream of the layer's outputs: `retain_grad()` on them sees the gradients.
     contrastive_loss (`torch.FloatTensor` of shape `()`):
         Symmetric InfoNCE between the tokens of every two present modalities and between each token and `t_g`.
     Other fields: see [`MultimodalModelOutput`].
@@ -93,6 +99,7 @@ class ModalityInteraction(nn.Module):
         self.global_norm = norm()
         self.global_feed_forward = MultimodalFeedForward(config)
         self.global_output_norm = norm()
+        self.num_heads = config.num_attention_heads
         self.dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(
@@ -101,42 +108,74 @@ class ModalityInteraction(nn.Module):
         masks: dict[str, torch.Tensor],
         presence: dict[str, torch.Tensor],
         global_token: torch.Tensor,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[tuple[str, str], torch.Tensor], dict]:
+        output_attentions: bool = False,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict, torch.Tensor | None, torch.Tensor | None]:
         """
         `sequences[m]`: (batch, 1 + L_m, d) with the token first; `masks[m]` (batch, 1 + L_m). Returns the new
-        sequences and global token, the attention mass per ordered pair (batch,), and the attention weights by
-        (query, key) modality for `attentions` (self-attention (a, a), token rows (a, b); eager only).
+        sequences and global token, the attention mass per ordered pair (batch,) and, with `output_attentions`, the
+        sequences' self-attention and the tokens' attention over the other modalities, each as one matrix over the
+        joined sequences.
         """
         # A sample's positions of a modality it lacks are no key for anyone.
         keys = {m: (x[:, 1:], masks[m][:, 1:] * presence[m][:, None]) for m, x in sequences.items()}
-        new_sequences, masses, weights = {}, {}, {}
+        at = joined_positions(sequences)
+        recorded = [attention_matrix(sequences, self.num_heads) if output_attentions else None for _ in range(2)]
+        others = {a: [b for b in keys if b != a] for a in keys}
+        gathered = {a: gather_keys([keys[b] for b in others[a]]) for a in keys if others[a]}
+        contexts, token_weights = attend_jointly(
+            {
+                a: AttentionBlock(
+                    self.token_attention[a],
+                    sequences[a][:, :1],
+                    states,
+                    key_padding_to_additive_mask(mask, states.dtype),
+                    at[a][:1],
+                    torch.cat([at[b][1:] for b in others[a]]),
+                )
+                for a, (states, mask) in gathered.items()
+            },
+            recorded[1],
+            need_weights=True,
+        )
+        masses, updated = {}, {}
         for a, x_a in sequences.items():
-            token, context = x_a[:, :1], torch.zeros_like(x_a[:, :1])
-            others = [b for b in keys if b != a]
-            if others:  # else nothing to gather: the same as other modalities that are all absent from a sample
-                context, token_weights = self._attend(self.token_attention[a], token, [keys[b] for b in others])
-                lengths = [keys[b][0].shape[1] for b in others]
-                for b, block in zip(others, torch.split(token_weights, lengths, dim=-1)):
+            context = torch.zeros_like(x_a[:, :1])  # nothing to gather without other modalities, as when all absent
+            if a in gathered:
+                context = contexts[a] * has_keys(gathered[a][1])[:, None, None]
+                lengths = [keys[b][0].shape[1] for b in others[a]]
+                for b, block in zip(others[a], torch.split(token_weights[a], lengths, dim=-1)):
                     masses[(a, b)] = block.sum(dim=-1).mean(dim=(1, 2)) * presence[a] * presence[b]
-                    weights[(a, b)] = nn.functional.pad(block, (1, 0, 0, x_a.shape[1] - 1))
-            token = self.token_norm[a](token + self.dropout(context))
-            new_sequences[a], weights[(a, a)] = self.sequence_layers[a](torch.cat([token, x_a[:, 1:]], 1), masks[a])
-        context, _ = self._attend(self.global_attention, global_token, list(keys.values()))
-        global_token = self.global_norm(global_token + self.dropout(context))
+            updated[a] = torch.cat([self.token_norm[a](x_a[:, :1] + self.dropout(context)), x_a[:, 1:]], 1)
+        attended, _ = attend_jointly(
+            {
+                a: AttentionBlock(
+                    self.sequence_layers[a].self_attention,
+                    x,
+                    x,
+                    key_padding_to_additive_mask(masks[a], x.dtype),
+                    at[a],
+                    at[a],
+                )
+                for a, x in updated.items()
+            },
+            recorded[0],
+        )
+        new_sequences = {a: self.sequence_layers[a].update(x, attended[a]) for a, x in updated.items()}
+        states, mask = gather_keys(list(keys.values()))
+        context, _ = self.global_attention(global_token, states, key_padding_to_additive_mask(mask, states.dtype))
+        global_token = self.global_norm(global_token + self.dropout(context * has_keys(mask)[:, None, None]))
         global_token = self.global_output_norm(global_token + self.global_feed_forward(global_token))
-        return new_sequences, global_token, masses, weights
+        return new_sequences, global_token, masses, *recorded
 
-    def _attend(
-        self, attention: MultimodalAttention, query: torch.Tensor, keys: list[tuple[torch.Tensor, torch.Tensor]]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """
-        A token's attention over the joined `keys` ((sequence, mask) pairs). Eager: the weights are the explanation
-        (one query row, so this costs little). A sample with no valid key gets no context.
-        """
-        states, mask = torch.cat([k for k, _ in keys], dim=1), torch.cat([m for _, m in keys], dim=1)
-        context, weights = attention(query, states, key_padding_to_additive_mask(mask, query.dtype), need_weights=True)
-        has_keys = (mask.sum(dim=1) > 0).to(context.dtype)
-        return context * has_keys[:, None, None], weights * has_keys[:, None, None, None]
+
+def gather_keys(keys: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sequence, mask) pairs joined along the length axis: what a token attends to."""
+    return torch.cat([k for k, _ in keys], dim=1), torch.cat([m for _, m in keys], dim=1)
+
+
+def has_keys(mask: torch.Tensor) -> torch.Tensor:
+    """1 for the samples with a valid key, 0 for the others (which get no context from the attention)."""
+    return (mask.sum(dim=1) > 0).to(mask.dtype)
 
 
 def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, weights: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -213,18 +252,18 @@ class MiarModel(MultimodalModel):
         masks = {m: nn.functional.pad(mask, (1, 0), value=1) for m, mask in masks.items()}
         global_token = self.global_token.expand(batch_size, 1, -1)
         mass_sums = per_pair({}, self.config.modality_pairs, presence)
-        all_hidden_states, all_attentions = [], []
+        all_hidden_states, all_attentions, all_cross_attentions = [], [], []
         if output_hidden_states:
             sequences = record_joined(sequences, all_hidden_states)
         for layer in self.interaction_layers:
-            sequences, global_token, masses, weights = checkpointed(
-                self.interaction_layers, layer, sequences, masks, presence, global_token
+            sequences, global_token, masses, attentions, cross_attentions = checkpointed(
+                self.interaction_layers, layer, sequences, masks, presence, global_token, output_attentions
             )
             mass_sums = mass_sums + per_pair(masses, self.config.modality_pairs, presence)
             if output_hidden_states:
                 sequences = record_joined(sequences, all_hidden_states)
-            if output_attentions:
-                all_attentions.append(joined_attention(weights, list(sequences)))
+            all_attentions.append(attentions)
+            all_cross_attentions.append(cross_attentions)
         tokens = {m: x[:, 0] for m, x in sequences.items()}
         modality_embeddings = slots(tokens, presence, self.missing_tokens, self.config.modalities)
         global_token = global_token[:, 0]
@@ -237,6 +276,7 @@ class MiarModel(MultimodalModel):
             contrastive_loss=self.alignment(tokens, global_token, presence),
             hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
             attentions=tuple(all_attentions) if output_attentions else None,
+            cross_attentions=tuple(all_cross_attentions) if output_attentions else None,
             modality_lengths=self.modality_lengths(states, extra=1),
         )
 

@@ -6,9 +6,10 @@ Each architecture's file holds only its own paper's fusion.
 """
 
 import inspect
+import itertools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +51,11 @@ class MultimodalModelOutput(ModelOutput):
     hidden_states (`tuple[torch.FloatTensor]`, *optional*, returned when `output_hidden_states=True`):
         Per layer of the fusion network one tensor of shape `(batch_size, sequence_length, width)`.
     attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
-        Per layer one tensor of shape `(batch_size, num_heads, sequence_length, sequence_length)`.
+        Per layer one tensor of shape `(batch_size, num_heads, sequence_length, sequence_length)`: the weights of the
+        layer's self-attention (within each modality's sequence where the architecture joins several).
+    cross_attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
+        Where a layer also attends from one modality to the others (GIA-MIC, MIAR), its weights in the same layout,
+        zero outside the (query modality, key modality) blocks; `None` for an architecture without.
     modality_lengths (`torch.LongTensor` of shape `(num_modalities,)`, *optional*):
         Where the fusion network's sequence joins the modalities' sequences (GIA-MIC, MIAR): the length of each
         configured modality's part, 0 if absent; `split_modalities` gives the per-modality view.
@@ -62,6 +67,7 @@ class MultimodalModelOutput(ModelOutput):
     gate_values: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
     modality_lengths: torch.LongTensor | None = None
 
 
@@ -74,7 +80,7 @@ class MultimodalEmotionRecognitionOutput(ModelOutput):
         Class scores (before softmax), or the predicted value for `problem_type="regression"`.
     classification_loss (`torch.FloatTensor` of shape `()`, *optional*):
         The supervised term: cross-entropy, or L1/MSE for regression.
-    modality_embeddings, modality_mask, gate_values, hidden_states, attentions, modality_lengths:
+    modality_embeddings, modality_mask, gate_values, hidden_states, attentions, cross_attentions, modality_lengths:
         See [`MultimodalModelOutput`].
     """
 
@@ -86,6 +92,7 @@ class MultimodalEmotionRecognitionOutput(ModelOutput):
     gate_values: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
     modality_lengths: torch.LongTensor | None = None
 
 
@@ -158,6 +165,22 @@ def pair_name(query: str, key: str) -> str:
     return f"{query}_from_{key}"
 
 
+def eager_attention_weights(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """softmax(q k^T * scaling + mask), with dropout in training: (batch, heads, query_length, key_length)."""
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    return nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+
+
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -168,11 +191,7 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        attn_weights = attn_weights + attention_mask
-    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
-    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_weights = eager_attention_weights(module, query, key, attention_mask, scaling, dropout)
     attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
     return attn_output, attn_weights
 
@@ -248,23 +267,51 @@ def slots(
     return torch.stack(filled, dim=1)
 
 
-def require_weights(weights: torch.Tensor | None) -> torch.Tensor:
-    """Attention weights for `output_attentions=True`, which only the eager implementation returns."""
-    if weights is None:
-        raise ValueError(
-            "`output_attentions=True` needs the attention weights, which only the eager implementation returns: "
-            'load the model with `attn_implementation="eager"` or call `model.set_attn_implementation("eager")`.'
-        )
-    return weights
+def joined_positions(sequences: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each modality's positions along the joined length axis (the `hidden_states` / `attentions` layout)."""
+    ends = itertools.accumulate(x.shape[1] for x in sequences.values())
+    return {m: torch.arange(end - x.shape[1], end, device=x.device) for (m, x), end in zip(sequences.items(), ends)}
 
 
-def joined_attention(blocks: dict[tuple[str, str], torch.Tensor | None], modalities: list[str]) -> torch.Tensor:
+@dataclass
+class AttentionBlock:
     """
-    One layer's attention weights as one (batch, heads, length, length) matrix over the joined sequence: the block
-    of rows of modality a and columns of modality b is `blocks[(a, b)]`.
+    One attention call of a fusion layer (`attention(query, key_value, mask)`) and where its weights sit in the
+    layer's joined attention matrix: the query rows at positions `rows`, the keys at positions `columns`.
     """
-    rows = [torch.cat([require_weights(blocks[(a, b)]) for b in modalities], dim=-1) for a in modalities]
-    return torch.cat(rows, dim=-2)
+
+    attention: "MultimodalAttention"
+    query: torch.Tensor
+    key_value: torch.Tensor
+    mask: torch.Tensor
+    rows: torch.Tensor
+    columns: torch.Tensor
+
+
+def attention_matrix(sequences: dict[str, torch.Tensor], num_heads: int) -> torch.Tensor:
+    """A zero (batch, heads, length, length) matrix over the joined sequences, for `attend_jointly` to fill."""
+    reference = next(iter(sequences.values()))
+    length = sum(x.shape[1] for x in sequences.values())
+    return reference.new_zeros(reference.shape[0], num_heads, length, length)
+
+
+def attend_jointly(
+    blocks: dict[Hashable, AttentionBlock], joined: torch.Tensor | None = None, need_weights: bool = False
+) -> tuple[dict[Hashable, torch.Tensor], dict[Hashable, torch.Tensor | None]]:
+    """
+    Runs independent attention calls; returns their outputs and their weights (`need_weights`, or when recording).
+    With `joined` (from `attention_matrix`) the weights are recorded in it, zero outside the blocks (an `attentions`
+    entry), and each call goes on from its block read back from it: the matrix is then upstream of everything the
+    weights feed, so `retain_grad()` on it sees their gradients.
+    """
+    if joined is None:
+        results = {key: b.attention(b.query, b.key_value, b.mask, need_weights) for key, b in blocks.items()}
+        return {key: r[0] for key, r in results.items()}, {key: r[1] for key, r in results.items()}
+    prepared = {key: b.attention.weigh(b.query, b.key_value, b.mask) for key, b in blocks.items()}
+    for key, b in blocks.items():
+        joined[:, :, b.rows[:, None], b.columns] = prepared[key][0]
+    weights = {key: joined[:, :, b.rows[:, None], b.columns] for key, b in blocks.items()}
+    return {key: b.attention.apply(weights[key], prepared[key][1]) for key, b in blocks.items()}, weights
 
 
 def split_modalities(
@@ -410,12 +457,14 @@ class MultimodalAttention(nn.Module):
     """
     Multi-head attention of `hidden_states` (queries) over `key_value_states`, through the transformers attention
     interface (`config._attn_implementation`), over `width` channels (the config's `hidden_size` by default).
+    `weigh` and `apply` are its two halves, for callers that record the weights before using them.
     """
 
     def __init__(self, config: MultimodalEmotionConfig, width: int | None = None):
         super().__init__()
         width = width or config.hidden_size
         self.config = config
+        self.num_heads = config.num_attention_heads
         self.head_dim = width // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_dropout
@@ -425,6 +474,10 @@ class MultimodalAttention(nn.Module):
         self.v_proj = nn.Linear(width, width)
         self.out_proj = nn.Linear(width, width)
 
+    def _heads(self, projection: nn.Linear, states: torch.Tensor) -> torch.Tensor:
+        """(batch, length, width) -> (batch, heads, length, head_dim)."""
+        return projection(states).view(states.shape[0], states.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -433,10 +486,6 @@ class MultimodalAttention(nn.Module):
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`need_weights` computes eagerly whatever the implementation, for callers that use the weights."""
-        batch_size, query_length, _ = hidden_states.shape
-        queries = self.q_proj(hidden_states).view(batch_size, query_length, -1, self.head_dim).transpose(1, 2)
-        keys = self.k_proj(key_value_states).view(batch_size, -1, queries.shape[1], self.head_dim).transpose(1, 2)
-        values = self.v_proj(key_value_states).view(batch_size, -1, queries.shape[1], self.head_dim).transpose(1, 2)
         attention_interface: Callable = eager_attention_forward
         if not need_weights:
             attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
@@ -444,15 +493,28 @@ class MultimodalAttention(nn.Module):
             )
         attn_output, attn_weights = attention_interface(
             self,
-            queries,
-            keys,
-            values,
+            self._heads(self.q_proj, hidden_states),
+            self._heads(self.k_proj, key_value_states),
+            self._heads(self.v_proj, key_value_states),
             attention_mask,
             scaling=self.scaling,
             dropout=self.dropout if self.training else 0.0,
         )
-        attn_output = attn_output.reshape(batch_size, query_length, -1)
-        return self.out_proj(attn_output), attn_weights
+        return self.out_proj(attn_output.reshape(*hidden_states.shape[:2], -1)), attn_weights
+
+    def weigh(
+        self, hidden_states: torch.Tensor, key_value_states: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eager attention weights (batch, heads, query_length, key_length) and the values they weigh."""
+        queries, keys = self._heads(self.q_proj, hidden_states), self._heads(self.k_proj, key_value_states)
+        dropout = self.dropout if self.training else 0.0
+        weights = eager_attention_weights(self, queries, keys, attention_mask, self.scaling, dropout)
+        return weights, self._heads(self.v_proj, key_value_states)
+
+    def apply(self, weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """The attention output for `weigh`'s weights and values: (batch, query_length, width)."""
+        attended = torch.matmul(weights, values).transpose(1, 2)
+        return self.out_proj(attended.reshape(*attended.shape[:2], -1))
 
 
 class MultimodalFeedForward(nn.Module):
@@ -483,8 +545,12 @@ class MultimodalTransformerLayer(nn.Module):
         """`mask` (batch, length) of 1/0; returns the new states and the attention weights (eager only)."""
         additive = key_padding_to_additive_mask(mask, hidden_states.dtype)
         attended, weights = self.self_attention(hidden_states, hidden_states, additive)
+        return self.update(hidden_states, attended), weights
+
+    def update(self, hidden_states: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """The rest of the layer, given its self-attention's output (for callers that run the attention themselves)."""
         hidden_states = self.attention_norm(hidden_states + self.dropout(attended))
-        return self.output_norm(hidden_states + self.feed_forward(hidden_states)), weights
+        return self.output_norm(hidden_states + self.feed_forward(hidden_states))
 
 
 def mlp(input_size: int, config: MultimodalEmotionConfig, output_size: int, dropout: float = 0.0) -> nn.Sequential:
@@ -921,6 +987,11 @@ class MultimodalModel(MultimodalPreTrainedModel):
             raise ValueError(
                 "`output_hidden_states` / `output_attentions` take True or False; the model returns every layer (pick "
                 f"layers from the tuple); got {output_hidden_states!r} / {output_attentions!r}."
+            )
+        if output_attentions and self.config._attn_implementation != "eager":
+            raise ValueError(
+                "`output_attentions=True` needs the attention weights, which only the eager implementation returns: "
+                'load the model with `attn_implementation="eager"` or call `model.set_attn_implementation("eager")`.'
             )
         arguments = locals()
         inputs = {name: arguments[name] for name in MODEL_INPUT_NAMES}

@@ -182,10 +182,13 @@ def test_sdpa_and_eager_agree(architecture):
     with torch.no_grad():
         torch.testing.assert_close(eager(**inputs).logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5)
         out = eager(**inputs, output_attentions=True, output_hidden_states=True)
+    torch.testing.assert_close(out.logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5), "recording changes nothing"
     stacked = torch.stack(out.hidden_states)  # code written for any transformers model works
     length = stacked.shape[2]
     assert len(out.attentions) == len(out.hidden_states) - 1
-    for weights in out.attentions:
+    cross = out.cross_attentions if architecture != "mcihn" else ()  # MCIHN: one self-attention over its tokens
+    assert out.cross_attentions is None if architecture == "mcihn" else len(cross) == len(out.attentions)
+    for weights in (*out.attentions, *cross):
         assert weights.shape == (3, 4, length, length)
         assert ((weights >= 0) & (weights <= 1 + 1e-6)).all()
 
@@ -199,23 +202,35 @@ def test_gia_mic_attentions_are_the_documented_block_matrix():
         out = eager(**inputs, output_attentions=True, output_hidden_states=True)
     lengths = out.modality_lengths
     assert lengths.tolist() == [6, 11, 8] and out.attentions[0].shape == (3, 4, 25, 25)
-    audio_rows = split_modalities(out.attentions[0], lengths, config.modalities, dim=-2)["audio"]
-    blocks = split_modalities(audio_rows, lengths, config.modalities, dim=-1)
-    for block in blocks.values():  # self-attention and each cross-attention: a distribution over its keys
+    self_blocks, cross_blocks = (
+        split_modalities(
+            split_modalities(weights[0], lengths, config.modalities, dim=-2)["audio"],
+            lengths,
+            config.modalities,
+            dim=-1,
+        )
+        for weights in (out.attentions, out.cross_attentions)
+    )
+    assert (self_blocks["text"] == 0).all() and (cross_blocks["audio"] == 0).all(), "each in its own tensor"
+    for block in (self_blocks["audio"], cross_blocks["text"], cross_blocks["vision"]):  # a distribution over its keys
         torch.testing.assert_close(block.sum(-1), torch.ones_like(block.sum(-1)))
-    weights = blocks["text"]
+    weights = cross_blocks["text"]
     assert (weights[1, ..., 3:] == 0).all() and (weights[1, ..., :3] > 0).all(), "padded keys get no attention"
-    assert len(out.attentions) == config.num_gia_layers and len(out.hidden_states) == config.num_gia_layers + 1
+    assert len(out.attentions) == len(out.cross_attentions) == config.num_gia_layers
+    assert len(out.hidden_states) == config.num_gia_layers + 1
 
 
-def test_hidden_states_are_on_the_graph(architecture):
+def test_hidden_states_and_attentions_are_on_the_graph(architecture):
     model = model_class(architecture)(feature_config(architecture=architecture)).train()
     model.set_attn_implementation("eager")
     out = model(**feature_inputs(("text", "vision")), output_hidden_states=True, output_attentions=True)
-    for hidden in (out.hidden_states[0], out.hidden_states[-1]):
-        hidden.retain_grad()
+    attentions = (*out.attentions, *(out.cross_attentions or ()))
+    for recorded in (out.hidden_states[0], out.hidden_states[-1], *attentions):
+        recorded.retain_grad()
     out.logits.sum().backward()
     assert out.hidden_states[0].grad is not None and out.hidden_states[-1].grad.abs().sum() > 0
+    for weights in attentions:
+        assert weights.grad is not None and weights.grad.abs().sum() > 0, "the recorded matrix is the one used"
 
 
 def test_gia_mic_hidden_states_join_the_modalities():

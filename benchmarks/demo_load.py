@@ -12,6 +12,7 @@ throughput (requests/s) and the median and 95th-percentile latency per app, and 
 import argparse
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -53,14 +54,16 @@ def start_server(app: Path, model: Path, log: Path) -> tuple[subprocess.Popen, s
     raise TimeoutError("the app did not start within 300 s")
 
 
-def request_arguments(client, speech: Path | None, image: Path | None) -> list:
-    """The `/predict` arguments, for the app's own parameter list (the baseline has no transcription checkbox)."""
+def predict_parameters(client) -> list[str]:
+    """The app's `/predict` parameter names (the baseline has no transcription checkbox)."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    return [p["parameter_name"] for p in endpoints["/predict"]["parameters"]]
+
+
+def request_arguments(parameters: list[str], speech: Path | None, image: Path | None) -> list:
+    """The `/predict` arguments in the order of the app's `parameters`."""
     from gradio_client import handle_file
 
-    parameters = [
-        p["parameter_name"]
-        for p in client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/predict"]["parameters"]
-    ]
     values = {"text": "", "use_speech": True, "video_path": None}
     values["audio_path"] = handle_file(str(speech)) if speech else None
     values["image_path"] = handle_file(str(image)) if image else None
@@ -72,13 +75,17 @@ def load(url: str, speech: Path, image: Path, clients: int, requests: int) -> di
     from gradio_client import Client
 
     latencies, errors, lock = [], [], threading.Lock()
+    # One TLS context for every request: httpx would build one (reading the CA bundle) per HTTP call, three per
+    # request, on the cores the server runs on.
+    tls = ssl.create_default_context()
 
     def client_loop(index: int) -> None:
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, ssl_verify=tls)
+        parameters = predict_parameters(client)
         for number in range(requests):
             kind = "image" if number % 4 == 3 else "speech"
             arguments = request_arguments(
-                client, speech if kind == "speech" else None, image if kind == "image" else None
+                parameters, speech if kind == "speech" else None, image if kind == "image" else None
             )
             start = time.perf_counter()
             try:

@@ -71,3 +71,22 @@ def test_whisper_encoder_inside_gia_mic_runs_on_the_real_length(whisper):
     similarity = torch.nn.functional.cosine_similarity(features[0].mean(0), reference[0, :length].mean(0), dim=0)
     assert similarity > 0.9
     assert logits.shape == (1, 8) and torch.isfinite(logits).all()
+
+
+@pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"real RAVDESS speech not found at {RAVDESS}")
+def test_speech_recognizer_in_bfloat16_gives_the_same_words(whisper):
+    from modeling_gia_mic.pipeline_gia_mic import SpeechRecognizer
+    from modeling_gia_mic.processing_gia_mic import resample
+
+    recognizer = SpeechRecognizer.from_pretrained(str(whisper))
+    clips = [resample(*sf.read(RAVDESS / clip, dtype="float32"), 16000) for clip in CLIPS]
+    reference = recognizer(clips)
+    seen = []
+    hook = recognizer.model.model.encoder.layers[0].fc1.register_forward_hook(lambda *a: seen.append(a[-1].dtype))
+    recognizer.bfloat16 = True
+    try:
+        words = recognizer(clips)
+    finally:
+        hook.remove()
+    assert seen == [torch.bfloat16], "the matrix products ran in bfloat16"
+    assert words == reference and [w.lower().rstrip(".") for w in words] == list(CLIPS.values())

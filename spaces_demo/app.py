@@ -107,8 +107,8 @@ def with_readable_image_errors(component: gr.Image) -> gr.Image:
 class BatchingQueue:
     """
     Items submitted from many threads at about the same time run together: a worker takes the first waiting item,
-    gathers those that arrive within `wait_s` (at most `max_batch`, grouped by `key`) and calls `run(items)` once per
-    group. Each caller gets its own result, or its own exception.
+    gathers those that arrive less than `wait_s` apart (at most `max_batch`, grouped by `key`) and calls `run(items)`
+    once per group. Each caller gets its own result, or its own exception.
     """
 
     def __init__(
@@ -156,19 +156,18 @@ class EmotionDemo:
         self.model, self.processor = self.pipe.model, self.pipe.processor
         # The model's own modules: the resampler, video reader and face crop; the pipeline's inputs.
         self.tools = sys.modules[type(self.processor).__module__]
-        self.Inputs = sys.modules[type(self.pipe).__module__].EmotionInputs
+        pipeline_module = sys.modules[type(self.pipe).__module__]
+        self.Inputs = pipeline_module.EmotionInputs
         self.labels = self.pipe.labels
         self.pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         self.asr = self.pipe.speech_recognizer
         if self.asr is not None:  # the page batches the requests that arrive together (benchmarks/demo_load.py)
             self.asr.batch_size = max_batch
-        self.transcribe = BatchingQueue(self.asr, max_batch=max_batch)
-        self.encode = BatchingQueue(
-            lambda requests: self.pipe.encode(requests, requests[0].modalities),
-            key=lambda request: request.modalities,
-            max_batch=max_batch,
-        )
-        self.fuse = self.pipe.fuse
+            self.asr.bfloat16 = pipeline_module.native_bfloat16()  # twice as fast, the same words (BENCHMARKS.md)
+        # A batch of one costs half a batch of ten (the decoder's steps), so recognition waits a little longer for the
+        # requests that arrive together: the clients answered by one batch come back within a few tenths of a second.
+        self.transcribe = BatchingQueue(self.asr, max_batch=max_batch, wait_s=0.2)
+        self.explain = BatchingQueue(self.encode_and_fuse, key=lambda request: request.modalities, max_batch=max_batch)
 
     # --- one request ---------------------------------------------------------------------------------------------
 
@@ -216,13 +215,12 @@ class EmotionDemo:
         if not modalities:
             raise user_error(" ".join(request.notes) + " Give another input.")
         try:
-            encoded = self.encode(request)
+            prediction, without = self.explain(request)
         except ValueError as error:
             raise user_error(str(error)) from None
-        prediction = self.pipe.prediction(encoded, modalities)
         probabilities, gates, alone = prediction.probabilities, prediction.gates, prediction.alone
         top = int(probabilities.argmax())
-        contributions = self.contributions(encoded, modalities, probabilities, top, alone)
+        contributions = self.contributions(without, probabilities, top)
         label = {name: float(p) for name, p in zip(self.labels, probabilities)}
         table = pd.DataFrame(
             [[NAMES[m], self.labels[int(p.argmax())], round(float(p.max()), 3)] for m, p in alone.items()],
@@ -293,21 +291,40 @@ class EmotionDemo:
 
     # --- explanation ---------------------------------------------------------------------------------------------
 
-    def contributions(self, encoded, modalities, probabilities, top: int, alone: dict) -> pd.DataFrame:
+    def encode_and_fuse(self, requests: list) -> list[tuple]:
         """
-        Each input's contribution: the predicted class's probability with every input minus without this one (with a
-        single input, minus the uniform guess of a model that is given nothing), largest effect first.
+        The model's work for requests with the same inputs, in one thread (no two batches compete for the cores):
+        the encoders, then the fusions (all the inputs, each alone, and without each), each over the whole batch.
         """
-        rows = []
+        modalities = requests[0].modalities
+        encoded = self.pipe.encode(requests, modalities)
+        predictions = self.pipe.predictions(encoded, modalities)
+        return list(zip(predictions, self.without_each(encoded, modalities, predictions)))
+
+    def without_each(self, encoded: list, modalities: tuple[str, ...], predictions: list) -> list[dict]:
+        """Each request's class probabilities without each input (a single input: the uniform guess of no model)."""
+        without: list[dict[str, np.ndarray]] = [{} for _ in predictions]
         for m in modalities:
             rest = tuple(other for other in modalities if other != m)
-            if not rest:
-                without = np.full_like(probabilities, 1 / len(probabilities))
-            elif len(rest) == 1:
-                without = alone[rest[0]]  # already fused: the other input alone
+            if len(rest) > 1:
+                fused = [probabilities for probabilities, _ in self.pipe.fuse(encoded, rest)]
+            elif rest:  # already fused: the other input alone
+                fused = [prediction.alone[rest[0]] for prediction in predictions]
             else:
-                without = self.fuse(encoded, rest)[0]
-            rows.append({"input": NAMES[m], "contribution": round(float(probabilities[top] - without[top]), 4)})
+                fused = [np.full(len(self.labels), 1 / len(self.labels))] * len(predictions)
+            for sample, probabilities in zip(without, fused):
+                sample[m] = probabilities
+        return without
+
+    def contributions(self, without: dict[str, np.ndarray], probabilities: np.ndarray, top: int) -> pd.DataFrame:
+        """
+        Each input's contribution: the predicted class's probability with every input minus without this one, largest
+        effect first.
+        """
+        rows = [
+            {"input": NAMES[m], "contribution": round(float(probabilities[top] - rest[top]), 4)}
+            for m, rest in without.items()
+        ]
         rows.sort(key=lambda row: -abs(row["contribution"]))
         return pd.DataFrame(rows, columns=["input", "contribution"])
 

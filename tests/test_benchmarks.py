@@ -83,3 +83,9 @@ def test_recordings_benchmark_smoke(demo_model, talk):
     """`talk` only for its skip: the benchmark reads RAVDESS and FER-2013 from ../shared/data."""
     output = run_benchmark("recordings", "--minutes", "0.1", "0.2", "--model", str(demo_model))
     assert "| 0.1 min | 2 | 2 |" in output and "| 0.2 min | 4 | 4 |" in output
+
+
+def test_speech_recognition_benchmark_smoke(demo_model, talk):
+    """`talk` only for its skip: the benchmark reads RAVDESS from ../shared/data."""
+    output = run_benchmark("speech_recognition", "--model", str(demo_model), "--every", "720", "--examples", "1")
+    assert "4 clips" in output and "speed-up x" in output and "identical transcripts" in output

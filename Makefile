@@ -30,8 +30,10 @@ demo: demo-model
 	$(VENV)/bin/gia-mic space-examples --output spaces_demo/examples
 	$(PY) spaces_demo/app.py --model $(DEMO_MODEL) --open-browser
 
+# A starter built by an earlier checkout keeps its weights and gets this checkout's remote code (the app calls it).
 demo-model: $(STAMP)
 	test -f $(DEMO_MODEL)/model.safetensors -a -f $(DEMO_MODEL)/pipeline_gia_mic.py || $(VENV)/bin/gia-mic build-starter --data $(GIA_MIC_DATA) --output $(DEMO_MODEL)
+	for code in $(DEMO_MODEL)/*.py; do cmp -s modeling_gia_mic/$$(basename $$code) $$code || cp modeling_gia_mic/$$(basename $$code) $$code; done
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -162,7 +162,8 @@ class ModalityInteraction(nn.Module):
         )
         new_sequences = {a: self.sequence_layers[a].update(x, attended[a]) for a, x in updated.items()}
         states, mask = gather_keys(list(keys.values()))
-        context, _ = self.global_attention(global_token, states, key_padding_to_additive_mask(mask, states.dtype))
+        additive = key_padding_to_additive_mask(mask, states.dtype)
+        context, _ = self.global_attention(global_token, states, additive, need_weights=True)  # eager, like the tokens
         global_token = self.global_norm(global_token + self.dropout(context * has_keys(mask)[:, None, None]))
         global_token = self.global_output_norm(global_token + self.global_feed_forward(global_token))
         return new_sequences, global_token, masses, *recorded

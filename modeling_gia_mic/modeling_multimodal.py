@@ -500,7 +500,7 @@ class MultimodalAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.dropout if self.training else 0.0,
         )
-        return self.out_proj(attn_output.reshape(*hidden_states.shape[:2], -1)), attn_weights
+        return self._merge_heads(attn_output), attn_weights
 
     def weigh(
         self, hidden_states: torch.Tensor, key_value_states: torch.Tensor, attention_mask: torch.Tensor
@@ -513,7 +513,10 @@ class MultimodalAttention(nn.Module):
 
     def apply(self, weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """The attention output for `weigh`'s weights and values: (batch, query_length, width)."""
-        attended = torch.matmul(weights, values).transpose(1, 2)
+        return self._merge_heads(torch.matmul(weights, values).transpose(1, 2))
+
+    def _merge_heads(self, attended: torch.Tensor) -> torch.Tensor:
+        """(batch, length, heads, head_dim) -> the output projection of the heads side by side."""
         return self.out_proj(attended.reshape(*attended.shape[:2], -1))
 
 

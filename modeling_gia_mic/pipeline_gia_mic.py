@@ -372,11 +372,9 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         """
         inputs = {}
         for m in modalities:
-            features = [sample[m][0][0] for sample in encoded]
-            inputs[f"{m}_features"] = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
-            inputs[f"{m}_feature_mask"] = torch.nn.utils.rnn.pad_sequence(
-                [sample[m][1][0] for sample in encoded], batch_first=True
-            )
+            for part, name in enumerate((f"{m}_features", f"{m}_feature_mask")):
+                pieces = [sample[m][part][0] for sample in encoded]  # each sample's real length
+                inputs[name] = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)
         with torch.inference_mode():
             output = self.model(**inputs)
         probabilities = output.logits.float().softmax(-1).cpu().numpy()

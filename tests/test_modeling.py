@@ -180,15 +180,18 @@ def test_sdpa_and_eager_agree(architecture):
     inputs["text_feature_mask"][1, 3:] = 0
     inputs["audio_feature_mask"][2, 5:] = 0
     with torch.no_grad():
-        torch.testing.assert_close(eager(**inputs).logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5)
+        reference = sdpa(**inputs).logits
+        torch.testing.assert_close(eager(**inputs).logits, reference, atol=1e-5, rtol=1e-5)
         out = eager(**inputs, output_attentions=True, output_hidden_states=True)
-    torch.testing.assert_close(out.logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5), "recording changes nothing"
+    torch.testing.assert_close(out.logits, reference, atol=1e-5, rtol=1e-5)  # recording the weights changes nothing
     stacked = torch.stack(out.hidden_states)  # code written for any transformers model works
     length = stacked.shape[2]
     assert len(out.attentions) == len(out.hidden_states) - 1
-    cross = out.cross_attentions if architecture != "mcihn" else ()  # MCIHN: one self-attention over its tokens
-    assert out.cross_attentions is None if architecture == "mcihn" else len(cross) == len(out.attentions)
-    for weights in (*out.attentions, *cross):
+    if architecture == "mcihn":  # one self-attention over its tokens
+        assert out.cross_attentions is None
+    else:
+        assert len(out.cross_attentions) == len(out.attentions)
+    for weights in (*out.attentions, *(out.cross_attentions or ())):
         assert weights.shape == (3, 4, length, length)
         assert ((weights >= 0) & (weights <= 1 + 1e-6)).all()
 

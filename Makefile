@@ -33,7 +33,7 @@ demo: demo-model
 # A starter built by an earlier checkout keeps its weights and gets this checkout's remote code (the app calls it).
 demo-model: $(STAMP)
 	test -f $(DEMO_MODEL)/model.safetensors -a -f $(DEMO_MODEL)/pipeline_gia_mic.py || $(VENV)/bin/gia-mic build-starter --data $(GIA_MIC_DATA) --output $(DEMO_MODEL)
-	for code in $(DEMO_MODEL)/*.py; do cmp -s modeling_gia_mic/$$(basename $$code) $$code || cp modeling_gia_mic/$$(basename $$code) $$code; done
+	for code in $(DEMO_MODEL)/*.py; do cp modeling_gia_mic/$$(basename $$code) $$code; done
 
 test: $(STAMP)
 	$(PY) -m pytest

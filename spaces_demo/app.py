@@ -154,7 +154,7 @@ class EmotionDemo:
     def __init__(self, model_id: str, asr_id: str | None = None, max_batch: int = 16):
         self.pipe = pipeline(TASK, model=model_id, trust_remote_code=True, asr=asr_id)
         self.model, self.processor = self.pipe.model, self.pipe.processor
-        # The model's own modules: the resampler, video reader and face crop; the pipeline's inputs.
+        # The model's own modules: the resampler and video reader; the pipeline's inputs and its bfloat16 check.
         self.tools = sys.modules[type(self.processor).__module__]
         pipeline_module = sys.modules[type(self.pipe).__module__]
         self.Inputs = pipeline_module.EmotionInputs

@@ -135,6 +135,28 @@ def test_speech_text_and_face_together(server, media):
     assert inputs_alone(result) == ["text", "speech", "face"]
 
 
+@pytest.mark.parametrize("inputs", [("speech", "text", "face"), ("text", "face")])
+def test_each_contribution_is_the_fusion_without_that_input(server, media, classifier, inputs):
+    """
+    On the page: the top class's probability with all the inputs minus the fusion of the others (two: a fusion of
+    both; one: that input alone), as the same model's pipeline computes it in this process.
+    """
+    text = "I am so happy to see you again!"
+    speech = media["speech"] if "speech" in inputs else None
+    result = predict(server, speech, text, media["face"])
+    sample = classifier.prepare(text=text, audio=str(speech) if speech else None, image=str(media["face"]))
+    encoded = classifier.encode([sample], sample.modalities)
+    everything = classifier.fuse(encoded, sample.modalities)[0][0]
+    top = int(everything.argmax())
+    modality = {"text": "text", "speech": "audio", "face": "vision"}
+    rows = plot_rows(result["contributions"])
+    assert sorted(row["input"] for row in rows) == sorted(inputs)
+    for row in rows:
+        rest = tuple(m for m in sample.modalities if m != modality[row["input"]])
+        expected = everything[top] - classifier.fuse(encoded, rest)[0][0][top]
+        assert row["contribution"] == pytest.approx(expected, abs=1e-4), row["input"]  # the page rounds to 4 places
+
+
 @pytest.mark.parametrize("modality", ["speech", "text", "face"])
 def test_each_input_alone(server, media, modality):
     args = {

@@ -23,12 +23,13 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from gia_mic.errors import run_reporting_errors
-from gia_mic.folders import UnsafePathError, check_apart, check_replaceable, path_inside, write_folder
+from gia_mic.folders import UnsafePathError, claim_output, path_inside, write_folder
 from gia_mic.hub import PublishError, require_hub_token
 from modeling_gia_mic.processing_gia_mic import read_video_frames, resample
 
 
 SAMPLING_RATE = 16000
+COMMAND = "gia-mic dataset build"  # every builder: one may replace another's earlier output
 # Audio is generated as its Arrow struct and cast to `Audio` afterwards: `Audio.encode_example` imports torchcodec
 # even for ready-made bytes, and torchcodec does not work beside the CPU torch build.
 AUDIO_STRUCT = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
@@ -468,8 +469,7 @@ def run(
         raise BuildError(str(error)) from None
     inputs = {f"--{name.replace('_', '-')}": value for name, value in vars(args).items() if isinstance(value, Path)}
     inputs.pop("--output")
-    check_apart(args.output, inputs, inside_allowed=True)
-    check_replaceable(args.output, args.overwrite)
+    claim_output(args.output, COMMAND, inputs, args.overwrite)
     report = BuildReport(strict=args.strict)
     with tempfile.TemporaryDirectory(prefix="gia-mic-build-") as cache:
         built = build(report, Path(cache))
@@ -481,8 +481,8 @@ def run(
         write_folder(
             args.output,
             lambda staging: save(dataset, staging, text, summary),
+            command=COMMAND,
             overwrite=args.overwrite,
-            written_by="dataset_scripts",
         )
     dataset = datasets.load_from_disk(str(args.output))
     print(format_summary(summary))

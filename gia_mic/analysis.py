@@ -10,11 +10,13 @@ from transformers import pipeline
 from transformers.utils import logging as transformers_logging
 
 from modeling_gia_mic import TASK, MultimodalEmotionRecognitionPipeline
+from modeling_gia_mic.recording_gia_mic import probe
 
-from .folders import check_replaceable, write_folder
+from .folders import claim_output, write_folder
 from .timeline import FILES, summary_line, write_timeline
 
 
+COMMAND = "gia-mic analyze"
 STAGES = ("Finding speech", "Analysing segments")
 
 
@@ -71,11 +73,12 @@ def analyze(
     overwrite: bool = False,
 ) -> tuple[Path, dict]:
     output = output or Path(f"{recording.stem}-emotions")
-    check_replaceable(output, overwrite)  # before the work, not after it
+    claim_output(output, COMMAND, {"recording": recording, "--model": model, "--asr": asr}, overwrite)
+    info = probe(recording)  # before the model loads: a file that cannot be analysed is said at once
     classifier = load_pipeline(model, asr, language)
     bars = StageBars()
     try:
-        analysis = classifier.analyze(recording, transcribe=transcribe, progress=bars)
+        analysis = classifier.analyze(info, transcribe=transcribe, progress=bars)
         segments = []
         for segment in analysis.segments:
             segments.append(segment)
@@ -88,8 +91,8 @@ def analyze(
     write_folder(
         output,
         lambda folder: write_timeline(timeline, classifier.labels, folder, recording.name),
+        command=COMMAND,
         overwrite=overwrite,
-        written_by="gia-mic analyze",
     )
     return output, timeline
 

@@ -23,10 +23,11 @@ from torch import nn
 
 from modeling_gia_mic import MultimodalForEmotionRecognition
 
-from .folders import write_folder
+from .folders import claim_output, write_folder
 from .training import ModelArguments, architecture_class
 
 
+COMMAND = "gia-mic export"
 FORMATS = {"onnx": "model.onnx", "torch-export": "model.pt2"}
 
 
@@ -130,6 +131,7 @@ def export_model(
     """Export `model_dir` (a saved model, with its encoders or on features) into `output`; returns the file written."""
     if kind not in FORMATS:
         raise ValueError(f"Unknown export format {kind!r}; choose one of {', '.join(FORMATS)}.")
+    claim_output(output, COMMAND, {"--model": model_dir}, overwrite)
     model = architecture_class(ModelArguments(model=str(model_dir))).from_pretrained(model_dir).eval()
     examples = example_inputs(model, lengths=lengths)
     names = list(examples)
@@ -158,7 +160,7 @@ def export_model(
 
     with torch.no_grad():
         try:
-            write_folder(output, write, overwrite=overwrite, written_by=f"gia-mic export --format {kind}")
+            write_folder(output, write, command=COMMAND, overwrite=overwrite)
         except Exception as error:
             if isinstance(error.__cause__, ValueError):  # the model's own clear error, wrapped by the ONNX exporter
                 raise error.__cause__ from None

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from modeling_gia_mic import ARCHITECTURES, MultimodalForEmotionRecognition, MultimodalModel
 from modeling_gia_mic.modeling_multimodal import encoder_output_size
 
-from .folders import check_apart, check_replaceable, write_folder
+from .folders import claim_output, write_folder
 from .training import (
     FEATURE_COLUMNS,
     RAW_COLUMNS,
@@ -24,6 +24,7 @@ from .training import (
 )
 
 
+COMMAND = "gia-mic extract-features"
 MEDIA_COLUMNS = {"audio", "frames", "image"}
 
 
@@ -63,8 +64,9 @@ def extract_features(
     A head trained on it can be put back on the same encoders (`attach_encoders`). `output` must lie apart from the
     dataset; it is written beside itself and swapped in at the end (an earlier output only with `overwrite`).
     """
-    check_apart(output, {"--dataset": dataset_path})
-    check_replaceable(output, overwrite)
+    claim_output(
+        output, COMMAND, {"--dataset": dataset_path, **{f"--{m}_encoder": e for m, e in encoders.items()}}, overwrite
+    )
     dataset = load_dataset_folder(dataset_path)
     for modality in encoders:
         columns = RAW_COLUMNS[modality]
@@ -102,8 +104,8 @@ def extract_features(
         write_folder(
             output,
             lambda staging: DatasetDict(splits).save_to_disk(str(staging)),
+            command=COMMAND,
             overwrite=overwrite,
-            written_by="gia-mic extract-features",
         )
     return datasets.load_from_disk(output)
 

@@ -1,17 +1,23 @@
 """
-Where the package writes and reads, made safe for the user's files:
+Where the package writes and reads, made safe for the user's files. One rule for every command that writes
+(`claim_output`), checked before any work:
 
-- an output folder is never the input, inside it or around it (`check_apart`);
-- it is built in a temporary sibling and swapped in with one atomic rename (`write_folder`), so a kill at any moment
-  leaves either the old complete folder or the new one, and nothing else is touched;
-- an existing folder is replaced only when asked and only if this package wrote it (its `MARKER` file);
-- a path built from data (an id, a fold value) stays inside its root (`path_inside`), symlinks included.
+- the output is never an input, inside one or around one (`check_apart`);
+- an existing folder is replaced only with `--overwrite`, only if the same command wrote it (its `MARKER` file names
+  the command and lists the files it wrote) and only if it holds nothing else (`check_replaceable`);
+- the place it goes can be written (`check_writable`).
+
+A folder is built in a temporary sibling and swapped in with one atomic rename (`write_folder`), so a kill at any
+moment leaves either the old complete folder or the new one, and nothing else is touched. Training writes into its
+folder as it goes (`claim_training_output`, `record_outputs`). A path built from data (an id, a fold value) stays
+inside its root (`path_inside`), symlinks included. Folders follow the user's umask.
 """
 
 import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -19,6 +25,7 @@ from pathlib import Path
 
 
 MARKER = ".gia-mic-output.json"
+CHECKPOINT = re.compile(r"checkpoint-\d+")  # the Trainer's own folders, written while it trains
 
 
 class UnsafePathError(ValueError):
@@ -36,21 +43,26 @@ def path_inside(root: str | os.PathLike, relative: str | os.PathLike, what: str)
     return candidate
 
 
-def check_apart(
-    output: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], inside_allowed: bool = False
-) -> None:
-    """
-    Refuse an output folder that is or contains one of the named inputs, or lies inside one (unless
-    `inside_allowed`: a dataset built into a subfolder of the corpus leaves the corpus's own files alone).
-    """
+Inputs = Mapping[str, str | os.PathLike | None]  # what a command reads, by the option that names it
+
+
+def claim_output(output: str | os.PathLike, command: str, inputs: Inputs, overwrite: bool) -> None:
+    """The one output rule of every command that writes a folder; raises `UnsafePathError` before any work."""
+    check_apart(output, inputs)
+    check_replaceable(output, command, overwrite)
+    check_writable(output)
+
+
+def check_apart(output: str | os.PathLike, inputs: Inputs) -> None:
+    """Refuse an output folder that is one of the named inputs, contains one or lies inside one."""
     target = Path(output).resolve()
     for name, source in inputs.items():
-        if source is None:
+        if source is None or not os.path.exists(source):  # a Hub id, or nothing given
             continue
         source_path = Path(source).resolve()
         if target == source_path:
             relation = "is"
-        elif target.is_relative_to(source_path) and not inside_allowed:
+        elif target.is_relative_to(source_path):
             relation = "lies inside"
         elif source_path.is_relative_to(target):
             relation = "contains"
@@ -61,10 +73,18 @@ def check_apart(
         )
 
 
-def check_replaceable(output: str | os.PathLike, overwrite: bool, flag: str = "--overwrite") -> None:
+def read_marker(folder: Path) -> dict:
+    try:
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def check_replaceable(output: str | os.PathLike, command: str, overwrite: bool) -> None:
     """
     An output may be written if it does not exist or is an empty folder; an existing non-empty folder only with
-    `overwrite` and only if this package wrote it (it holds `MARKER`). Anything else is refused before any work.
+    `overwrite`, and only if `command` wrote it and it holds no file that `command` did not write.
     """
     path = Path(output)
     if not path.exists() and not path.is_symlink():
@@ -73,31 +93,81 @@ def check_replaceable(output: str | os.PathLike, overwrite: bool, flag: str = "-
         raise UnsafePathError(f"The output {output} exists and is not a folder; choose another path.")
     if not any(path.iterdir()):
         return
-    if not (path / MARKER).is_file():
+    marker = read_marker(path)
+    if not marker:
         raise UnsafePathError(
             f"The output folder {output} is not empty and was not written by gia-mic (no {MARKER}); it is left "
             "untouched: choose another folder, or empty it yourself."
         )
+    if marker.get("command") != command:
+        raise UnsafePathError(
+            f"The output folder {output} was written by `{marker.get('command', 'an earlier gia-mic')}`, not "
+            f"`{command}`; it is left untouched: choose another folder."
+        )
+    check_only_written_files(path, marker, command)
     if not overwrite:
-        raise UnsafePathError(f"The output folder {output} exists from an earlier run; pass {flag} to replace it.")
+        raise UnsafePathError(
+            f"The output folder {output} exists from an earlier run; pass --overwrite to replace it."
+        )
 
 
-def write_folder(
-    output: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool, written_by: str
-) -> Path:
+def check_only_written_files(folder: Path, marker: dict, command: str, allow: Callable[[str], bool] = None) -> None:
+    """Refuse a folder holding a file that `command` did not write, or that changed size since (`allow`: names that
+    the command writes as it goes)."""
+    written = marker.get("files", {})
+    for relative, size in sorted(listing(folder).items()):
+        if written.get(relative) != size and not (allow and allow(relative)):
+            raise UnsafePathError(
+                f"The output folder {folder} holds {relative}, which `{command}` did not write (or it changed since); "
+                "the folder is left untouched: choose another folder, or move that file out."
+            )
+
+
+def listing(folder: Path) -> dict[str, int]:
+    """Every file under `folder` (symlinks as files, not followed) with its size, but the marker."""
+    found = {}
+    for path in folder.rglob("*"):
+        if path.is_symlink() or path.is_file():
+            relative = path.relative_to(folder).as_posix()
+            if relative != MARKER:
+                found[relative] = path.lstat().st_size
+    return found
+
+
+def check_writable(output: str | os.PathLike) -> None:
+    """The folder that will hold `output` exists or can be made, and a folder can be created in it."""
+    parent = Path(os.path.abspath(output)).parent
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UnsafePathError(f"The output {output} cannot be made: {existing} is a file, not a folder.")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".gia-mic-check-", dir=existing))
+    except OSError as error:
+        raise UnsafePathError(f"The output {output} cannot be written: {error.strerror} in {existing}.") from None
+
+
+def write_folder(output: str | os.PathLike, write: Callable[[Path], None], *, command: str, overwrite: bool) -> Path:
     """
     Build a folder with `write(staging)` in a temporary sibling of `output`, then put it in place atomically: a kill
-    at any point leaves the previous folder complete (or no folder) or the new one complete. The folder is marked as
-    ours so a later run may replace it; `check_replaceable` decides whether an existing `output` may go.
+    at any point leaves the previous folder complete (or no folder) or the new one complete. The marker names
+    `command` and lists the files written; `check_replaceable` decides whether an existing `output` may go.
     """
-    output = Path(output)
-    check_replaceable(output, overwrite)
+    output = Path(os.path.abspath(output))
+    check_replaceable(output, command, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     try:
-        write(staging)
-        (staging / MARKER).write_text(json.dumps({"written_by": written_by}) + "\n", encoding="utf-8")
-        check_replaceable(output, overwrite)  # again: the folder may have changed during a long build
+        os.chmod(staging, 0o777 & ~current_umask())
+        try:
+            write(staging)
+        except OSError as error:
+            if error.filename and str(staging) in str(error.filename):  # name the output, not the staging folder
+                raise OSError(error.errno, f"cannot write {output}: {error.strerror}") from None
+            raise
+        write_marker(staging, command)
+        check_replaceable(output, command, overwrite)  # again: the folder may have changed during a long build
         if output.is_dir() and _exchange(staging, output):
             shutil.rmtree(staging)  # now the previous output
         else:
@@ -112,6 +182,55 @@ def write_folder(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output
+
+
+def write_marker(folder: Path, command: str) -> None:
+    """The marker naming `command` and listing every file now in `folder`, written atomically."""
+    text = json.dumps({"command": command, "files": listing(folder)}, indent=1) + "\n"
+    temporary = folder / f"{MARKER}.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, folder / MARKER)
+
+
+def claim_training_output(output_dir: str | os.PathLike, command: str, inputs: Inputs) -> None:
+    """
+    `train` and `cv` write into `output_dir` as they go (checkpoints, then the model): it must lie apart from the
+    inputs and be new, empty, or a folder the same command wrote that holds nothing else (its own checkpoints may be
+    there, to resume from). `mark_training_output` marks it when training starts.
+    """
+    check_apart(output_dir, inputs)
+    folder = Path(output_dir)
+    if folder.is_dir() and not folder.is_symlink() and any(folder.iterdir()):
+        marker = read_marker(folder)
+        if marker.get("command") != command:
+            check_replaceable(folder, command, overwrite=True)  # the message for a foreign folder
+        check_only_written_files(folder, marker, command, allow=written_while_training)
+    elif folder.exists() or folder.is_symlink():
+        check_replaceable(folder, command, overwrite=True)
+    check_writable(folder)
+
+
+def mark_training_output(output_dir: str | os.PathLike, command: str) -> None:
+    """The claimed folder made and marked as `command`'s before its first checkpoint (kept as it is when resuming)."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / MARKER).is_file():
+        write_marker(folder, command)
+
+
+def written_while_training(relative: str) -> bool:
+    return any(CHECKPOINT.fullmatch(part) for part in relative.split("/")[:-1])
+
+
+def record_outputs(output_dir: str | os.PathLike, command: str) -> None:
+    """After training wrote its files: the marker lists them, so a later run knows them as its own."""
+    write_marker(Path(output_dir), command)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _exchange(first: Path, second: Path) -> bool:

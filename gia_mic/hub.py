@@ -15,7 +15,7 @@ import tempfile
 import wave
 from pathlib import Path
 
-from .folders import MARKER, check_apart, write_folder
+from .folders import MARKER, claim_output, write_folder
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,8 +133,9 @@ def push(kind: str, repo: str, folder: Path | None, public: bool, dry_run: Path 
         selected = model_upload(folder) if kind == "model" else dataset_upload(folder)
         source, write = folder, lambda target: copy_files(selected, folder, target)
     if dry_run:
-        check_apart(dry_run, {f"{kind} folder": source})
-        base = write_folder(dry_run, write, overwrite=True, written_by=f"gia-mic push {kind} --dry-run")
+        command = f"gia-mic push {kind} --dry-run"
+        claim_output(dry_run, command, {f"{kind} folder": source}, overwrite=True)
+        base = write_folder(dry_run, write, command=command, overwrite=True)
     elif kind == "space":
         base = Path(tempfile.mkdtemp(prefix="gia-mic-space-")) / "space"
         write(base)

@@ -35,7 +35,7 @@ from modeling_gia_mic.recording_gia_mic import VAD_FILE, VAD_FOLDER, packaged_va
 
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
-from .folders import check_apart, check_replaceable, write_folder
+from .folders import claim_output, write_folder
 from .metrics import classification_metrics
 from .training import FEATURE_COLUMNS, EmotionTrainer, Preprocessors, feature_sizes, with_numpy_features
 
@@ -118,6 +118,7 @@ def encoder_folders(work: Path) -> dict[str, str]:
 
 
 STAGES = 5
+COMMAND = "gia-mic build-starter"
 
 
 STARTED = time.perf_counter()
@@ -354,8 +355,7 @@ def build_starter(
     started = time.perf_counter()
     datasets.disable_progress_bars()  # Arrow's own bars; each stage shows ours, named after its corpus
     transformers_logging.disable_progress_bar()
-    check_apart(output, {"--data": data}, inside_allowed=False)
-    check_replaceable(output, overwrite=True)  # before hours of work: a folder we did not write is refused
+    claim_output(output, COMMAND, {"--data": data}, overwrite=True)  # before the work: a folder we did not write stays
     cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
     train_parts, test_parts, encoders = paired_parts(data, work)
     set_seed(seed)
@@ -395,7 +395,7 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
         (folder / "README.md").write_text(starter_card(scores, build), encoding="utf-8")
 
     # An earlier starter build is replaced (atomically, once this one is complete); a folder of the user's is not.
-    write_folder(output, write, overwrite=True, written_by="gia-mic build-starter")
+    write_folder(output, write, command=COMMAND, overwrite=True)
 
 
 def copy_voice_activity_detector(folder: Path) -> None:

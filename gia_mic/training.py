@@ -10,8 +10,10 @@ Two kinds of dataset are understood:
 """
 
 import dataclasses
+import functools
 import json
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from modeling_gia_mic import (
 from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, encode_text, resample
 
 from .collator import MultimodalCollator
-from .folders import path_inside
+from .folders import claim_training_output, mark_training_output, path_inside, record_outputs
 from .folds import leave_one_group_out
 from .metrics import REGRESSION_METRICS, build_compute_metrics, classification_metrics
 from .overrides import parse_overrides
@@ -537,9 +539,24 @@ def split_metrics(
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict[str, Any]:
     """Train on the train split (selecting on the eval split if any), then report on eval and test splits."""
+    claim_outputs_folder("gia-mic train", model_args, data_args, training_args)
     dataset = load_training_dataset(data_args, training_args)
     eval_split, test_split = resolve_splits(dataset, data_args)
-    return fit_and_report(model_args, data_args, training_args, dataset, data_args.train_split, eval_split, test_split)
+    mark = functools.partial(mark_training_output, training_args.output_dir, "gia-mic train")
+    splits = (data_args.train_split, eval_split, test_split)
+    results = fit_and_report(model_args, data_args, training_args, dataset, *splits, mark)
+    if training_args.process_index == 0:
+        record_outputs(training_args.output_dir, "gia-mic train")
+    return results
+
+
+def claim_outputs_folder(
+    command: str, model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> None:
+    """`--output_dir` lies apart from every input and holds nothing `command` did not write (before any work)."""
+    inputs = {"--dataset": data_args.dataset, "--model": model_args.model}
+    inputs.update({f"--{m}_encoder": getattr(model_args, f"{m}_encoder") for m in ("text", "audio", "vision")})
+    claim_training_output(training_args.output_dir, command, inputs)
 
 
 def fit_and_report(
@@ -550,8 +567,12 @@ def fit_and_report(
     train_split: str,
     eval_split: str | None,
     test_split: str | None,
+    mark_output: Callable[[], None],
 ) -> dict[str, Any]:
-    """Train, measure every reported split, and write metrics.json, plots and a model card into `output_dir`."""
+    """
+    Train, measure every reported split, and write metrics.json, plots and a model card into `output_dir`
+    (`mark_output` marks the claimed folder when training starts, on the main process).
+    """
     resume = resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     metrics = data_args.metrics  # the dataset card read once, before training
     set_seed(training_args.seed)  # before the model exists: its initial weights are part of the run
@@ -568,6 +589,8 @@ def fit_and_report(
         processor,
         metrics,
     )
+    if training_args.process_index == 0:
+        mark_output()
     trainer.train(resume_from_checkpoint=resume)
     results: dict[str, Any] = {"train_split": train_split, "train_rows": splits[train_split].num_rows}
     for name in filter(None, (eval_split, test_split)):
@@ -589,15 +612,19 @@ def cross_validate(
         path_inside(root, f"fold_{fold_column}_{value}", f"fold value {value!r} of --fold_column")
         for value, _, _ in folds
     ]
+    claim_outputs_folder("gia-mic cv", model_args, data_args, training_args)
+    mark = functools.partial(mark_training_output, root, "gia-mic cv")
     names, fold_results, rows = [], [], {}
     for (value, train_part, test_part), fold_dir in zip(folds, fold_dirs):
         fold_args = dataclasses.replace(training_args, output_dir=str(fold_dir))
         results = fit_and_report(
-            model_args, data_args, fold_args, {"train": train_part, "test": test_part}, "train", None, "test"
+            model_args, data_args, fold_args, {"train": train_part, "test": test_part}, "train", None, "test", mark
         )
         names.append(f"{fold_column}={value}")
         fold_results.append(results["test"])
         rows[names[-1]] = {"train": results["train_rows"], "test": test_part.num_rows}
+        if training_args.process_index == 0:
+            record_outputs(root, "gia-mic cv")
     summary = aggregate_folds(fold_results)
     table = format_cv_table(names, fold_results, summary)
     if training_args.process_index == 0:
@@ -610,6 +637,7 @@ def cross_validate(
         }
         (root / "cv_results.json").write_text(json.dumps(payload, indent=2))
         (root / "cv_results.md").write_text(table + "\n")
+        record_outputs(root, "gia-mic cv")
     return {"folds": dict(zip(names, fold_results)), "summary": summary, "table": table}
 
 
@@ -645,14 +673,12 @@ def evaluate_checkpoint(
     if data_args.problem_type is None:  # the model knows whether its labels are classes or scores
         data_args = dataclasses.replace(data_args, problem_type=saved_config(model_args.model).problem_type)
     model, collator, _ = build_model_and_collator(model_args, data_args, dataset[split])
-    args = TrainingArguments(
-        output_dir=str(Path(model_args.model) / "eval"),
-        per_device_eval_batch_size=batch_size,
-        report_to="none",
-        remove_unused_columns=False,
-    )
-    trainer = Trainer(model=model, args=args, data_collator=collator)
-    logits, labels = predict(trainer, dataset[split])
+    with tempfile.TemporaryDirectory(prefix="gia-mic-evaluate-") as scratch:  # nothing written beside the model
+        args = TrainingArguments(
+            output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none", remove_unused_columns=False
+        )
+        trainer = Trainer(model=model, args=args, data_collator=collator)
+        logits, labels = predict(trainer, dataset[split])
     return split_metrics(model, logits, labels, data_args.metrics)
 
 

@@ -121,7 +121,7 @@ def write(staging):
     if sys.argv[2] == "during-write":
         os.kill(os.getpid(), signal.SIGKILL)
 
-write_folder(Path(sys.argv[1]), write, overwrite=True, written_by="test")
+write_folder(Path(sys.argv[1]), write, overwrite=True, command="t")
 if sys.argv[2] == "after-swap":
     os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -131,7 +131,7 @@ if sys.argv[2] == "after-swap":
 def test_kill_9_leaves_the_old_or_the_new_complete_folder(tmp_path, moment):
     output = tmp_path / "out"
     write_folder(
-        output, lambda staging: (staging / "old.txt").write_text("old build"), overwrite=False, written_by="t"
+        output, lambda staging: (staging / "old.txt").write_text("old build"), overwrite=False, command="t"
     )
     process = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(KILLED_WRITE), str(output), moment], cwd=ROOT, capture_output=True
@@ -144,14 +144,14 @@ def test_kill_9_leaves_the_old_or_the_new_complete_folder(tmp_path, moment):
 
 def test_failed_write_leaves_the_old_folder_and_no_staging(tmp_path):
     output = tmp_path / "out"
-    write_folder(output, lambda staging: (staging / "old.txt").write_text("old"), overwrite=False, written_by="t")
+    write_folder(output, lambda staging: (staging / "old.txt").write_text("old"), overwrite=False, command="t")
 
     def failing(staging: Path) -> None:
         (staging / "new.txt").write_text("new")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        write_folder(output, failing, overwrite=True, written_by="t")
+        write_folder(output, failing, overwrite=True, command="t")
     assert (output / "old.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -162,7 +162,7 @@ def test_a_file_or_a_symlink_is_never_replaced(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "target")
     for path in (tmp_path / "file", tmp_path / "link"):
         with pytest.raises(UnsafePathError, match="exists and is not a folder"):
-            write_folder(path, lambda staging: None, overwrite=True, written_by="t")
+            write_folder(path, lambda staging: None, overwrite=True, command="t")
     assert (tmp_path / "file").read_text() == "mine" and os.path.islink(tmp_path / "link")
 
 

@@ -18,11 +18,9 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoTokenizer, GenerationConfig, Pipeline
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import cached_file
@@ -31,7 +29,9 @@ from .processing_gia_mic import (
     NoFaceFoundError,
     as_float_waveform,
     check_sampling_rate,
+    check_waveform,
     crop_faces,
+    open_image,
     read_video_frames,
     resample,
 )
@@ -47,6 +47,7 @@ from .recording_gia_mic import (
     find_speech,
     import_av,
     probe,
+    truncation_note,
     windows,
 )
 
@@ -54,6 +55,9 @@ from .recording_gia_mic import (
 TASK = "multimodal-emotion-recognition"
 ASR_FOLDER = "asr"
 INPUT_KEYS = ("text", "audio", "sampling_rate", "image", "video")
+# One sample's speech: long enough to hold a syllable, short enough to be one utterance (a longer recording is given
+# as a path, for a timeline). `max_seconds` lowers the limit.
+MIN_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS = 0.1, 60.0
 NAMES = {"text": "text", "audio": "speech", "vision": "face"}
 StageProgress = Callable[[str, float, float | None], None]  # (stage, done, total)
 
@@ -174,27 +178,32 @@ def model_subfolder_file(name_or_path: str, subfolder: str, filename: str) -> st
     return cached_file(name_or_path, filename, subfolder=subfolder, _raise_exceptions_for_missing_entries=False)
 
 
-def read_audio(path: str | os.PathLike) -> np.ndarray:
-    """A whole audio file (any format PyAV reads) as 16 kHz mono float32; a short clip, not a recording."""
-    av = import_av()
+def read_audio(path: str | os.PathLike, max_seconds: float = MAX_SAMPLE_SECONDS) -> np.ndarray:
+    """
+    A whole audio file (any format PyAV reads) as 16 kHz mono float32; a short clip, not a recording: a file over
+    `max_seconds` is refused from its header, or as soon as its decoding passes the limit.
+    """
+    info = probe(path, max_seconds)
+    if not info.has_audio:
+        raise ValueError(f"{info.name} has no audio track.")
+    av, pieces, samples = import_av(), [], 0
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise ValueError(f"{Path(path).name} has no audio track.")
-            pieces = [samples for _, samples in decode_audio(container)]
+            for _, piece in decode_audio(container):
+                pieces.append(piece)
+                samples += piece.size
+                if samples > max_seconds * SAMPLING_RATE:
+                    raise ValueError(f"{info.name} is longer than {max_seconds:g} s; give a shorter clip.")
     except (av.error.FFmpegError, UnicodeDecodeError, OSError):
-        raise ValueError(f"{Path(path).name}: not an audio file that can be read.") from None
-    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        raise ValueError(f"{info.name}: not an audio file that can be read.") from None
+    waveform = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    check_waveform(waveform, f"The audio of {info.name}")
+    return waveform
 
 
-def read_image(image) -> Image.Image | np.ndarray:
-    if isinstance(image, str | os.PathLike):
-        try:
-            with Image.open(image) as opened:
-                return opened.convert("RGB")
-        except OSError:
-            raise ValueError(f"{Path(image).name}: not an image file that can be read.") from None
-    return image
+def read_image(image):
+    """A path is opened (its size checked before decoding); an image or array given is taken as it is."""
+    return open_image(image) if isinstance(image, str | os.PathLike) else image
 
 
 class MultimodalEmotionRecognitionPipeline(Pipeline):
@@ -239,6 +248,10 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     def _sanitize_parameters(self, top_k=None, transcribe=None, max_seconds=None, progress=None, **kwargs):
         if kwargs:
             raise TypeError(f"Unknown arguments for the {TASK} pipeline: {', '.join(kwargs)}.")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"`top_k` must be a whole number of labels, 1 or more; got {top_k!r}.")
+        if max_seconds is not None and not (isinstance(max_seconds, int | float) and max_seconds > 0):
+            raise ValueError(f"`max_seconds` must be a positive number of seconds; got {max_seconds!r}.")
         preprocess = {"max_seconds": max_seconds} if max_seconds is not None else {}
         forward = {k: v for k, v in {"transcribe": transcribe, "progress": progress}.items() if v is not None}
         return preprocess, forward, {"top_k": top_k} if top_k is not None else {}
@@ -280,19 +293,32 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         unknown = sorted(set(inputs) - set(INPUT_KEYS))
         if unknown:
             raise ValueError(f"Unknown inputs {unknown}; expected any of {', '.join(INPUT_KEYS)}.")
-        return self.prepare(**inputs)
+        return self.prepare(**inputs, max_seconds=min(max_seconds or MAX_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS))
 
-    def prepare(self, text=None, audio=None, sampling_rate=None, image=None, video=None) -> EmotionInputs:
-        """Decode one sample's inputs; faces are cut out where the processor detects faces."""
+    def prepare(
+        self, text=None, audio=None, sampling_rate=None, image=None, video=None, max_seconds=MAX_SAMPLE_SECONDS
+    ) -> EmotionInputs:
+        """
+        Decode and check one sample's inputs, before any model runs (speech of at most `max_seconds`, every sample
+        finite); faces are cut out where the processor detects faces.
+        """
         if image is not None and video is not None:
             raise ValueError("Give the face either as an `image` or as a `video`, not both.")
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"`text` must be a string; got {type(text).__name__}.")
         sample = EmotionInputs(text=(text or "").strip() or None)
         if audio is not None:
             if isinstance(audio, str | os.PathLike):
-                sample.waveform = read_audio(audio)
+                sample.waveform = read_audio(audio, max_seconds)
             else:
+                if not isinstance(audio, np.ndarray | torch.Tensor | list | tuple):
+                    raise ValueError(f"`audio` must be a file path or a 1-D waveform; got {type(audio).__name__}.")
                 rate = check_sampling_rate(sampling_rate)
-                sample.waveform = resample(as_float_waveform(audio, 0), rate, SAMPLING_RATE)
+                waveform = as_float_waveform(audio, 0)
+                check_waveform(waveform, "`audio`", rate, max_seconds)
+                sample.waveform = resample(waveform, rate, SAMPLING_RATE)
+            if sample.waveform.size < MIN_SAMPLE_SECONDS * SAMPLING_RATE:
+                raise ValueError(f"The speech is shorter than {MIN_SAMPLE_SECONDS:g} s; give at least a syllable.")
         if image is not None or video is not None:
             frames = [read_image(image)] if image is not None else read_video_frames(video, self.processor.num_frames)
             sample.faces = self.faces(frames, sample.notes, "image" if image is not None else "video")
@@ -437,6 +463,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 max_seconds,
                 lambda seconds: report("Finding speech", seconds, info.duration),
             )
+            notes.extend(truncation_note(info, duration))
             if not spans:
                 notes.append(f"No speech was found in {info.name}: the timeline is empty.")
         elif "vision" in modalities:
@@ -453,6 +480,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             self.processor.num_frames,
             audio=bool({"audio", "text"} & set(modalities)),
             video="vision" in modalities,
+            notes=notes,
         )
         return RecordingAnalysis(
             info.name, duration, notes, self.analyze_segments(media, len(spans), transcribe, report, batch_size)

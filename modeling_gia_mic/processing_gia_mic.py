@@ -3,6 +3,7 @@
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -92,38 +93,99 @@ def uniform_frame_indices(num_available: int, num_frames: int) -> list[int]:
     return np.linspace(0, num_available - 1, num_frames).round().astype(int).tolist()
 
 
+# Pictures are held at most MAX_FRAME_SIDE pixels on their longer side (larger ones are shrunk when decoded): face
+# detection works on at most DETECTION_MAX_SIDE and the face towers read crops of 48-224 pixels, so nothing they use
+# is lost, and memory is bounded whatever the upload. An image over MAX_IMAGE_PIXELS is refused before it is decoded.
+MAX_FRAME_SIDE, MAX_IMAGE_PIXELS = 1280, 50_000_000
+
+
+def bounded_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) shrunk, keeping the aspect ratio, so the longer side is at most MAX_FRAME_SIDE."""
+    scale = min(1.0, MAX_FRAME_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def check_image_size(width: int, height: int, what: str) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"{what} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); at most "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are taken. Scale it down first."
+        )
+
+
+def open_image(path: str | os.PathLike):
+    """An image file as an RGB PIL image of bounded size; its size is checked before its pixels are decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = Path(path).name
+    try:
+        with Image.open(path) as image:
+            check_image_size(*image.size, f"Image {name}")
+            image.draft("RGB", bounded_size(*image.size))  # JPEG: decoded at a reduced scale where it can
+            return image.convert("RGB").resize(bounded_size(*image.size), Image.Resampling.BOX)
+    except IsADirectoryError:
+        raise ValueError(f"{name} is a folder, not an image file.") from None
+    except FileNotFoundError:
+        raise ValueError(f"{name}: no such file.") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise ValueError(f"{name}: not an image file that can be read.") from None
+
+
 def read_video_frames(
     path: str | os.PathLike, num_frames: int, start: float | None = None, end: float | None = None
 ) -> list[np.ndarray]:
     """
-    Decode a video file with PyAV and return `num_frames` RGB frames (height, width, 3) sampled uniformly from the
-    span [start, end] seconds (the whole file by default).
+    Decode a video file with PyAV and return `num_frames` RGB frames (height, width, 3), of bounded size, sampled
+    uniformly from the span [start, end] seconds (the whole file by default). A first pass reads only the frames'
+    times, so the chosen frames alone are kept, whatever the video's length.
     """
     try:
         import av
     except ImportError as error:
         raise ImportError("Reading video files needs PyAV: `pip install av`.") from error
+    name = Path(path).name
+    if not os.path.isfile(path):
+        raise ValueError(f"{name}: no such file." if not os.path.exists(path) else f"{name} is not a file.")
     try:
+        times = sorted(frame_times_in_span(path, start, end))
+        wanted = [times[i] for i in uniform_frame_indices(len(times), num_frames)]
+        frames = []
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path} has no video stream.")
             stream = container.streams.video[0]
             if start:
                 container.seek(int(start / stream.time_base), stream=stream, any_frame=False, backward=True)
-            frames = []
             for frame in container.decode(stream):
-                timestamp = float(frame.pts * stream.time_base) if frame.pts is not None else None
-                if start is not None and timestamp is not None and timestamp < start:
-                    continue
-                if end is not None and timestamp is not None and timestamp > end:
+                while wanted and frame.time is not None and frame.time >= wanted[0]:
+                    if not frames or frames[-1][0] != frame.time:
+                        width, height = bounded_size(frame.width, frame.height)
+                        frames.append((frame.time, frame.to_ndarray(width=width, height=height, format="rgb24")))
+                    wanted.pop(0)
+                if not wanted:
                     break
-                frames.append(frame.to_ndarray(format="rgb24"))
     except (av.error.FFmpegError, OSError) as error:
-        raise ValueError(f"Cannot decode video {path}: {error.__class__.__name__}.") from None
+        raise ValueError(f"Cannot decode video {name}: {error.__class__.__name__}.") from None
     if not frames:
         span = f" between {start} s and {end} s" if start is not None or end is not None else ""
-        raise ValueError(f"Video {path} has no decodable frames{span}.")
-    return [frames[i] for i in uniform_frame_indices(len(frames), num_frames)]
+        raise ValueError(f"Video {name} has no decodable frames{span}.")
+    return [picture for _, picture in frames]
+
+
+def frame_times_in_span(path: str | os.PathLike, start: float | None, end: float | None) -> list[float]:
+    """The presentation times of the video's frames inside [start, end], from its packets (nothing decoded)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{Path(path).name} has no video stream.")
+        stream = container.streams.video[0]
+        times = []
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.size == 0:
+                continue
+            time = float(packet.pts * stream.time_base)
+            if (start is None or time >= start) and (end is None or time <= end):
+                times.append(time)
+    return times
 
 
 def encode_text(
@@ -174,6 +236,28 @@ def as_float_waveform(waveform, index: int) -> np.ndarray:
     raise ValueError(f"Audio of sample {index} has samples of type {array.dtype}; expected float or integer PCM.")
 
 
+def check_waveform(
+    waveform: np.ndarray, what: str, sampling_rate: int | None = None, max_seconds: float | None = None
+) -> None:
+    """
+    A clip the model can read: mono, not empty, every sample finite and, given its rate, within `max_seconds` (checked
+    before anything is resampled or run). `what` names it in the error.
+    """
+    if waveform.ndim != 1:
+        raise ValueError(
+            f"{what} must be a mono 1-D waveform; got shape {waveform.shape}. Average the channels first."
+        )
+    if waveform.size == 0:
+        raise ValueError(f"{what} is empty (0 samples).")
+    if sampling_rate is not None and max_seconds is not None and waveform.size / sampling_rate > max_seconds:
+        raise ValueError(
+            f"{what} is {waveform.size / sampling_rate:.1f} s long ({waveform.size} samples at {sampling_rate} Hz); "
+            f"at most {max_seconds:g} s are taken."
+        )
+    if not np.isfinite(waveform).all():
+        raise ValueError(f"{what} contains NaN or infinite values.")
+
+
 def audio_clips(audio) -> list:
     """
     The documented audio layouts: one 1-D waveform, or a list/tuple of 1-D waveforms. A 2-D array is ambiguous
@@ -209,15 +293,7 @@ def encode_audio(feature_extractor, audio, sampling_rate: int | None) -> dict[st
     prepared = []
     for index, clip in enumerate(audio_clips(audio)):
         waveform = as_float_waveform(clip, index)
-        if waveform.ndim != 1:
-            raise ValueError(
-                f"Audio of sample {index} must be a mono 1-D waveform; got shape {waveform.shape}. "
-                "Average the channels first."
-            )
-        if waveform.size == 0:
-            raise ValueError(f"Audio of sample {index} is empty (0 samples).")
-        if not np.isfinite(waveform).all():
-            raise ValueError(f"Audio of sample {index} contains NaN or infinite values.")
+        check_waveform(waveform, f"Audio of sample {index}")
         prepared.append(resample(waveform, sampling_rate, feature_extractor.sampling_rate))
     if "input_features" in feature_extractor.model_input_names:
         return log_mel_batch(feature_extractor, prepared)
@@ -261,11 +337,12 @@ def pad_and_stack(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def as_rgb(frame, index: int = 0):
     """
     Video frames are RGB: greyscale (H x W or H x W x 1), RGBA and other PIL modes are converted, so any image
-    processor fits. An image without pixels or with another layout is an error.
+    processor fits. An image without pixels, with another layout or over `MAX_IMAGE_PIXELS` is an error.
     """
     if hasattr(frame, "mode") and hasattr(frame, "convert"):  # a PIL image
         if 0 in frame.size:
             raise ValueError(f"Image of sample {index} has size {frame.size[0]}x{frame.size[1]}; it has no pixels.")
+        check_image_size(*frame.size, f"Image of sample {index}")
         return frame if frame.mode == "RGB" else frame.convert("RGB")
     array = np.asarray(frame)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -277,6 +354,7 @@ def as_rgb(frame, index: int = 0):
         )
     if 0 in array.shape[:2]:
         raise ValueError(f"Image of sample {index} has shape {array.shape}; it has no pixels.")
+    check_image_size(array.shape[1], array.shape[0], f"Image of sample {index}")
     if array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=-1)
     return array[..., :3]
@@ -303,6 +381,15 @@ def face_detector():
     return cv2, cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 
 
+def shrunk(frame: np.ndarray, cv2) -> np.ndarray:
+    """A frame whose longer side is at most MAX_FRAME_SIDE (area-averaged), as uint8."""
+    height, width = frame.shape[:2]
+    frame = np.asarray(frame, dtype=np.uint8)
+    if max(height, width) <= MAX_FRAME_SIDE:
+        return frame
+    return cv2.resize(frame, bounded_size(width, height), interpolation=cv2.INTER_AREA)
+
+
 def largest_face(frame: np.ndarray, detector=None) -> tuple[int, int, int, int] | None:
     """The largest face in an RGB frame as a square (left, top, right, bottom) in its pixels, or None."""
     cv2, cascade = detector or face_detector()
@@ -327,6 +414,14 @@ def largest_face(frame: np.ndarray, detector=None) -> tuple[int, int, int, int] 
     )
 
 
+def cut_box(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The box's pixels (only they are copied); where the box reaches past the frame, its edge pixels repeat."""
+    left, top, right, bottom = box
+    rows = np.clip(np.arange(top, max(bottom, top + 1)), 0, frame.shape[0] - 1)
+    columns = np.clip(np.arange(left, max(right, left + 1)), 0, frame.shape[1] - 1)
+    return frame[rows[:, None], columns[None, :]]
+
+
 def crop_faces(clips: list[list], detector=None) -> list[list[np.ndarray]]:
     """
     Each frame cut to its largest face (the detector's square box: the framing of FER-2013's crops, on which the
@@ -337,16 +432,10 @@ def crop_faces(clips: list[list], detector=None) -> list[list[np.ndarray]]:
     for index, clip in enumerate(clips):
         faces = []
         for frame in clip:
-            frame = np.asarray(as_rgb(frame, index))
+            frame = shrunk(np.asarray(as_rgb(frame, index)), detector[0])
             box = largest_face(frame, detector)
             if box is not None:
-                left, top, right, bottom = box
-                padded = np.pad(frame, ((frame.shape[0],) * 2, (frame.shape[1],) * 2, (0, 0)), mode="edge")
-                faces.append(
-                    padded[
-                        top + frame.shape[0] : bottom + frame.shape[0], left + frame.shape[1] : right + frame.shape[1]
-                    ]
-                )
+                faces.append(cut_box(frame, box))
         if not faces:
             what = "image" if len(clip) == 1 else f"any of the {len(clip)} frames"
             raise NoFaceFoundError(f"No face was found in {what} of sample {index}.")

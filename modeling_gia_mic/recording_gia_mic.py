@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from transformers.utils import cached_file
 
+from .processing_gia_mic import bounded_size
+
 
 SAMPLING_RATE = 16000
 VAD_CHUNK = 512  # samples per step of Silero VAD at 16 kHz (32 ms)
@@ -88,7 +90,7 @@ def probe(path: str | os.PathLike, max_seconds: float | None = None) -> MediaInf
     av = import_av()
     path, name = str(path), Path(path).name
     if not os.path.isfile(path):
-        raise RecordingError(f"{name}: no such file.")
+        raise RecordingError(f"{name}: {missing_file_reason(path)}.")
     try:
         with av.open(path) as container:
             has_audio, has_video = bool(container.streams.audio), bool(video_streams(container))
@@ -101,6 +103,15 @@ def probe(path: str | os.PathLike, max_seconds: float | None = None) -> MediaInf
         raise RecordingError(f"{name} has neither an audio track nor pictures.")
     check_length(name, duration, max_seconds)
     return MediaInfo(path, duration, has_audio, has_video)
+
+
+def missing_file_reason(path: str) -> str:
+    """Why a path that is not a readable file is not one, in a few words."""
+    if os.path.isdir(path):
+        return "a folder, not a file"
+    if os.path.islink(path):
+        return "a link that leads nowhere (or in a loop)"
+    return "no such file" if not os.path.exists(path) else "not a regular file"
 
 
 def check_length(name: str, seconds: float | None, max_seconds: float | None) -> None:
@@ -272,6 +283,8 @@ def find_speech(
         for start, samples in decode_audio(container):
             seconds["end"] = start + samples.size / SAMPLING_RATE
             check_length(info.name, seconds["end"], max_seconds)
+            if not np.isfinite(samples).all():
+                raise RecordingError(f"{info.name}: the audio holds NaN or infinite samples at {start:.1f} s.")
             yield samples
 
     try:
@@ -282,22 +295,39 @@ def find_speech(
     return speech_segments(probabilities, seconds["end"], options), seconds["end"]
 
 
+def truncation_note(info: MediaInfo, decoded_seconds: float) -> list[str]:
+    """A note where the audio ends well before the length the file's header gives (a file cut short)."""
+    if info.duration is None or info.duration - decoded_seconds <= max(0.5, 0.01 * info.duration):
+        return []
+    return [
+        f"{info.name}: the audio ends at {decoded_seconds:.1f} s of the {info.duration:.1f} s its header gives; the "
+        "file looks cut short, and the timeline covers what could be read."
+    ]
+
+
 def frame_times(start: float, end: float, count: int) -> list[float]:
     """`count` evenly spaced times inside a span: the middles of `count` equal parts."""
     return [start + (index + 0.5) * (end - start) / count for index in range(count)]
 
 
 def cut_segments(
-    info: MediaInfo, spans: list[tuple[float, float]], num_frames: int, audio: bool = True, video: bool = True
+    info: MediaInfo,
+    spans: list[tuple[float, float]],
+    num_frames: int,
+    audio: bool = True,
+    video: bool = True,
+    notes: list[str] | None = None,
 ) -> Iterator[SegmentMedia]:
     """
     One decode pass over the recording handing out each span, in order, with its audio (`audio`) and the frames on
-    screen at `num_frames` evenly spaced times in it (`video`), as soon as the decoding has passed its end. Only the
+    screen at `num_frames` evenly spaced times in it (`video`), as soon as the decoding has passed its end. Where the
+    file cannot be decoded further, the spans begun are handed out and `notes` says where it stopped. Only the
     audio since the earliest unfinished span and the last decoded frame are held: the audio and the pictures are
     read by two decoders and taken in time order, so a file that stores long runs of one stream before the other
     (poorly interleaved) needs no more memory than a well-interleaved one.
     """
     av = import_av()
+    notes = notes if notes is not None else []
     audio, video = audio and info.has_audio, video and info.has_video
     pending = deque(
         SegmentMedia(start, end, frames=[] if video else None, targets=frame_times(start, end, num_frames))
@@ -320,8 +350,15 @@ def cut_segments(
             for time, item in heapq.merge(*sources, key=lambda entry: entry[0]):
                 yield from cutter.take(time, item)
         except av.error.FFmpegError:
-            raise RecordingError(f"{info.name}: the recording cannot be decoded past {cutter.time:.1f} s.") from None
+            notes.append(f"{info.name} cannot be decoded past {cutter.time:.1f} s: the timeline stops there.")
+            cutter.pending = deque(s for s in cutter.pending if s.start < cutter.time)
     yield from cutter.finish()
+
+
+def picture(frame) -> np.ndarray:
+    """A decoded video frame as RGB pixels, shrunk to a bounded size (`bounded_size`) as it is converted."""
+    width, height = bounded_size(frame.width, frame.height)
+    return frame.to_ndarray(width=width, height=height, format="rgb24")
 
 
 def timed(frames: Iterator) -> Iterator[tuple[float, object]]:
@@ -350,11 +387,17 @@ class StreamCutter:
         yield from self.completed()
 
     def add_audio(self, time: float, samples: np.ndarray) -> None:
+        """Audio is kept from the start of the earliest open span on: silence before it is dropped as it comes."""
         if self.origin is None:
             self.origin = time
         self.chunks.append((self.samples, samples))
         self.samples += samples.size
         self.time = max(self.time, self.audio_time)
+        self.drop_audio_before(self.sample_index(self.pending[0].start) if self.pending else self.samples)
+
+    def drop_audio_before(self, first: int) -> None:
+        while self.chunks and self.chunks[0][0] + self.chunks[0][1].size <= first:
+            self.chunks.popleft()
 
     @property
     def audio_time(self) -> float:
@@ -367,7 +410,7 @@ class StreamCutter:
             if segment.targets and segment.targets[0] >= time:
                 break
             while segment.targets and segment.targets[0] < time:
-                segment.frames.append(shown.to_ndarray(format="rgb24"))
+                segment.frames.append(picture(shown))
                 segment.targets.pop(0)
         self.previous = (time, frame)
         self.time = max(self.time, time)
@@ -384,9 +427,7 @@ class StreamCutter:
     def hand_out(self, segment: SegmentMedia) -> SegmentMedia:
         if self.wants_audio:
             segment.waveform = self.cut_audio(segment.start, segment.end)
-            keep_from = self.sample_index(self.pending[0].start) if self.pending else self.samples
-            while self.chunks and self.chunks[0][0] + self.chunks[0][1].size <= keep_from:
-                self.chunks.popleft()
+            self.drop_audio_before(self.sample_index(self.pending[0].start) if self.pending else self.samples)
         return segment
 
     def sample_index(self, time: float) -> int:
@@ -407,6 +448,6 @@ class StreamCutter:
             segment = self.pending.popleft()
             if self.wants_video:
                 shown = self.previous is not None and segment.start <= self.previous[0] + 1.0
-                segment.frames.extend(self.previous[1].to_ndarray(format="rgb24") for _ in segment.targets if shown)
+                segment.frames.extend(picture(self.previous[1]) for _ in segment.targets if shown)
                 segment.targets.clear()
             yield self.hand_out(segment)

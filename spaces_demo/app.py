@@ -29,8 +29,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pandas as pd
-import soundfile as sf
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from transformers import pipeline
 from transformers.utils import logging as transformers_logging
 
@@ -40,8 +39,6 @@ DEFAULT_MODEL = os.environ.get("GIA_MIC_MODEL", str(HERE.parent / ".cache" / "de
 MAX_AUDIO_SECONDS = 30.0
 MAX_RECORDING_SECONDS = 600.0  # "Analyse a recording": 10 minutes here (`gia-mic analyze` streams any length)
 TASK = "multimodal-emotion-recognition"
-MIN_AUDIO_SECONDS = 0.1
-SAMPLING_RATE = 16000
 NAMES = {"text": "text", "audio": "speech", "vision": "face"}
 OWNERS = {"text": "your words", "audio": "your voice", "vision": "your face"}
 log = logging.getLogger("gia-mic-demo")
@@ -51,40 +48,6 @@ def user_error(message: str) -> gr.Error:
     """A problem with what the user gave: one line on the server console, the message on the page, no traceback."""
     log.info("rejected a request: %s", message)
     return gr.Error(message, print_exception=False)
-
-
-def read_audio(path: str) -> tuple[np.ndarray, int]:
-    """Mono float32 audio from a file: soundfile for WAV/FLAC/OGG, PyAV for the rest (webm/mp3/m4a recordings)."""
-    try:
-        waveform, rate = sf.read(path, dtype="float32", always_2d=True)
-        return waveform.mean(axis=1), rate
-    except (sf.LibsndfileError, RuntimeError):
-        pass
-    import av
-
-    try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                raise user_error("The speech file has no sound in it.")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLING_RATE)
-            chunks = [
-                out.to_ndarray().reshape(-1)
-                for frame in container.decode(audio=0)
-                for out in resampler.resample(frame)
-            ]
-    except (av.error.FFmpegError, UnicodeDecodeError, OSError):
-        raise user_error("Could not read the audio file: it is not a supported audio format.") from None
-    if not chunks:
-        raise user_error("The audio file is empty.")
-    return np.concatenate(chunks), SAMPLING_RATE
-
-
-def read_image(path: str) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError):
-        raise user_error("Could not read the image: it is not a valid image file.") from None
 
 
 def with_readable_image_errors(component: gr.Image) -> gr.Image:
@@ -108,7 +71,8 @@ class BatchingQueue:
     """
     Items submitted from many threads at about the same time run together: a worker takes the first waiting item,
     gathers those that arrive less than `wait_s` apart (at most `max_batch`, grouped by `key`) and calls `run(items)`
-    once per group. Each caller gets its own result, or its own exception.
+    once per group. Each caller gets its own result, or its own exception: a batch that fails is run again item by
+    item, so one caller's bad input never fails the others.
     """
 
     def __init__(
@@ -135,14 +99,21 @@ class BatchingQueue:
             for item, future in batch:
                 groups.setdefault(self.key(item), []).append((item, future))
             for group in groups.values():
-                try:
-                    results = self.run([item for item, _ in group])
-                except Exception as error:  # every caller of the group sees the failure
-                    for _, future in group:
-                        future.set_exception(error)
-                    continue
-                for (_, future), result in zip(group, results):
-                    future.set_result(result)
+                self._run(group)
+
+    def _run(self, group: list[tuple[Any, Future]]) -> None:
+        """Run a group as one batch; if the batch fails, each item alone, so one bad request fails only itself."""
+        try:
+            results = self.run([item for item, _ in group])
+        except Exception as error:
+            if len(group) == 1:
+                group[0][1].set_exception(error)
+            else:
+                for item in group:
+                    self._run([item])
+            return
+        for (_, future), result in zip(group, results):
+            future.set_result(result)
 
 
 class EmotionDemo:
@@ -154,10 +125,7 @@ class EmotionDemo:
     def __init__(self, model_id: str, asr_id: str | None = None, max_batch: int = 16):
         self.pipe = pipeline(TASK, model=model_id, trust_remote_code=True, asr=asr_id)
         self.model, self.processor = self.pipe.model, self.pipe.processor
-        # The model's own modules: the resampler and video reader; the pipeline's inputs and its bfloat16 check.
-        self.tools = sys.modules[type(self.processor).__module__]
-        pipeline_module = sys.modules[type(self.pipe).__module__]
-        self.Inputs = pipeline_module.EmotionInputs
+        pipeline_module = sys.modules[type(self.pipe).__module__]  # the model's own code: its bfloat16 check
         self.labels = self.pipe.labels
         self.pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         self.asr = self.pipe.speech_recognizer
@@ -172,42 +140,25 @@ class EmotionDemo:
     # --- one request ---------------------------------------------------------------------------------------------
 
     def prepare(self, audio_path, text, use_speech: bool, image_path, video_path):
-        """Check the page's inputs and decode them; a problem is a `gr.Error` that names it."""
+        """Check the page's inputs and decode them (the pipeline's checks); a problem is a `gr.Error` that names it."""
         text = (text or "").strip()
         if not any((audio_path, text, image_path, video_path)):
             raise user_error("Give at least one input: record or upload speech, type a sentence, or show a face.")
-        if image_path and video_path:
-            raise user_error("Show your face either as an image or as a video, not both.")
-        request = self.Inputs(text=text or None)
-        if audio_path:
-            waveform, rate = read_audio(audio_path)
-            seconds = len(waveform) / rate
-            if seconds < MIN_AUDIO_SECONDS or not np.abs(waveform).max() > 0:
-                raise user_error("The audio is empty or silent; record at least a short sentence.")
-            if seconds > MAX_AUDIO_SECONDS:
-                raise user_error(f"The audio is {seconds:.0f} s long; the demo takes up to {MAX_AUDIO_SECONDS:.0f} s.")
-            request.waveform = self.tools.resample(waveform.astype(np.float32), rate, SAMPLING_RATE)
+        try:
+            request = self.pipe.prepare(
+                text=text or None, audio=audio_path, image=image_path, video=video_path, max_seconds=MAX_AUDIO_SECONDS
+            )
+        except ValueError as error:  # the input's own problem, named by the pipeline (the file's name, no folder)
+            raise user_error(str(error)) from None
+        if request.waveform is not None:
+            if not np.abs(request.waveform).max() > 0:
+                raise user_error("The audio is silent; record at least a short sentence.")
             if request.text is None and use_speech and self.asr is not None:
                 request.text = self.transcribe(request.waveform) or None
                 request.notes.append("The words were transcribed from your speech.")
             elif request.text is None:
                 request.notes.append("Speech alone: your words were not transcribed or used.")
-        if image_path or video_path:
-            request.faces = self.face_frames(image_path, video_path, request.notes)
         return request
-
-    def face_frames(self, image_path, video_path, notes: list[str]) -> list | None:
-        """The face frames, cut to the face when the processor detects faces; None (and a note) when none is found."""
-        if image_path:
-            frames = [read_image(image_path)]
-        else:
-            try:
-                frames = self.tools.read_video_frames(video_path, self.processor.num_frames)
-            except Exception:  # PyAV's errors carry the server's paths and error numbers: not for the page
-                raise user_error("Could not read the face video: it is not a video file with pictures.") from None
-            if not frames:
-                raise user_error("The face video has no pictures.")
-        return self.pipe.faces(frames, notes, "image" if image_path else "video")
 
     def predict(self, audio_path, text, use_speech, image_path, video_path):
         request = self.prepare(audio_path, text, use_speech, image_path, video_path)
@@ -386,7 +337,13 @@ def one_sample(demo_model: EmotionDemo, workers: int) -> None:
             text = gr.Textbox(label="Text (left empty: transcribed from the speech)", lines=2)
             with gr.Row():
                 image = with_readable_image_errors(
-                    gr.Image(sources=["upload", "webcam"], type="filepath", label="Face", elem_id="face-image")
+                    gr.Image(
+                        sources=["upload", "webcam"],
+                        type="filepath",
+                        image_mode=None,  # the path as uploaded: the pipeline decodes it, its size checked first
+                        label="Face",
+                        elem_id="face-image",
+                    )
                 )
                 video = gr.Video(sources=["upload", "webcam"], label="Face video")
             button = gr.Button("Recognise emotion", variant="primary")

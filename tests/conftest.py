@@ -239,6 +239,11 @@ def mmsa_split(
     return split
 
 
+def beside(corpus: Path, name: str) -> Path:
+    """An output folder next to a corpus folder (never inside an input)."""
+    return corpus.with_name(f"{corpus.name}-{name}")
+
+
 def write_csd(path: Path, name: str, data: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """A computational sequence as the CMU Multimodal SDK writes it: <name>/data/<video>/{features,intervals}."""
     import h5py

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import mmsa_split, write_csd, write_mp4
+from conftest import beside, mmsa_split, write_csd, write_mp4
 
 from dataset_scripts import mosei, sims
 from dataset_scripts.common import BuildError
@@ -139,7 +139,7 @@ def test_mosei_pickle_and_sdk_forms(tmp_path):
             "--root",
             str(tmp_path),
             "--output",
-            str(tmp_path / "p"),
+            str(beside(tmp_path, "p")),
             "--audio-csd",
             "covarep.csd",
             "--folds",
@@ -184,7 +184,7 @@ def test_sims_raw_release_with_real_mp4_clips(tmp_path):
     report = json.loads((tmp_path / "o" / "build_report.json").read_text())
     assert report["skipped"]["items"] == [["video_0002_0001", "missing video (Raw/video_0002/0001.mp4)"]]
     with pytest.raises(BuildError, match=r"video_0002_0001: missing video .*--strict"):
-        sims.main(["--root", str(root), "--output", str(tmp_path / "p"), "--strict"])
+        sims.main(["--root", str(root), "--output", str(beside(tmp_path, "p")), "--strict"])
 
 
 @pytest.mark.parametrize(

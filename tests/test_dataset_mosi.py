@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, mmsa_split, write_csd, write_mp4
+from conftest import SHARED_DATA, beside, mmsa_split, write_csd, write_mp4
 
 from dataset_scripts import mosi
 from dataset_scripts.common import BuildError, decode_audio
@@ -122,7 +122,7 @@ def test_mode_that_disagrees_with_the_folds_is_an_error(tmp_path):
                 str(tmp_path),
                 "--text-only",
                 "--output",
-                str(tmp_path / "o"),
+                str(beside(tmp_path, "o")),
                 "--folds",
                 str(_write_json(tmp_path / "f.json", FOLDS)),
             ]
@@ -141,10 +141,18 @@ def test_mmsa_pickle_needs_opt_in_and_gives_feature_columns(tmp_path):
         pickle.dump(data, handle)
 
     with pytest.raises(BuildError, match="--allow-pickle"):
-        mosi.main(["--source", "mmsa-pickle", "--root", str(tmp_path), "--output", str(tmp_path / "o")])
+        mosi.main(["--source", "mmsa-pickle", "--root", str(tmp_path), "--output", str(beside(tmp_path, "o"))])
     with pytest.warns(UserWarning, match="runs code"):
         built = mosi.main(
-            ["--source", "mmsa-pickle", "--root", str(tmp_path), "--output", str(tmp_path / "o"), "--allow-pickle"]
+            [
+                "--source",
+                "mmsa-pickle",
+                "--root",
+                str(tmp_path),
+                "--output",
+                str(beside(tmp_path, "o")),
+                "--allow-pickle",
+            ]
         )
     row = built["train"][0]
     assert (row["id"], row["video_id"], row["clip_id"], row["text"]) == ("vidA_1", "vidA", "1", "sentence 0")
@@ -181,7 +189,7 @@ def test_sdk_csd_files_are_aligned_to_the_segments(tmp_path):
             "--root",
             str(tmp_path),
             "--output",
-            str(tmp_path / "o"),
+            str(beside(tmp_path, "o")),
             "--labels-csd",
             "labels.csd",
             "--audio-csd",
@@ -201,5 +209,14 @@ def test_sdk_csd_files_are_aligned_to_the_segments(tmp_path):
     assert built["test"][0]["label_class"] == 2 and "text_features" not in train.features
     with pytest.raises(BuildError, match="needs --folds"):
         mosi.main(
-            ["--source", "csd", "--root", str(tmp_path), "--output", str(tmp_path / "p"), "--labels-csd", "labels.csd"]
+            [
+                "--source",
+                "csd",
+                "--root",
+                str(tmp_path),
+                "--output",
+                str(beside(tmp_path, "p")),
+                "--labels-csd",
+                "labels.csd",
+            ]
         )

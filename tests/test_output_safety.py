@@ -130,9 +130,7 @@ if sys.argv[2] == "after-swap":
 @pytest.mark.parametrize("moment", ["during-write", "after-swap"])
 def test_kill_9_leaves_the_old_or_the_new_complete_folder(tmp_path, moment):
     output = tmp_path / "out"
-    write_folder(
-        output, lambda staging: (staging / "old.txt").write_text("old build"), overwrite=False, command="t"
-    )
+    write_folder(output, lambda staging: (staging / "old.txt").write_text("old build"), overwrite=False, command="t")
     process = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(KILLED_WRITE), str(output), moment], cwd=ROOT, capture_output=True
     )

@@ -3,7 +3,7 @@ Recordings of known content for the recording-analysis tests and the memory benc
 placed one after another with silence between them, each with a real face (FER-2013) on screen around it, written
 with PyAV as audio-only or video files.
 
-    python benchmarks/recordings.py [--minutes 1 10 30]    # peak memory of `gia-mic analyze` per recording length
+    python benchmarks/recordings.py [--minutes 1 10 30] [--gaps 1.5 120]   # peak memory of `gia-mic analyze`
 """
 
 import argparse
@@ -132,16 +132,19 @@ CLIPS = [  # (emotion of the face shown, RAVDESS file of actor 1 with that emoti
 ]
 
 
-def known_recording(path: Path, count: int = len(CLIPS), gap_s: float = 1.5, video: bool = True) -> list[Placed]:
+def known_recording(
+    path: Path, count: int = len(CLIPS), gap_s: float = 1.5, video: bool = True, size: tuple[int, int] = (160, 120)
+) -> list[Placed]:
     """`count` clips (cycling through CLIPS) with `gap_s` of silence between them, each face on screen from half way
-    through the silence before its clip to half way through the one after; written to `path` (.mkv or .wav)."""
+    through the silence before its clip to half way through the one after; written to `path` (.mkv of `size`, or
+    .wav)."""
     chosen = [CLIPS[index % len(CLIPS)] for index in range(count)]
     speech = {name: trimmed_speech(DATA / "ravdess" / "Actor_01" / f"{name}.flac") for _, name in CLIPS}
     faces = {emotion: fer_face(emotion) for emotion, _ in CLIPS}
     track, spans = place([speech[name] for _, name in chosen], gap_s)
     placed = [Placed(start, end, emotion, faces[emotion]) for (start, end), (emotion, _) in zip(spans, chosen)]
     face_spans = [(p.start - gap_s / 2, p.end + gap_s / 2) for p in placed]
-    write_recording(path, track, [p.face for p in placed] if video else None, face_spans)
+    write_recording(path, track, [p.face for p in placed] if video else None, face_spans, size=size)
     return placed
 
 
@@ -160,26 +163,40 @@ def peak_memory_of(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30])
+    parser.add_argument(
+        "--gaps", type=float, nargs="+", default=[1.5], help="seconds of silence between clips (one run per value)"
+    )
     parser.add_argument("--model", default=".cache/demo/gia-mic-starter", help="a model folder with its encoders")
     args = parser.parse_args()
     gia_mic = Path(sys.executable).with_name("gia-mic")
     results = []
     with tempfile.TemporaryDirectory() as work:
         for minutes in args.minutes:
-            recording = Path(work) / f"recording-{minutes:g}min.mkv"
-            placed = known_recording(recording, count=round(minutes * 60 / 3.2))  # a clip + a pause: ~3.2 s
-            command = [str(gia_mic), "analyze", str(recording), "--model", args.model, "--output", f"{recording}.out"]
-            peak, seconds = peak_memory_of(command)
-            found = len(json.loads((Path(f"{recording}.out") / "timeline.json").read_text())["segments"])
-            results.append({"minutes": minutes, "clips": len(placed), "segments": found, "peak_mib": round(peak)})
-            results[-1]["seconds"] = round(seconds, 1)
-            print(json.dumps(results[-1]), flush=True)
+            for gap in args.gaps:
+                recording = Path(work) / f"recording-{minutes:g}min-{gap:g}s.mkv"
+                count = max(2, round(minutes * 60 / (gap + 1.7)))  # a clip lasts ~1.7 s
+                placed = known_recording(recording, count=count, gap_s=gap)
+                output = f"{recording}.out"
+                command = [str(gia_mic), "analyze", str(recording), "--model", args.model, "--output", output]
+                peak, seconds = peak_memory_of(command)
+                found = len(json.loads((Path(output) / "timeline.json").read_text())["segments"])
+                results.append(
+                    {
+                        "minutes": minutes,
+                        "gap_s": gap,
+                        "clips": len(placed),
+                        "segments": found,
+                        "peak_mib": round(peak),
+                    }
+                )
+                results[-1]["seconds"] = round(seconds, 1)
+                print(json.dumps(results[-1]), flush=True)
     base = results[0]["peak_mib"]
-    print("\n| recording | clips | segments found | peak memory | vs the first | time |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| recording | silence between clips | clips | segments found | peak memory | vs the first | time |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['minutes']:g} min | {r['clips']} | {r['segments']} | {r['peak_mib']} MiB | "
+            f"| {r['minutes']:g} min | {r['gap_s']:g} s | {r['clips']} | {r['segments']} | {r['peak_mib']} MiB | "
             f"x{r['peak_mib'] / base:.2f} | {r['seconds']:.0f} s |"
         )
 

@@ -336,9 +336,11 @@ def generate_split(
             fingerprint=f"gia-mic-build-{split}-{uuid.uuid4().hex}",  # no hashing of the items
             writer_batch_size=WRITER_BATCH_ROWS,
         )
-    except DatasetGenerationError as error:
+    except DatasetGenerationError as error:  # an item's own problem, raised inside the Arrow writer
         if isinstance(error.__cause__, BuildError | UnsafePathError):
             raise error.__cause__ from None
+        if isinstance(error.__cause__, ValueError | OSError):
+            raise BuildError(f"Building split {split!r}: {error.__cause__}") from None
         raise
     except ValueError:
         if built:

@@ -287,8 +287,11 @@ def load_pickle(path: Path, allowed: bool) -> dict[str, Any]:
     if not path.is_file():
         raise BuildError(f"{path} not found: pass --pickle with the MMSA release's processed features file.")
     warnings.warn(f"Unpickling {path}: this runs code from the file; only do it for files you trust.", stacklevel=2)
-    with path.open("rb") as handle:
-        return pickle.load(handle)  # noqa: S301 - explicit opt-in above
+    try:
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - explicit opt-in above
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
+        raise BuildError(f"{path}: not a pickle that can be read ({type(error).__name__}: {error}).") from None
 
 
 def checked_arrays(split_data: dict[str, Any], split: str, path: Path, corpus: Corpus) -> dict[str, np.ndarray]:
@@ -296,6 +299,8 @@ def checked_arrays(split_data: dict[str, Any], split: str, path: Path, corpus: C
     The split's arrays in MMSA's layout, each checked for its key and shape before any row is built: `id`, `raw_text`
     and the labels (N,), the feature blocks (N, T, D), `text_bert` (N, 3, T) and the lengths (N,) when present.
     """
+    if not isinstance(split_data, dict):
+        raise BuildError(f"{path}: split {split!r} is a {type(split_data).__name__}; expected a dict of arrays.")
     label_keys = [
         "regression_labels",
         *(f"regression_labels_{m[-1]}" for m in MODALITY_LABELS if corpus.modality_labels),
@@ -322,8 +327,40 @@ def checked_arrays(split_data: dict[str, Any], split: str, path: Path, corpus: C
         shape = (len(value),) if key in ("id", "raw_text") else value.shape
         if len(shape) != rank or shape[0] != count or (key == "text_bert" and shape[1] != 3):
             raise BuildError(f"{path}: split {split!r}: key {key!r} has shape {shape}; expected {expected}.")
+        if key not in ("id", "raw_text") and value.dtype.kind not in "biuf":
+            raise BuildError(f"{path}: split {split!r}: key {key!r} holds {value.dtype} values; expected numbers.")
         arrays[key] = value
     return arrays
+
+
+def real_lengths(arrays: dict[str, np.ndarray], split: str, path: Path) -> dict[str, np.ndarray]:
+    """
+    Each segment's real length per modality: from `text_bert`'s attention-mask row (0/1) and `*_lengths` (whole
+    numbers from 0 to the padded length) where the pickle has them, else the padded length. Anything else is an
+    error naming the key and the segment, never a silent cut.
+    """
+    count = len(arrays["id"])
+    lengths = {m: np.full(count, arrays[m].shape[1]) for m in ("text", "audio", "vision")}
+    if "text_bert" in arrays:
+        mask = arrays["text_bert"][:, 1]
+        bad = ~np.isin(mask, (0, 1)).all(axis=1)
+        check_rows(bad, arrays, split, path, "text_bert's attention mask (row 1) holds values other than 0 and 1")
+        lengths["text"] = mask.sum(-1).astype(int)
+    for m in ("audio", "vision"):
+        if f"{m}_lengths" in arrays:
+            given = arrays[f"{m}_lengths"].astype(np.float64)
+            bad = ~np.isfinite(given) | (given != np.round(given)) | (given < 0) | (given > arrays[m].shape[1])
+            check_rows(bad, arrays, split, path, f"{m}_lengths is not a whole number from 0 to {arrays[m].shape[1]}")
+            lengths[m] = given.astype(int)
+    return lengths
+
+
+def check_rows(bad: np.ndarray, arrays: dict, split: str, path: Path, problem: str) -> None:
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise BuildError(
+            f"{path}: split {split!r}, id {arrays['id'][first]!r}: {problem} ({int(bad.sum())} segment(s))."
+        )
 
 
 def pickle_items(split_data: dict[str, Any], split: str, path: Path, corpus: Corpus) -> Iterator[dict[str, Any]]:
@@ -332,13 +369,8 @@ def pickle_items(split_data: dict[str, Any], split: str, path: Path, corpus: Cor
     lengths from `text_bert` / `*_lengths`, `-inf` / NaN (MMSA's audio padding) -> 0.
     """
     arrays = checked_arrays(split_data, split, path, corpus)
-    count = len(arrays["id"])
-    text_lengths = (
-        arrays["text_bert"][:, 1].sum(-1).astype(int) if "text_bert" in arrays else [arrays["text"].shape[1]] * count
-    )
-    audio_lengths = arrays.get("audio_lengths", [arrays["audio"].shape[1]] * count)
-    vision_lengths = arrays.get("vision_lengths", [arrays["vision"].shape[1]] * count)
-    for i in range(count):
+    lengths = real_lengths(arrays, split, path)
+    for i in range(len(arrays["id"])):
         video_id, _, clip_id = str(arrays["id"][i]).partition("$_$")
         if not clip_id:
             raise BuildError(f"{path}: id {arrays['id'][i]!r} in split {split!r} is not '<video_id>$_$<clip_id>'.")
@@ -351,9 +383,9 @@ def pickle_items(split_data: dict[str, Any], split: str, path: Path, corpus: Cor
         }
         item = base_row(corpus, video_id, clip_id, str(arrays["raw_text"][i]), label, modality_labels=per_modality)
         for name, key, length in (
-            ("text_features", "text", text_lengths[i]),
-            ("audio_features", "audio", audio_lengths[i]),
-            ("vision_features", "vision", vision_lengths[i]),
+            ("text_features", "text", lengths["text"][i]),
+            ("audio_features", "audio", lengths["audio"][i]),
+            ("vision_features", "vision", lengths["vision"][i]),
         ):
             values = np.asarray(arrays[key][i], dtype=np.float32)[: max(int(length), 1)]
             item[name] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)

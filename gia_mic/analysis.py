@@ -12,7 +12,7 @@ from transformers.utils import logging as transformers_logging
 from modeling_gia_mic import TASK, MultimodalEmotionRecognitionPipeline
 from modeling_gia_mic.recording_gia_mic import probe
 
-from .folders import claim_output, write_folder
+from .folders import check_model_source, claim_output, write_folder
 from .timeline import FILES, summary_line, write_timeline
 
 
@@ -74,6 +74,9 @@ def analyze(
 ) -> tuple[Path, dict]:
     output = output or Path(f"{recording.stem}-emotions")
     claim_output(output, COMMAND, {"recording": recording, "--model": model, "--asr": asr}, overwrite)
+    for source, option in ((model, "--model"), (asr, "--asr")):
+        if source is not None:
+            check_model_source(source, option)
     info = probe(recording)  # before the model loads: a file that cannot be analysed is said at once
     classifier = load_pipeline(model, asr, language)
     bars = StageBars()

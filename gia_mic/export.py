@@ -14,6 +14,7 @@ checks of eager mode (NaN, mask contents, empty samples) are not part of the gra
 """
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from torch import nn
 from modeling_gia_mic import MultimodalForEmotionRecognition
 
 from .folders import claim_output, write_folder
-from .training import ModelArguments, architecture_class
+from .training import ModelArguments, architecture_class, load_saved_model
 
 
 COMMAND = "gia-mic export"
@@ -56,6 +57,13 @@ class RawLengths:
     text_tokens: int = 64
     audio_seconds: float = 30.0
     video_frames: int = 8
+
+    def __post_init__(self):
+        for name, value in (("text-tokens", self.text_tokens), ("video-frames", self.video_frames)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name} must be a whole number, 1 or more; got {value!r}.")
+        if not (isinstance(self.audio_seconds, int | float) and 0 < self.audio_seconds < math.inf):
+            raise ValueError(f"--audio-seconds must be a positive number of seconds; got {self.audio_seconds!r}.")
 
 
 def example_inputs(
@@ -132,7 +140,7 @@ def export_model(
     if kind not in FORMATS:
         raise ValueError(f"Unknown export format {kind!r}; choose one of {', '.join(FORMATS)}.")
     claim_output(output, COMMAND, {"--model": model_dir}, overwrite)
-    model = architecture_class(ModelArguments(model=str(model_dir))).from_pretrained(model_dir).eval()
+    model = load_saved_model(architecture_class(ModelArguments(model=str(model_dir))), str(model_dir)).eval()
     examples = example_inputs(model, lengths=lengths)
     names = list(examples)
     inputs = {name: tensor for name, (tensor, _) in examples.items()}

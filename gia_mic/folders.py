@@ -46,6 +46,17 @@ def path_inside(root: str | os.PathLike, relative: str | os.PathLike, what: str)
 Inputs = Mapping[str, str | os.PathLike | None]  # what a command reads, by the option that names it
 
 
+def check_model_source(source: str | os.PathLike, option: str) -> None:
+    """A model given as a folder must exist: only `name` or `owner/name` is taken for a Hub id."""
+    text = os.fspath(source)
+    if os.path.exists(text):
+        if not os.path.isdir(text):
+            raise UnsafePathError(f"{option} {text}: a file, not a model folder.")
+        return
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text:
+        raise UnsafePathError(f"{option} {text}: no such model folder.")
+
+
 def claim_output(output: str | os.PathLike, command: str, inputs: Inputs, overwrite: bool) -> None:
     """The one output rule of every command that writes a folder; raises `UnsafePathError` before any work."""
     check_apart(output, inputs)

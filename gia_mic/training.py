@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import torch
 import yaml
 from datasets import Array2D, ClassLabel, Dataset, DatasetDict
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
@@ -38,6 +39,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.utils import logging as transformers_logging
 
 from modeling_gia_mic import (
     ARCHITECTURES,
@@ -48,7 +50,7 @@ from modeling_gia_mic import (
 from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, encode_text, resample
 
 from .collator import MultimodalCollator
-from .folders import claim_training_output, mark_training_output, path_inside, record_outputs
+from .folders import check_model_source, claim_training_output, mark_training_output, path_inside, record_outputs
 from .folds import leave_one_group_out
 from .metrics import REGRESSION_METRICS, build_compute_metrics, classification_metrics
 from .overrides import parse_overrides
@@ -359,12 +361,40 @@ def feature_collator(
 
 def saved_config(path: str) -> MultimodalEmotionConfig:
     """The config of a saved model of any of the three architectures."""
+    check_model_source(path, "--model")
     config = AutoConfig.from_pretrained(path)
     if config.model_type not in ARCHITECTURES:
         raise ValueError(
             f"{path} holds a {config.model_type!r} model; this package trains {', '.join(ARCHITECTURES)} models."
         )
     return config
+
+
+def load_saved_model(
+    model_class: type[MultimodalForEmotionRecognition], path: str, **settings
+) -> MultimodalForEmotionRecognition:
+    """
+    A saved model whose weights fit its architecture. Weights that cannot be read (a truncated file) or that leave
+    any of the model's weights out (another model's checkpoint) are an error, never a randomly initialised model.
+    """
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()  # the loading report: a missing weight is this function's error
+    transformers_logging.disable_progress_bar()
+    try:
+        model, info = model_class.from_pretrained(path, output_loading_info=True, **settings)
+    except SafetensorError as error:
+        raise ValueError(f"The weights in {path} cannot be read ({str(error).splitlines()[0]}).") from None
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+    missing = sorted(info["missing_keys"])
+    if missing:
+        raise ValueError(
+            f"The weights in {path} do not fit its {model.config.model_type} model: {len(missing)} of its weights "
+            f"are not in the file (e.g. {missing[0]}); they are another model's weights, or not all of them."
+        )
+    return model
 
 
 def architecture_class(model_args: ModelArguments) -> type[MultimodalForEmotionRecognition]:
@@ -396,7 +426,7 @@ def build_model_and_collator(
     regression = labels.get("problem_type") == "regression"
 
     if model_args.model:
-        model = model_class.from_pretrained(model_args.model, **labels, **overrides)
+        model = load_saved_model(model_class, model_args.model, **labels, **overrides)
         processor = Preprocessors.from_pretrained(model_args.model, modalities) if kind == "raw" else None
     elif kind == "features":
         model = model_class(model_class.config_class(**feature_sizes(split, modalities), **labels, **overrides))

@@ -147,7 +147,7 @@ def read_video_frames(
     if not os.path.isfile(path):
         raise ValueError(f"{name}: no such file." if not os.path.exists(path) else f"{name} is not a file.")
     try:
-        times = sorted(frame_times_in_span(path, start, end))
+        times = sorted(frame_times_in_span(av, path, start, end))
         wanted = [times[i] for i in uniform_frame_indices(len(times), num_frames)]
         frames = []
         with av.open(str(path)) as container:
@@ -162,18 +162,16 @@ def read_video_frames(
                     wanted.pop(0)
                 if not wanted:
                     break
-    except (av.error.FFmpegError, OSError) as error:
-        raise ValueError(f"Cannot decode video {name}: {error.__class__.__name__}.") from None
+    except (av.error.FFmpegError, OSError):
+        raise ValueError(f"{name}: not a video file that can be read.") from None
     if not frames:
         span = f" between {start} s and {end} s" if start is not None or end is not None else ""
         raise ValueError(f"Video {name} has no decodable frames{span}.")
     return [picture for _, picture in frames]
 
 
-def frame_times_in_span(path: str | os.PathLike, start: float | None, end: float | None) -> list[float]:
+def frame_times_in_span(av, path: str | os.PathLike, start: float | None, end: float | None) -> list[float]:
     """The presentation times of the video's frames inside [start, end], from its packets (nothing decoded)."""
-    import av
-
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise ValueError(f"{Path(path).name} has no video stream.")

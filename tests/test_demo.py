@@ -217,12 +217,12 @@ def test_real_emotional_speech_is_transcribed(server):
     ("inputs", "message"),
     [
         ({}, "Give at least one input"),
-        ({"audio": "notes"}, "Could not read the audio file: it is not a supported audio format."),
-        ({"audio": "empty"}, "empty or silent"),
-        ({"audio": "long"}, "600 s long; the demo takes up to 30 s"),
+        ({"audio": "notes"}, "notes.txt: not an audio or video file that can be read."),
+        ({"audio": "empty"}, "The audio of empty.wav is empty (0 samples)."),
+        ({"audio": "long"}, "long.wav is 10 min 0 s long; at most 30 s are taken here."),
         ({"image": "broken"}, "Could not read the image: it is not a valid image file."),
-        ({"video": "voice-only"}, "Could not read the face video: it is not a video file with pictures."),
-        ({"video": "fake-mp4"}, "Could not read the face video: it is not a video file with pictures."),
+        ({"video": "voice-only"}, "voice-only.mp4 has no video stream."),
+        ({"video": "fake-mp4"}, "fake.mp4: not a video file that can be read."),
     ],
     ids=[
         "nothing",
@@ -248,7 +248,7 @@ def test_bad_input_is_one_line_on_the_console_not_a_traceback(server, media):
             predict(server, **inputs)
     console = server[1].read_text()
     assert "Traceback" not in console, console[-3000:]
-    assert console.count("rejected a request: Could not read the face video") >= 1
+    assert console.count("rejected a request: fake.mp4: not a video file that can be read.") >= 1
 
 
 def test_many_users_at_once_all_get_answers(server, media):

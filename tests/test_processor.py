@@ -205,7 +205,7 @@ def test_video_without_a_video_stream_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="voice.mp4 has no video stream"):
         read_video_frames(path, 4)
     sf.write(tmp_path / "fake.mp4", np.zeros(100, np.float32), 16000, format="WAV")
-    with pytest.raises(ValueError, match="fake.mp4 has no video stream|Cannot decode video"):
+    with pytest.raises(ValueError, match="fake.mp4 has no video stream|fake.mp4: not a video file that can be read"):
         read_video_frames(tmp_path / "fake.mp4", 4)
 
 

@@ -1,0 +1,325 @@
+"""
+Hostile or careless input (issue 27.4-9): memory bounded by design, one request's bad input failing only itself,
+files cut short said so, weights that do not fit refused, and every problem one clear line (`error: ...`, exit 2).
+"""
+
+import pickle
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import recordings  # benchmarks/: real recordings of known content, and the peak memory of a child process
+import soundfile as sf
+import torch
+from conftest import SHARED_DATA, feature_config, mmsa_split
+from PIL import Image
+from safetensors.torch import save_file
+
+from dataset_scripts import mosi
+from dataset_scripts.common import BuildError
+from modeling_gia_mic import GiaMicForEmotionRecognition
+
+
+ROOT = Path(__file__).resolve().parents[1]
+GIA_MIC = str(Path(sys.executable).with_name("gia-mic"))
+needs_data = pytest.mark.skipif(
+    not (SHARED_DATA / "ravdess").is_dir() or not (SHARED_DATA / "fer2013").is_dir(),
+    reason="needs RAVDESS and FER-2013 in ../shared/data",
+)
+
+
+def gia_mic(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([GIA_MIC, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# --- memory bounded by design --------------------------------------------------------------------------------------
+
+CROP = """
+import resource, sys
+from transformers import pipeline
+classifier = pipeline("multimodal-emotion-recognition", model=sys.argv[1], trust_remote_code=True)
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    print(classifier({"image": sys.argv[2]})[0]["label"])
+except ValueError as error:
+    print("refused:", error)
+print("grew_mib", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - loaded) / 1024)
+"""
+
+
+def run_crop(demo_model: Path, image: Path) -> tuple[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", CROP, str(demo_model), str(image)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer, grew = done.stdout.strip().splitlines()[-2:]
+    return answer, float(grew.split()[1])
+
+
+def test_a_huge_image_is_refused_from_its_header_and_a_large_one_is_cropped_in_bounded_memory(demo_model, tmp_path):
+    """A 9000 x 9000 PNG (81 MP, 0.2 MB on disk) is refused before decoding; a 7000 x 7000 photo (49 MP) is read."""
+    huge = tmp_path / "huge.png"
+    Image.new("L", (9000, 9000), 128).save(huge, optimize=True)
+    answer, grew = run_crop(demo_model, huge)
+    assert (
+        answer
+        == "refused: Image huge.png is 9000x9000 pixels (81 megapixels); at most 50 megapixels are taken. "
+        + ("Scale it down first.")
+    )
+    assert grew < 50, f"memory grew by {grew:.0f} MiB for an image that is never decoded"
+    large = tmp_path / "large.jpg"
+    photo = Image.new("RGB", (7000, 7000), (90, 120, 150))
+    photo.save(large, quality=90)
+    answer, grew = run_crop(demo_model, large)
+    # Decoded (JPEG draft: at a quarter of its side), shrunk to 1280 px, cropped: never the 7000 x 7000 x 3 x 3
+    # of the earlier whole-frame padding (441 MB).
+    assert answer.startswith("refused: No face") or not answer.startswith("refused"), answer
+    assert grew < 250, f"memory grew by {grew:.0f} MiB"
+
+
+@needs_data
+def test_a_1080p_video_is_analysed_in_bounded_memory(demo_model, tmp_path):
+    """Frames are shrunk as they are decoded and faces cut from the crop region: a 1080p video costs what a small one
+    costs, within 150 MiB (it took 4.5 GB before)."""
+    peaks = {}
+    for name, size in (("small", (160, 120)), ("1080p", (1920, 1080))):
+        video = tmp_path / f"{name}.mkv"
+        placed = recordings.known_recording(video, count=2, size=size)
+        command = [GIA_MIC, "analyze", str(video), "--model", str(demo_model), "--output", str(tmp_path / name)]
+        peaks[name], _ = recordings.peak_memory_of(command)
+        assert len(placed) == 2
+    assert peaks["1080p"] - peaks["small"] < 150, peaks
+
+
+# --- one request's bad input fails only itself ---------------------------------------------------------------------
+
+
+def test_a_failing_batch_is_rerun_item_by_item(monkeypatch):
+    sys.path.insert(0, str(ROOT / "spaces_demo"))
+    import app
+
+    def double(items):
+        if any(item < 0 for item in items):
+            raise ValueError("negative")
+        return [2 * item for item in items]
+
+    queue = app.BatchingQueue(double, max_batch=4, wait_s=0.5)
+    results: dict[int, object] = {}
+
+    def call(item):
+        try:
+            results[item] = queue(item)
+        except ValueError as error:
+            results[item] = str(error)
+
+    threads = [threading.Thread(target=call, args=(item,)) for item in (1, -1, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {1: 2, -1: "negative", 3: 6}
+
+
+def test_non_finite_audio_is_refused_before_any_model_runs(classifier, tmp_path, monkeypatch):
+    calls = []
+    recognizer = classifier.speech_recognizer
+    monkeypatch.setattr(recognizer, "transcribe", lambda waveforms: calls.append(waveforms) or [])
+    monkeypatch.setattr(classifier.model, "forward", lambda **kwargs: calls.append(kwargs))
+    waveform = np.zeros(16000, np.float32)
+    waveform[100] = np.inf
+    path = tmp_path / "click.wav"
+    sf.write(path, waveform, 16000, subtype="FLOAT")
+    with pytest.raises(ValueError, match="The audio of click.wav contains NaN or infinite values"):
+        classifier({"audio": str(path)})
+    with pytest.raises(ValueError, match="`audio` contains NaN or infinite values"):
+        classifier({"audio": waveform, "sampling_rate": 16000})
+    recording = tmp_path / "long-click.wav"
+    sf.write(recording, np.concatenate([np.zeros(16000 * 3, np.float32), waveform]), 16000, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"long-click.wav: the audio holds NaN or infinite samples at \d"):
+        classifier(str(recording))
+    assert calls == []
+
+
+# --- clear errors in the pipeline ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inputs", "options", "message"),
+    [
+        ({"text": 123}, {}, "`text` must be a string; got int"),
+        ({"audio": np.zeros((2, 16000), np.float32), "sampling_rate": 16000}, {}, "must be a mono 1-D waveform"),
+        ({"audio": np.zeros(1, np.float32) + 0.1, "sampling_rate": 16000}, {}, "shorter than 0.1 s"),
+        ({"audio": np.zeros(16000, np.float32), "sampling_rate": 1}, {}, "16000.0 s long (16000 samples at 1 Hz)"),
+        ({"text": "fine"}, {"top_k": -1}, "`top_k` must be a whole number of labels, 1 or more; got -1"),
+        ({"text": "fine"}, {"top_k": 0}, "got 0"),
+        ({"text": "fine"}, {"max_seconds": float("nan")}, "`max_seconds` must be a positive number of seconds"),
+    ],
+    ids=["text-number", "2d-audio", "one-sample", "rate-1", "top-k-negative", "top-k-zero", "max-seconds-nan"],
+)
+def test_bad_pipeline_input_is_named(classifier, inputs, options, message):
+    with pytest.raises(ValueError) as error:
+        classifier(inputs, **options)
+    assert message in str(error.value)
+
+
+def test_a_folder_or_a_link_loop_as_the_recording_says_what_it_is(classifier, tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "interviews").mkdir()
+    with pytest.raises(ValueError, match="interviews: a folder, not a file"):
+        classifier(str(tmp_path / "interviews"))
+    with pytest.raises(ValueError, match="loop: a link that leads nowhere"):
+        classifier(str(tmp_path / "loop"))
+
+
+@needs_data
+@pytest.mark.parametrize("suffix", [".mkv", ".mp3"])
+def test_a_recording_cut_short_says_so(classifier, talk, tmp_path, suffix):
+    whole = tmp_path / f"talk{suffix}"
+    if suffix == ".mkv":
+        shutil.copy(talk["video"], whole)
+    else:
+        waveform, rate = sf.read(talk["audio"], dtype="int16")
+        with av.open(str(whole), "w") as container:
+            stream = container.add_stream("mp3", rate=rate, layout="mono")
+            for start in range(0, waveform.size, 1152):
+                frame = av.AudioFrame.from_ndarray(waveform[None, start : start + 1152], format="s16", layout="mono")
+                frame.sample_rate, frame.pts = rate, start
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+    cut = tmp_path / f"cut{suffix}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    timeline = classifier(str(cut))
+    assert any("looks cut short" in note for note in timeline["notes"]), timeline["notes"]
+    assert 0 < len(timeline["segments"]) < len(talk["placed"])
+
+
+# --- clear errors on the command line ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def head(tmp_path) -> Path:
+    GiaMicForEmotionRecognition(feature_config(("text",))).save_pretrained(tmp_path / "head")
+    return tmp_path / "head"
+
+
+def test_weights_that_do_not_fit_are_refused(head, tmp_path):
+    foreign = Path(shutil.copytree(head, tmp_path / "foreign"))
+    save_file({"model.encoder.conv1.weight": torch.zeros(4, 80, 3)}, foreign / "model.safetensors")  # Whisper's
+    assert_one_line_error(
+        gia_mic("export", "--model", foreign, "--output", tmp_path / "out"),
+        "do not fit its gia_mic model",
+        "weights are not in the file",
+    )
+    truncated = Path(shutil.copytree(head, tmp_path / "truncated"))
+    data = (head / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert_one_line_error(gia_mic("export", "--model", truncated, "--output", tmp_path / "out"), "cannot be read")
+    assert_one_line_error(
+        gia_mic("export", "--model", tmp_path / "no-such-model", "--output", tmp_path / "out"),
+        "no-such-model: no such model folder",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--audio-seconds", "inf", "--audio-seconds must be a positive number"),
+        ("--audio-seconds", "-1", "--audio-seconds must be a positive number"),
+        ("--text-tokens", "0", "--text-tokens must be a whole number, 1 or more"),
+        ("--text-tokens", "-5", "--text-tokens must be a whole number, 1 or more"),
+        ("--video-frames", "0", "--video-frames must be a whole number, 1 or more"),
+    ],
+)
+def test_export_lengths_are_checked(head, tmp_path, option, value, message):
+    assert_one_line_error(gia_mic("export", "--model", head, "--output", tmp_path / "out", option, value), message)
+
+
+def mosi_pickle(tmp_path: Path, change) -> Path:
+    rng = np.random.default_rng(0)
+    data = {
+        "train": mmsa_split(["vidA$_$1", "vidA$_$2"], [1.2, -0.4], rng),
+        "valid": mmsa_split(["vidB$_$1"], [0.0], rng),
+        "test": mmsa_split(["vidC$_$5"], [-3.0], rng),
+    }
+    change(data)
+    path = tmp_path / "corpus" / "Processed" / "unaligned_50.pkl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
+def nan_mask(data):
+    data["train"]["text_bert"][1, 1, 3] = np.nan
+
+
+def negative_length(data):
+    data["valid"]["audio_lengths"] = [-4]
+
+
+def string_features(data):
+    data["test"]["vision"] = np.full((1, 500, 20), "x")
+
+
+def string_split(data):
+    data["valid"] = "valid"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (nan_mask, "split 'train', id 'vidA$_$2': text_bert's attention mask (row 1) holds values other than 0 and 1"),
+        (negative_length, "split 'valid', id 'vidB$_$1': audio_lengths is not a whole number from 0 to 375"),
+        (string_features, "split 'test': key 'vision' holds <U1 values; expected numbers"),
+        (string_split, "split 'valid' is a str; expected a dict of arrays"),
+    ],
+    ids=["nan-text-bert", "negative-lengths", "string-features", "string-split"],
+)
+def test_a_bad_mmsa_pickle_is_named_never_cut_to_one_step(tmp_path, change, message):
+    path = mosi_pickle(tmp_path, change)
+    with pytest.raises(BuildError) as error:
+        mosi.main(
+            [
+                "--source",
+                "mmsa-pickle",
+                "--root",
+                str(path.parents[1]),
+                "--output",
+                str(tmp_path / "o"),
+                "--allow-pickle",
+            ]
+        )
+    assert message in str(error.value)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("damage", ["not-a-pickle", "truncated"])
+def test_an_unreadable_pickle_is_one_line(tmp_path, damage):
+    path = mosi_pickle(tmp_path, lambda data: None)
+    data = path.read_bytes()
+    path.write_bytes(b"name,label\nx,1\n" if damage == "not-a-pickle" else data[: len(data) // 3])
+    result = subprocess.run(
+        [sys.executable, "-m", "dataset_scripts.mosi", "--source", "mmsa-pickle", "--root", str(path.parents[1])]
+        + ["--output", str(tmp_path / "o"), "--allow-pickle"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    *before, last = result.stderr.strip().splitlines()
+    assert last.startswith("error: ") and "unaligned_50.pkl: not a pickle that can be read" in last
+    assert all("Unpickling" in line or "load_pickle" in line for line in before), "only the opt-in's warning"

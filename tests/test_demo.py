@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import av
@@ -249,6 +250,38 @@ def test_bad_input_is_one_line_on_the_console_not_a_traceback(server, media):
     console = server[1].read_text()
     assert "Traceback" not in console, console[-3000:]
     assert console.count("rejected a request: fake.mp4: not a video file that can be read.") >= 1
+
+
+def test_one_users_bad_upload_fails_only_their_own_request(server, media, tmp_path):
+    """A WAV holding one infinite sample, sent together with a good request: only the bad one fails (4 of 4 failed
+    together before)."""
+    waveform, rate = sf.read(media["speech"], dtype="float32")
+    waveform[len(waveform) // 2] = np.inf
+    sf.write(tmp_path / "click.wav", waveform, rate, subtype="FLOAT")
+    results = {}
+
+    def request(name, **inputs):
+        try:
+            results[name] = predict(server, **inputs)
+        except gradio_client.exceptions.AppError as error:
+            results[name] = str(error)
+
+    for _ in range(2):
+        threads = [
+            threading.Thread(target=request, args=("bad",), kwargs={"audio": tmp_path / "click.wav"}),
+            threading.Thread(target=request, args=("good",), kwargs={"audio": media["speech"], "use_speech": False}),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert "click.wav contains NaN or infinite values" in results["bad"]
+        check_label(results["good"]["label"])
+    huge = tmp_path / "huge.png"
+    Image.new("L", (9000, 9000), 128).save(huge)
+    with pytest.raises(gradio_client.exceptions.AppError, match="9000x9000 pixels"):
+        predict(server, image=huge)
+    assert "Traceback" not in server[1].read_text()
 
 
 def test_many_users_at_once_all_get_answers(server, media):

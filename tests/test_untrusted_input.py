@@ -323,3 +323,23 @@ def test_an_unreadable_pickle_is_one_line(tmp_path, damage):
     *before, last = result.stderr.strip().splitlines()
     assert last.startswith("error: ") and "unaligned_50.pkl: not a pickle that can be read" in last
     assert all("Unpickling" in line or "load_pickle" in line for line in before), "only the opt-in's warning"
+
+
+def test_silence_between_utterances_is_not_held():
+    """Two utterances ten minutes apart: the reader holds the audio from the next utterance's start on, never the
+    silence before it (memory grew by 460 MB per 2 h of pause before)."""
+    from collections import deque
+
+    from modeling_gia_mic.recording_gia_mic import SAMPLING_RATE, SegmentMedia, StreamCutter
+
+    spans = [(1.0, 2.0), (601.0, 602.5)]
+    cutter = StreamCutter(deque(SegmentMedia(start, end) for start, end in spans), audio=True, video=False)
+    held, handed = [], []
+    second = np.ones(SAMPLING_RATE, np.float32)
+    for index in range(605):
+        handed.extend(cutter.take(float(index), second * index))
+        held.append(sum(samples.size for _, samples in cutter.chunks) / SAMPLING_RATE)
+    handed.extend(cutter.finish())
+    assert [(s.start, s.end, s.waveform.size) for s in handed] == [(1.0, 2.0, 16000), (601.0, 602.5, 24000)]
+    assert handed[1].waveform[0] == 601 and handed[1].waveform[-1] == 602, "the right seconds"
+    assert max(held) <= 3.0, f"held up to {max(held):.0f} s of audio"

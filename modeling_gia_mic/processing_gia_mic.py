@@ -122,7 +122,11 @@ def open_image(path: str | os.PathLike):
         with Image.open(path) as image:
             check_image_size(*image.size, f"Image {name}")
             image.draft("RGB", bounded_size(*image.size))  # JPEG: decoded at a reduced scale where it can
-            return image.convert("RGB").resize(bounded_size(*image.size), Image.Resampling.BOX)
+            if image.mode not in ("RGB", "RGBA", "L", "LA"):  # palette and other modes: convert before shrinking
+                image = image.convert("RGB")
+            if image.size != bounded_size(*image.size):  # shrunk in its own mode: no full-size RGB copy
+                image = image.resize(bounded_size(*image.size), Image.Resampling.BOX)
+            return image.convert("RGB")
     except IsADirectoryError:
         raise ValueError(f"{name} is a folder, not an image file.") from None
     except FileNotFoundError:

@@ -49,11 +49,11 @@ class GiaMicModelOutput(MultimodalModelOutput):
         layer and the output of every layer, with the present modalities' sequences joined along the length axis in
         `config.modalities` order (`total_length = modality_lengths.sum()`). `split_modalities(hidden_states[i],
         modality_lengths, config.modalities)` gives the per-modality view.
-    attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
+    attentions (`tuple[torch.FloatTensor]`, *optional*, with `output_attentions=True`, computed eagerly):
         Per GIA layer one tensor of shape `(batch_size, num_heads, total_length, total_length)` over the same joined
         sequence: each modality's self-attention weights in its diagonal block (rows and columns of modality a), zero
         elsewhere.
-    cross_attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
+    cross_attentions (`tuple[torch.FloatTensor]`, *optional*, with `output_attentions=True`, computed eagerly):
         Per GIA layer the cross-attention weights in the same layout: the block of rows of modality a and columns of
         modality b holds a's attention over b (a != b), zero on the diagonal blocks. Each row of a block sums to 1
         over b's valid positions; `attentions[i] + cross_attentions[i]` shows a layer's whole attention at once.

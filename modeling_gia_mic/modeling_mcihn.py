@@ -44,7 +44,7 @@ class McihnModelOutput(MultimodalModelOutput):
     hidden_states (`tuple[torch.FloatTensor]`, *optional*):
         `num_fusion_layers + 1` tensors of shape `(batch_size, num_tokens, latent_size)`: the fusion module's tokens
         (`[s_m for each modality] + [i_(a<-b) for each ordered pair]`) before and after each layer.
-    attentions (`tuple[torch.FloatTensor]`, *optional*; eager only):
+    attentions (`tuple[torch.FloatTensor]`, *optional*, computed eagerly):
         Per fusion layer `(batch_size, num_heads, num_tokens, num_tokens)`.
     reconstruction_loss, adversarial_loss, mmd_loss (`torch.FloatTensor` of shape `()`):
         The autoencoders' masked MSE, their adversarial (prior-matching) loss and the CGMM's MMD between codes.
@@ -216,7 +216,7 @@ class FeatureFusionModule(nn.Module):
         mask = torch.ones_like(hidden_states[..., 0])
         all_hidden_states, all_attentions = [hidden_states], []
         for layer in self.layers:
-            hidden_states, weights = checkpointed(self, layer, hidden_states, mask)
+            hidden_states, weights = checkpointed(self, layer, hidden_states, mask, output_attentions)
             all_hidden_states.append(hidden_states)
             if output_attentions:
                 all_attentions.append(weights)

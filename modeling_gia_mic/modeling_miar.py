@@ -50,10 +50,10 @@ class MiarModelOutput(MultimodalModelOutput):
         `num_interaction_layers + 1` tensors `(batch_size, total_length, hidden_size)`: each present modality's
         sequence with its token in front (`[t_m ; X_m]`), joined in `config.modalities` order;
         `modality_lengths` counts the token.
-    attentions (`tuple[torch.FloatTensor]`, *optional*; eager only):
+    attentions (`tuple[torch.FloatTensor]`, *optional*, computed eagerly):
         Per layer `(batch_size, num_heads, total_length, total_length)` over the same joined sequence: the diagonal
         blocks hold each modality's self-attention over `[t_m ; X_m]`, zero elsewhere.
-    cross_attentions (`tuple[torch.FloatTensor]`, *optional*; eager only):
+    cross_attentions (`tuple[torch.FloatTensor]`, *optional*, computed eagerly):
         Per layer, in the same layout, each token's attention over the other modalities: in the block (a, b) the row
         of `t_a` holds its weights on b's positions (the other rows, the column of `t_b` and the diagonal blocks are
         0). Both are upstream of the layer's outputs: `retain_grad()` on them sees the gradients.

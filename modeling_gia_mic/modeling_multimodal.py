@@ -50,10 +50,10 @@ class MultimodalModelOutput(ModelOutput):
         modality (the architecture says how it is measured); 0 where a pair is absent. The demo draws it.
     hidden_states (`tuple[torch.FloatTensor]`, *optional*, returned when `output_hidden_states=True`):
         Per layer of the fusion network one tensor of shape `(batch_size, sequence_length, width)`.
-    attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
+    attentions (`tuple[torch.FloatTensor]`, *optional*, with `output_attentions=True`, computed eagerly):
         Per layer one tensor of shape `(batch_size, num_heads, sequence_length, sequence_length)`: the weights of the
         layer's self-attention (within each modality's sequence where the architecture joins several).
-    cross_attentions (`tuple[torch.FloatTensor]`, *optional*, returned when `output_attentions=True`; eager only):
+    cross_attentions (`tuple[torch.FloatTensor]`, *optional*, with `output_attentions=True`, computed eagerly):
         Where a layer also attends from one modality to the others (GIA-MIC, MIAR), its weights in the same layout,
         zero outside the (query modality, key modality) blocks; `None` for an architecture without.
     modality_lengths (`torch.LongTensor` of shape `(num_modalities,)`, *optional*):
@@ -131,6 +131,27 @@ def downsample_sequence(
 
 
 MASK_NAMES = tuple(name for name in MODEL_INPUT_NAMES if name.endswith("_mask"))
+
+
+def hidden_state_selection(output_hidden_states) -> list[int] | None:
+    """
+    `output_hidden_states` as transformers takes it: a flag (every layer's states, or none), or a layer index or a
+    list of them (those layers' states alone, negative indices counted from the last). None for a flag.
+    """
+    if isinstance(output_hidden_states, bool):
+        return None
+    chosen = [output_hidden_states] if isinstance(output_hidden_states, int) else output_hidden_states
+    if not isinstance(chosen, list | tuple) or not all(isinstance(i, int) and not isinstance(i, bool) for i in chosen):
+        raise ValueError(
+            f"`output_hidden_states` takes True, False, a layer index or a list of them; got {output_hidden_states!r}."
+        )
+    return list(chosen)
+
+
+def select_layers(hidden_states: tuple[torch.Tensor, ...], selected: list[int]) -> tuple[torch.Tensor, ...]:
+    """The chosen entries of a `hidden_states` tuple, in layer order (indices out of range select nothing)."""
+    count = len(hidden_states)
+    return tuple(hidden_states[i] for i in sorted({i % count for i in selected if -count <= i < count}))
 
 
 def tracing() -> bool:
@@ -311,7 +332,7 @@ def attend_jointly(
     for key, b in blocks.items():
         joined[:, :, b.rows[:, None], b.columns] = prepared[key][0]
     weights = {key: joined[:, :, b.rows[:, None], b.columns] for key, b in blocks.items()}
-    return {key: b.attention.apply(weights[key], prepared[key][1]) for key, b in blocks.items()}, weights
+    return {key: b.attention.attend(weights[key], prepared[key][1]) for key, b in blocks.items()}, weights
 
 
 def split_modalities(
@@ -457,7 +478,7 @@ class MultimodalAttention(nn.Module):
     """
     Multi-head attention of `hidden_states` (queries) over `key_value_states`, through the transformers attention
     interface (`config._attn_implementation`), over `width` channels (the config's `hidden_size` by default).
-    `weigh` and `apply` are its two halves, for callers that record the weights before using them.
+    `weigh` and `attend` are its two halves, for callers that record the weights before using them.
     """
 
     def __init__(self, config: MultimodalEmotionConfig, width: int | None = None):
@@ -511,7 +532,7 @@ class MultimodalAttention(nn.Module):
         weights = eager_attention_weights(self, queries, keys, attention_mask, self.scaling, dropout)
         return weights, self._heads(self.v_proj, key_value_states)
 
-    def apply(self, weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def attend(self, weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """The attention output for `weigh`'s weights and values: (batch, query_length, width)."""
         return self._merge_heads(torch.matmul(weights, values).transpose(1, 2))
 
@@ -544,10 +565,13 @@ class MultimodalTransformerLayer(nn.Module):
         self.output_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`mask` (batch, length) of 1/0; returns the new states and the attention weights (eager only)."""
+    def forward(
+        self, hidden_states: torch.Tensor, mask: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`mask` (batch, length) of 1/0; returns the new states and, with `output_attentions`, the attention weights
+        (computed eagerly for that call, whatever the implementation)."""
         additive = key_padding_to_additive_mask(mask, hidden_states.dtype)
-        attended, weights = self.self_attention(hidden_states, hidden_states, additive)
+        attended, weights = self.self_attention(hidden_states, hidden_states, additive, need_weights=output_attentions)
         return self.update(hidden_states, attended), weights
 
     def update(self, hidden_states: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
@@ -986,16 +1010,9 @@ class MultimodalModel(MultimodalPreTrainedModel):
             output_hidden_states = self.config.output_hidden_states
         if output_attentions is None:
             output_attentions = self.config.output_attentions
-        if not isinstance(output_hidden_states, bool) or not isinstance(output_attentions, bool):
-            raise ValueError(
-                "`output_hidden_states` / `output_attentions` take True or False; the model returns every layer (pick "
-                f"layers from the tuple); got {output_hidden_states!r} / {output_attentions!r}."
-            )
-        if output_attentions and self.config._attn_implementation != "eager":
-            raise ValueError(
-                "`output_attentions=True` needs the attention weights, which only the eager implementation returns: "
-                'load the model with `attn_implementation="eager"` or call `model.set_attn_implementation("eager")`.'
-            )
+        selected = hidden_state_selection(output_hidden_states)
+        if not isinstance(output_attentions, bool):
+            raise ValueError(f"`output_attentions` takes True or False; got {output_attentions!r}.")
         arguments = locals()
         inputs = {name: arguments[name] for name in MODEL_INPUT_NAMES}
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -1005,7 +1022,9 @@ class MultimodalModel(MultimodalPreTrainedModel):
         states = {m: self.projections[m](features) for m, (features, _) in sequences.items()}
         masks = {m: mask.to(states[m].device) for m, (_, mask) in sequences.items()}
         presence = self._sample_presence(next(iter(states.values())), list(states))
-        output = self.fuse(states, masks, presence, output_hidden_states, output_attentions)
+        output = self.fuse(states, masks, presence, bool(output_hidden_states), output_attentions)
+        if selected is not None:
+            output.hidden_states = select_layers(output.hidden_states, selected)
         return output if return_dict else output.to_tuple()
 
     def fuse(

@@ -194,10 +194,12 @@ def test_evaluate_works_on_every_folder_train_wrote(iemocap_fixture, tiny_encode
         ]
     )
     rows = 10  # the fixture's 4-class utterances
+    written = sorted(output.rglob("*"))
     for folder in (output / "checkpoint-1", output / "checkpoint-2", output):
         assert (folder / "tokenizer_config.json").is_file()
         metrics = _evaluate(folder, iemocap_fixture)
         assert np.sum(metrics["confusion_matrix"]) == rows
+    assert sorted(output.rglob("*")) == written, "evaluate writes nothing beside the model (no eval/ folder)"
     final = json.loads((output / "metrics.json").read_text())["train"]
     assert _evaluate(output, iemocap_fixture)["confusion_matrix"] == final["confusion_matrix"]
 

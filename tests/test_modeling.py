@@ -257,10 +257,41 @@ def test_output_flags_follow_transformers_conventions(architecture):
     inputs = feature_inputs()
     assert len(model(**inputs).hidden_states) == 3, "the config's default (two fusion layers)"
     assert model(**inputs, output_hidden_states=False).hidden_states is None, "the call overrides the config"
-    with pytest.raises(ValueError, match="take True or False; the model returns every layer"):
-        model(**inputs, output_hidden_states=[0, -1])
-    with pytest.raises(ValueError, match="only the eager implementation returns"):
-        model(**inputs, output_attentions=True)  # sdpa
+    every = model(**inputs).hidden_states
+    chosen = model(**inputs, output_hidden_states=[0, -1]).hidden_states  # transformers' layer-list form
+    assert len(chosen) == 2 and all(torch.equal(a, b) for a, b in zip(chosen, (every[0], every[-1])))
+    assert torch.equal(model(**inputs, output_hidden_states=1).hidden_states[0], every[1])
+    with pytest.raises(ValueError, match="takes True, False, a layer index or a list of them"):
+        model(**inputs, output_hidden_states="last")
+
+
+def test_output_attentions_with_sdpa_loaded_gives_the_eager_weights_and_the_same_logits(architecture):
+    """transformers' models compute the weights eagerly for an `output_attentions=True` call, whatever is loaded."""
+    config = feature_config(architecture=architecture)
+    sdpa = model_class(architecture)(config).eval()
+    assert sdpa.config._attn_implementation == "sdpa"
+    eager = model_class(architecture)(config).eval()
+    eager.load_state_dict(sdpa.state_dict())
+    eager.set_attn_implementation("eager")
+    inputs = feature_inputs()
+    with torch.no_grad():
+        plain = sdpa(**inputs)
+        recorded = sdpa(**inputs, output_attentions=True)
+        reference = eager(**inputs, output_attentions=True)
+    torch.testing.assert_close(recorded.logits, plain.logits, atol=1e-5, rtol=0)
+    assert len(recorded.attentions) == len(reference.attentions) > 0
+    for ours, theirs in zip(recorded.attentions, reference.attentions):
+        torch.testing.assert_close(ours, theirs)
+    with pytest.raises(ValueError, match="`output_attentions` takes True or False"):
+        sdpa(**inputs, output_attentions=[0])
+
+
+def test_the_module_visitor_works(architecture):
+    """`nn.Module.apply` (torch's recursive visitor, used by init helpers) reaches every module."""
+    model = model_class(architecture)(feature_config(architecture=architecture))
+    visited = []
+    assert model.apply(visited.append) is model
+    assert len(visited) == len(list(model.modules()))
 
 
 def test_bfloat16_inference_stays_in_bfloat16(architecture):

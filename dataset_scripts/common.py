@@ -7,6 +7,7 @@ import io
 import json
 import tempfile
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,10 @@ from datasets.exceptions import DatasetGenerationError
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from gia_mic.errors import run_reporting_errors
+from gia_mic.errors import ArgumentParser, run_reporting_errors
 from gia_mic.folders import UnsafePathError, claim_output, path_inside, write_folder
 from gia_mic.hub import PublishError, require_hub_token
-from modeling_gia_mic.processing_gia_mic import read_video_frames, resample
+from modeling_gia_mic.processing_gia_mic import check_image_size, read_video_frames, resample
 
 
 SAMPLING_RATE = 16000
@@ -168,17 +169,6 @@ def read_csv(
     return list(reader)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
-
-
 def media_path(root: Path, relative: str | Path, item_id: str) -> Path:
     """A media file's path built from an item's ids, refused (`ItemError`) if it leads outside `root`."""
     try:
@@ -269,9 +259,17 @@ def image_file(path: Path) -> dict[str, Any]:
     """An image file as the `Image` feature's struct, decoded completely first (a truncated JPEG is an `ItemError`)."""
     data = path.read_bytes()
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # PIL's warning for large images: the size is checked here, from the header
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            check_image_size(*image.size, "image")
             image.load()
             size = image.size
+    except (ValueError, Image.DecompressionBombError) as error:
+        raise ItemError(
+            str(error) if isinstance(error, ValueError) else "image over PIL's decompression limit"
+        ) from None
     except UnidentifiedImageError:
         raise ItemError("unreadable image (not a known image format)") from None
     except (OSError, SyntaxError) as error:
@@ -440,7 +438,7 @@ def push_to_hub(output: Path, repo_id: str, private: bool, token: str) -> str:
 
 
 def argument_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
     parser.add_argument("--root", type=Path, required=True, help="the corpus folder, as released")
     parser.add_argument("--output", type=Path, required=True, help="where to write the dataset")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub dataset repository")

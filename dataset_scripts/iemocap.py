@@ -18,6 +18,7 @@ import datasets
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 from tqdm.auto import tqdm
 
+from gia_mic.errors import positive_int
 from gia_mic.folds import leave_one_group_out
 
 from .common import (
@@ -31,7 +32,6 @@ from .common import (
     jpeg_frames,
     main_guard,
     media_path,
-    positive_int,
     read_text,
     run,
     video_frames,

@@ -26,6 +26,8 @@ import numpy as np
 from datasets import Audio, ClassLabel, DatasetDict, Features, Image, List, Value
 from tqdm.auto import tqdm
 
+from gia_mic.errors import positive_int
+
 from .common import (
     BuildError,
     BuildReport,
@@ -35,7 +37,6 @@ from .common import (
     generate_split,
     jpeg_frames,
     media_path,
-    positive_int,
     read_audio_track,
     read_csv,
     read_text,

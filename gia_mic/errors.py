@@ -1,5 +1,6 @@
 """How every command reports a mistake in the user's input or files: one line and exit status 2, not a traceback."""
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -15,3 +16,26 @@ def run_reporting_errors(call: Callable[[], Any]) -> Any:
             raise
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class OneLineErrors:
+    """For an `argparse.ArgumentParser` (sub)class: a usage error is one line `error: PROG: ...`, exit status 2."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+class ArgumentParser(OneLineErrors, argparse.ArgumentParser):
+    """The package's command-line parser: argparse's, with one-line usage errors."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more; got {text!r}")
+    return value

@@ -14,7 +14,6 @@ checks of eager mode (NaN, mask contents, empty samples) are not part of the gra
 """
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,11 +58,11 @@ class RawLengths:
     video_frames: int = 8
 
     def __post_init__(self):
-        for name, value in (("text-tokens", self.text_tokens), ("video-frames", self.video_frames)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name} must be a whole number, 1 or more; got {value!r}.")
-        if not (isinstance(self.audio_seconds, int | float) and 0 < self.audio_seconds < math.inf):
-            raise ValueError(f"--audio-seconds must be a positive number of seconds; got {self.audio_seconds!r}.")
+        for name, value, most in (("text-tokens", self.text_tokens, 65536), ("video-frames", self.video_frames, 256)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise ValueError(f"--{name} must be a whole number from 1 to {most}; got {value!r}.")
+        if not (isinstance(self.audio_seconds, int | float) and 0.1 <= self.audio_seconds <= 3600):
+            raise ValueError(f"--audio-seconds must be from 0.1 to 3600 seconds; got {self.audio_seconds!r}.")
 
 
 def example_inputs(

@@ -85,11 +85,14 @@ def check_apart(output: str | os.PathLike, inputs: Inputs) -> None:
 
 
 def read_marker(folder: Path) -> dict:
+    """The folder's marker, or {} where it has none or one that is not as this package writes it."""
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return marker if isinstance(marker, dict) else {}
+    files = marker.get("files") if isinstance(marker, dict) else None
+    well_formed = isinstance(marker, dict) and isinstance(marker.get("command"), str) and isinstance(files, dict)
+    return marker if well_formed else {}
 
 
 def check_replaceable(output: str | os.PathLike, command: str, overwrite: bool) -> None:
@@ -127,21 +130,20 @@ def check_only_written_files(folder: Path, marker: dict, command: str, allow: Ca
     the command writes as it goes)."""
     written = marker.get("files", {})
     for relative, size in sorted(listing(folder).items()):
-        if written.get(relative) != size and not (allow and allow(relative)):
+        if (relative not in written or written[relative] != size) and not (allow and allow(relative)):
             raise UnsafePathError(
                 f"The output folder {folder} holds {relative}, which `{command}` did not write (or it changed since); "
                 "the folder is left untouched: choose another folder, or move that file out."
             )
 
 
-def listing(folder: Path) -> dict[str, int]:
-    """Every file under `folder` (symlinks as files, not followed) with its size, but the marker."""
+def listing(folder: Path) -> dict[str, int | None]:
+    """Every entry under `folder` but the marker: a file (or a symlink, not followed) with its size, a folder None."""
     found = {}
     for path in folder.rglob("*"):
-        if path.is_symlink() or path.is_file():
-            relative = path.relative_to(folder).as_posix()
-            if relative != MARKER:
-                found[relative] = path.lstat().st_size
+        relative = path.relative_to(folder).as_posix()
+        if relative != MARKER:
+            found[relative] = None if path.is_dir() and not path.is_symlink() else path.lstat().st_size
     return found
 
 
@@ -230,7 +232,8 @@ def mark_training_output(output_dir: str | os.PathLike, command: str) -> None:
 
 
 def written_while_training(relative: str) -> bool:
-    return any(CHECKPOINT.fullmatch(part) for part in relative.split("/")[:-1])
+    """A checkpoint folder of the Trainer's, or anything inside one."""
+    return any(CHECKPOINT.fullmatch(part) for part in relative.split("/"))
 
 
 def record_outputs(output_dir: str | os.PathLike, command: str) -> None:

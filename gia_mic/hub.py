@@ -119,10 +119,19 @@ def write_examples(folder: Path) -> list[Path]:
     return written
 
 
-def push(kind: str, repo: str, folder: Path | None, public: bool, dry_run: Path | None, model_repo: str | None):
+def push(
+    kind: str,
+    repo: str,
+    folder: Path | None,
+    public: bool,
+    dry_run: Path | None,
+    model_repo: str | None,
+    overwrite: bool = False,
+):
     """
     Upload (or, with `dry_run`, write) one model, dataset or Space. Returns the folder or the repo URL, and the files.
-    A dry-run folder must lie apart from the source; an existing one is replaced only if it is an earlier dry run.
+    A dry-run folder must lie apart from the source; an existing one is replaced only with `overwrite`, and only if
+    it is an earlier dry run of the same kind.
     """
     token = None if dry_run else require_hub_token()
     if kind == "space":
@@ -134,8 +143,8 @@ def push(kind: str, repo: str, folder: Path | None, public: bool, dry_run: Path 
         source, write = folder, lambda target: copy_files(selected, folder, target)
     if dry_run:
         command = f"gia-mic push {kind} --dry-run"
-        claim_output(dry_run, command, {f"{kind} folder": source}, overwrite=True)
-        base = write_folder(dry_run, write, command=command, overwrite=True)
+        claim_output(dry_run, command, {f"{kind} folder": source}, overwrite)
+        base = write_folder(dry_run, write, command=command, overwrite=overwrite)
     elif kind == "space":
         base = Path(tempfile.mkdtemp(prefix="gia-mic-space-")) / "space"
         write(base)

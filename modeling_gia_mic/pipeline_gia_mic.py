@@ -250,8 +250,11 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             raise TypeError(f"Unknown arguments for the {TASK} pipeline: {', '.join(kwargs)}.")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"`top_k` must be a whole number of labels, 1 or more; got {top_k!r}.")
-        if max_seconds is not None and not (isinstance(max_seconds, int | float) and max_seconds > 0):
+        number = isinstance(max_seconds, int | float) and not isinstance(max_seconds, bool)
+        if max_seconds is not None and not (number and max_seconds > 0):
             raise ValueError(f"`max_seconds` must be a positive number of seconds; got {max_seconds!r}.")
+        if transcribe is not None and not isinstance(transcribe, bool):
+            raise ValueError(f"`transcribe` takes True or False; got {transcribe!r}.")
         preprocess = {"max_seconds": max_seconds} if max_seconds is not None else {}
         forward = {k: v for k, v in {"transcribe": transcribe, "progress": progress}.items() if v is not None}
         return preprocess, forward, {"top_k": top_k} if top_k is not None else {}
@@ -306,6 +309,10 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             raise ValueError("Give the face either as an `image` or as a `video`, not both.")
         if text is not None and not isinstance(text, str):
             raise ValueError(f"`text` must be a string; got {type(text).__name__}.")
+        if video is not None and not isinstance(video, str | os.PathLike):
+            raise ValueError(f"`video` must be the path of a video file; got {type(video).__name__}.")
+        if sampling_rate is not None and (audio is None or isinstance(audio, str | os.PathLike)):
+            raise ValueError("`sampling_rate` goes with `audio` given as an array; a file gives its own rate.")
         sample = EmotionInputs(text=(text or "").strip() or None)
         if audio is not None:
             if isinstance(audio, str | os.PathLike):
@@ -323,7 +330,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             frames = [read_image(image)] if image is not None else read_video_frames(video, self.processor.num_frames)
             sample.faces = self.faces(frames, sample.notes, "image" if image is not None else "video")
         if not sample.modalities and not sample.notes:
-            raise ValueError(f"Nothing to recognise: give any of {', '.join(INPUT_KEYS)}.")
+            raise ValueError("Nothing to recognise: give any of text, audio, image or video.")
         return sample
 
     def faces(self, frames: list, notes: list[str], source: str = "video") -> list | None:
@@ -462,8 +469,10 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 self.segmentation,
                 max_seconds,
                 lambda seconds: report("Finding speech", seconds, info.duration),
+                notes,
             )
-            notes.extend(truncation_note(info, duration))
+            if not notes:  # a decoding that stopped says where already
+                notes.extend(truncation_note(info, duration))
             if not spans:
                 notes.append(f"No speech was found in {info.name}: the timeline is empty.")
         elif "vision" in modalities:

@@ -2,6 +2,7 @@
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -119,7 +120,10 @@ def open_image(path: str | os.PathLike):
 
     name = Path(path).name
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # PIL's own warning for large images: the size is checked here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             check_image_size(*image.size, f"Image {name}")
             image.draft("RGB", bounded_size(*image.size))  # JPEG: decoded at a reduced scale where it can
             if image.mode not in ("RGB", "RGBA", "L", "LA"):  # palette and other modes: convert before shrinking
@@ -131,7 +135,12 @@ def open_image(path: str | os.PathLike):
         raise ValueError(f"{name} is a folder, not an image file.") from None
     except FileNotFoundError:
         raise ValueError(f"{name}: no such file.") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise ValueError(
+            f"Image {name} is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; at most "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are taken. Scale it down first."
+        ) from None
+    except (UnidentifiedImageError, OSError):
         raise ValueError(f"{name}: not an image file that can be read.") from None
 
 

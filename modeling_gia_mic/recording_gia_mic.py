@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from transformers.utils import cached_file
 
-from .processing_gia_mic import bounded_size
+from .processing_gia_mic import bounded_size, check_image_size
 
 
 SAMPLING_RATE = 16000
@@ -94,11 +94,16 @@ def probe(path: str | os.PathLike, max_seconds: float | None = None) -> MediaInf
     try:
         with av.open(path) as container:
             has_audio, has_video = bool(container.streams.audio), bool(video_streams(container))
+            for stream in video_streams(container)[:1]:  # refused from the header, before a picture is decoded
+                context = stream.codec_context
+                check_image_size(context.width or 0, context.height or 0, f"A picture of {name}")
             duration = container.duration / av.time_base if container.duration else None
             if duration is None and (has_audio or has_video):
                 duration = last_packet_time(container)
     except (av.error.FFmpegError, UnicodeDecodeError, OSError):
         raise RecordingError(f"{name}: not an audio or video file that can be read.") from None
+    except ValueError as error:  # pictures over the size limit
+        raise RecordingError(str(error)) from None
     if not has_audio and not has_video:
         raise RecordingError(f"{name} has neither an audio track nor pictures.")
     check_length(name, duration, max_seconds)
@@ -274,13 +279,30 @@ def find_speech(
     options: SegmentationOptions = SegmentationOptions(),
     max_seconds: float | None = None,
     progress: Progress | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[list[tuple[float, float]], float]:
-    """One decode pass of the audio track through the detector: the speech segments and the audio's length."""
+    """
+    One decode pass of the audio track through the detector: the speech segments and the audio's length. Where the
+    audio cannot be decoded further, the speech before that point is kept and `notes` says where it stopped.
+    """
     av = import_av()
     seconds = {"end": 0.0}
 
     def pieces(container) -> Iterator[np.ndarray]:
-        for start, samples in decode_audio(container):
+        decoded = decode_audio(container)
+        while True:
+            try:
+                start, samples = next(decoded)
+            except StopIteration:
+                return
+            except av.error.FFmpegError:
+                if not seconds["end"]:
+                    raise RecordingError(f"{info.name}: the audio track cannot be decoded.") from None
+                if notes is not None:
+                    notes.append(
+                        f"{info.name} cannot be decoded past {seconds['end']:.1f} s: the timeline stops there."
+                    )
+                return
             seconds["end"] = start + samples.size / SAMPLING_RATE
             check_length(info.name, seconds["end"], max_seconds)
             if not np.isfinite(samples).all():
@@ -350,7 +372,9 @@ def cut_segments(
             for time, item in heapq.merge(*sources, key=lambda entry: entry[0]):
                 yield from cutter.take(time, item)
         except av.error.FFmpegError:
-            notes.append(f"{info.name} cannot be decoded past {cutter.time:.1f} s: the timeline stops there.")
+            stopped = f"{info.name} cannot be decoded past"
+            if not any(note.startswith(stopped) for note in notes):  # the speech pass may have said so already
+                notes.append(f"{stopped} {cutter.time:.1f} s: the timeline stops there.")
             cutter.pending = deque(s for s in cutter.pending if s.start < cutter.time)
     yield from cutter.finish()
 

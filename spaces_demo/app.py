@@ -21,6 +21,7 @@ import queue
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from transformers import pipeline
 from transformers.utils import logging as transformers_logging
 
@@ -50,18 +51,23 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def with_readable_image_errors(component: gr.Image) -> gr.Image:
+def with_readable_upload_errors(component, message: str):
     """
-    An unreadable upload raises a readable error in the page, instead of failing inside `gr.Image`'s preprocessing.
-    (The instance's method is wrapped: a `gr.Image` subclass would make Gradio write a .pyi file beside this app.)
+    An upload that a component's own preprocessing refuses (an unreadable image, a file of another type) is a
+    readable error in the page and one line on the console, not a traceback. (The instance's method is wrapped: a
+    subclass would make Gradio write a .pyi file beside this app.)
     """
     preprocess = component.preprocess
 
     def checked(payload):
         try:
             return preprocess(payload)
+        except Image.DecompressionBombError:
+            raise user_error(f"The image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels.") from None
+        except gr.Error as error:
+            raise user_error(str(error)) from None
         except (UnidentifiedImageError, OSError):
-            raise user_error("Could not read the image: it is not a valid image file.") from None
+            raise user_error(message) from None
 
     component.preprocess = checked
     return component
@@ -336,14 +342,15 @@ def one_sample(demo_model: EmotionDemo, workers: int) -> None:
             use_speech = gr.Checkbox(value=True, label="Transcribe my speech and use the words")
             text = gr.Textbox(label="Text (left empty: transcribed from the speech)", lines=2)
             with gr.Row():
-                image = with_readable_image_errors(
+                image = with_readable_upload_errors(
                     gr.Image(
                         sources=["upload", "webcam"],
                         type="filepath",
                         image_mode=None,  # the path as uploaded: the pipeline decodes it, its size checked first
                         label="Face",
                         elem_id="face-image",
-                    )
+                    ),
+                    "Could not read the image: it is not a valid image file.",
                 )
                 video = gr.Video(sources=["upload", "webcam"], label="Face video")
             button = gr.Button("Recognise emotion", variant="primary")
@@ -389,7 +396,10 @@ def recording_tab(demo_model: EmotionDemo) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            recording = gr.File(label="Recording", file_types=["audio", "video"], type="filepath")
+            recording = with_readable_upload_errors(
+                gr.File(label="Recording", file_types=["audio", "video"], type="filepath"),
+                "Could not read the recording: upload an audio or video file.",
+            )
             button = gr.Button("Analyse the recording", variant="primary")
             summary = gr.Markdown()
             download = gr.File(label="Timeline (CSV)", interactive=False)
@@ -419,6 +429,7 @@ def quiet_logs() -> None:
     for noisy in ("httpx", "gradio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     transformers_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # sizes are checked and refused here
 
 
 def main() -> None:

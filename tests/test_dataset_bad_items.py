@@ -136,7 +136,7 @@ def test_num_frames_must_be_positive(tmp_path):
         text=True,
         cwd=ROOT,
     )
-    assert result.returncode == 2 and "--num-frames: expected a whole number of at least 1, got '0'" in result.stderr
+    assert result.returncode == 2 and "--num-frames: must be a whole number, 1 or more; got '0'" in result.stderr
 
 
 def test_mosi_paths_stay_inside_the_root_and_bad_clips_are_reported(tmp_path):

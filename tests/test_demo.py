@@ -281,7 +281,11 @@ def test_one_users_bad_upload_fails_only_their_own_request(server, media, tmp_pa
     Image.new("L", (9000, 9000), 128).save(huge)
     with pytest.raises(gradio_client.exceptions.AppError, match="9000x9000 pixels"):
         predict(server, image=huge)
-    assert "Traceback" not in server[1].read_text()
+    Image.new("L", (20000, 10000), 128).save(huge)  # over PIL's own limit: refused inside Gradio's preprocessing
+    with pytest.raises(gradio_client.exceptions.AppError, match="The image is over 179 megapixels"):
+        predict(server, image=huge)
+    console = server[1].read_text()
+    assert "Traceback" not in console and "DecompressionBombWarning" not in console
 
 
 def test_many_users_at_once_all_get_answers(server, media):
@@ -411,5 +415,8 @@ def test_recording_tab_refuses_over_ten_minutes_and_says_when_there_is_no_speech
     assert result["table"]["data"] == [] and "No speech was found in quiet.wav" in result["summary"]
     with pytest.raises(gradio_client.exceptions.AppError, match=r"^fake.mp4: not an audio or video file"):
         analyze(server, media["fake-mp4"])  # the file's name only: no server path, no error number
+    (tmp_path / "minutes.txt").write_text("not a recording")
+    with pytest.raises(gradio_client.exceptions.AppError, match="Invalid file type"):
+        analyze(server, tmp_path / "minutes.txt")  # Gradio's own check of the file type, said in one line
     console = server[1].read_text()
     assert "Traceback" not in console and "rejected a request: two-hours.flac is 120 min" in console

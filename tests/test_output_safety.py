@@ -65,10 +65,10 @@ def test_dry_run_never_replaces_what_it_did_not_write(runs, target):
     assert {folder: snapshot(folder) for folder in (runs, precious)} == before
 
 
-def test_dry_run_may_replace_its_own_earlier_dry_run(runs, tmp_path):
+def test_dry_run_may_replace_its_own_earlier_dry_run_with_overwrite(runs, tmp_path):
     out = tmp_path / "upload"
-    for visibility in ([], ["--public"]):
-        command = ["push", "model", "--repo", "me/x", "--folder", str(runs / "model"), "--dry-run", str(out)]
+    command = ["push", "model", "--repo", "me/x", "--folder", str(runs / "model"), "--dry-run", str(out)]
+    for visibility in ([], ["--public", "--overwrite"]):
         result = gia_mic(*command, *visibility)
         assert result.returncode == 0, result.stderr
         expected = "public" if visibility else "private"  # private unless --public
@@ -76,6 +76,7 @@ def test_dry_run_may_replace_its_own_earlier_dry_run(runs, tmp_path):
     assert (out / MARKER).is_file() and (out / "model.safetensors").is_file()
     assert (out / "pipeline_gia_mic.py").is_file() and (out / "recording_gia_mic.py").is_file(), "the pipeline travels"
     assert not any(p.name.startswith(".upload.") for p in tmp_path.iterdir()), "no staging folder left behind"
+    assert_one_line_error(gia_mic(*command), "exists from an earlier run; pass --overwrite")
 
 
 def test_space_dry_run_inside_the_space_source_is_refused():

@@ -200,8 +200,24 @@ def test_non_finite_audio_is_refused_before_any_model_runs(classifier, tmp_path,
         ({"text": "fine"}, {"top_k": -1}, "`top_k` must be a whole number of labels, 1 or more; got -1"),
         ({"text": "fine"}, {"top_k": 0}, "got 0"),
         ({"text": "fine"}, {"max_seconds": float("nan")}, "`max_seconds` must be a positive number of seconds"),
+        ({"text": "fine"}, {"max_seconds": True}, "`max_seconds` must be a positive number of seconds; got True"),
+        ({"text": "fine"}, {"transcribe": "no"}, "`transcribe` takes True or False; got 'no'"),
+        ({"text": "fine", "sampling_rate": -5}, {}, "`sampling_rate` goes with `audio` given as an array"),
+        ({"video": 5}, {}, "`video` must be the path of a video file; got int"),
     ],
-    ids=["text-number", "2d-audio", "one-sample", "rate-1", "top-k-negative", "top-k-zero", "max-seconds-nan"],
+    ids=[
+        "text-number",
+        "2d-audio",
+        "one-sample",
+        "rate-1",
+        "top-k-negative",
+        "top-k-zero",
+        "max-seconds-nan",
+        "max-seconds-bool",
+        "transcribe-string",
+        "rate-without-audio",
+        "video-number",
+    ],
 )
 def test_bad_pipeline_input_is_named(classifier, inputs, options, message):
     with pytest.raises(ValueError) as error:
@@ -218,12 +234,26 @@ def test_a_folder_or_a_link_loop_as_the_recording_says_what_it_is(classifier, tm
         classifier(str(tmp_path / "loop"))
 
 
+def test_pictures_over_the_limit_are_refused_from_the_header(classifier, tmp_path):
+    """A 9000 x 9000 picture given as a recording (PyAV reads images as one-frame videos), or a 20000 x 10000 one
+    (over PIL's own limit) given as an image: refused with their size, nothing decoded."""
+    picture = tmp_path / "poster.png"
+    Image.new("L", (9000, 9000), 200).save(picture)
+    with pytest.raises(ValueError, match="A picture of poster.png is 9000x9000 pixels"):
+        classifier(str(picture))
+    Image.new("L", (20000, 10000), 200).save(picture)
+    with pytest.raises(ValueError, match="Image poster.png is over 179 megapixels; at most 50 megapixels are taken"):
+        classifier({"image": str(picture)})
+
+
 @needs_data
-@pytest.mark.parametrize("suffix", [".mkv", ".mp3"])
+@pytest.mark.parametrize("suffix", [".mkv", ".mp3", ".flac"])
 def test_a_recording_cut_short_says_so(classifier, talk, tmp_path, suffix):
     whole = tmp_path / f"talk{suffix}"
     if suffix == ".mkv":
         shutil.copy(talk["video"], whole)
+    elif suffix == ".flac":
+        sf.write(whole, sf.read(talk["audio"], dtype="int16")[0], 16000, subtype="PCM_16")
     else:
         waveform, rate = sf.read(talk["audio"], dtype="int16")
         with av.open(str(whole), "w") as container:
@@ -237,7 +267,8 @@ def test_a_recording_cut_short_says_so(classifier, talk, tmp_path, suffix):
     data = whole.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
     timeline = classifier(str(cut))
-    assert any("looks cut short" in note for note in timeline["notes"]), timeline["notes"]
+    stopped = ("looks cut short", "cannot be decoded past")
+    assert any(reason in note for note in timeline["notes"] for reason in stopped), timeline["notes"]
     assert 0 < len(timeline["segments"]) < len(talk["placed"])
 
 
@@ -272,11 +303,14 @@ def test_weights_that_do_not_fit_are_refused(head, tmp_path):
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--audio-seconds", "inf", "--audio-seconds must be a positive number"),
-        ("--audio-seconds", "-1", "--audio-seconds must be a positive number"),
-        ("--text-tokens", "0", "--text-tokens must be a whole number, 1 or more"),
-        ("--text-tokens", "-5", "--text-tokens must be a whole number, 1 or more"),
-        ("--video-frames", "0", "--video-frames must be a whole number, 1 or more"),
+        ("--audio-seconds", "inf", "--audio-seconds must be from 0.1 to 3600 seconds"),
+        ("--audio-seconds", "-1", "--audio-seconds must be from 0.1 to 3600 seconds"),
+        ("--audio-seconds", "0.001", "--audio-seconds must be from 0.1 to 3600 seconds"),
+        ("--text-tokens", "0", "--text-tokens must be a whole number from 1 to 65536"),
+        ("--text-tokens", "-5", "--text-tokens must be a whole number from 1 to 65536"),
+        ("--text-tokens", "abc", "gia-mic export: argument --text-tokens: invalid int value: 'abc'"),
+        ("--video-frames", "0", "--video-frames must be a whole number from 1 to 256"),
+        ("--video-frames", "100000", "--video-frames must be a whole number from 1 to 256"),
     ],
 )
 def test_export_lengths_are_checked(head, tmp_path, option, value, message):
@@ -377,3 +411,47 @@ def test_silence_between_utterances_is_not_held():
     assert [(s.start, s.end, s.waveform.size) for s in handed] == [(1.0, 2.0, 16000), (601.0, 602.5, 24000)]
     assert handed[1].waveform[0] == 601 and handed[1].waveform[-1] == 602, "the right seconds"
     assert max(held) <= 3.0, f"held up to {max(held):.0f} s of audio"
+
+
+def test_a_marker_that_is_not_ours_is_refused_in_one_line(tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "timeline.csv").write_text("start,end\n")
+    for files in ("[]", "null", '{"timeline.csv": 10'):
+        (output / ".gia-mic-output.json").write_text('{"command": "gia-mic analyze", "files": ' + files + "}")
+        result = gia_mic("analyze", tmp_path / "a.wav", "--model", tmp_path / "m", "--output", output, "--overwrite")
+        assert_one_line_error(result, "was not written by gia-mic")
+    assert (output / "timeline.csv").read_text() == "start,end\n"
+
+
+def test_extract_features_batch_size_is_checked_before_any_work(tmp_path):
+    result = gia_mic("extract-features", "--dataset", tmp_path, "--output", tmp_path / "o", "--text_encoder", "x")
+    assert result.returncode == 2  # the dataset folder is not a dataset: said before any encoder loads
+    for value in ("0", "-1"):
+        result = gia_mic(
+            "extract-features",
+            "--dataset",
+            tmp_path,
+            "--output",
+            tmp_path / "o",
+            "--text_encoder",
+            "x",
+            "--batch_size",
+            value,
+        )
+        assert_one_line_error(result, f"--batch_size/--batch-size: must be a whole number, 1 or more; got '{value}'")
+
+
+def test_ravdess_test_actors_must_exist_and_leave_some_to_train_on(tmp_path):
+    from dataset_scripts import ravdess
+    from dataset_scripts.common import BuildReport
+
+    for actor in (1, 2):
+        folder = tmp_path / f"Actor_{actor:02d}"
+        folder.mkdir()
+        sf.write(folder / f"03-01-05-02-01-01-{actor:02d}.wav", np.zeros(16000, np.float32), 16000)
+    with pytest.raises(BuildError, match="--test-actors 99: no such actor in the release .it has actors 1, 2."):
+        ravdess.build(tmp_path, BuildReport(), tmp_path / "cache", (2, 99))
+    with pytest.raises(BuildError, match="names every actor of the release .2.: none is left to train on"):
+        ravdess.build(tmp_path, BuildReport(), tmp_path / "cache", (1, 2))
+    assert ravdess.build(tmp_path, BuildReport(), tmp_path / "cache", (2,))["test"].num_rows == 1

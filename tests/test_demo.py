@@ -2,6 +2,9 @@
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -420,3 +423,20 @@ def test_recording_tab_refuses_over_ten_minutes_and_says_when_there_is_no_speech
         analyze(server, tmp_path / "minutes.txt")  # Gradio's own check of the file type, said in one line
     console = server[1].read_text()
     assert "Traceback" not in console and "rejected a request: two-hours.flac is 120 min" in console
+
+
+def test_a_taken_port_is_one_line_before_the_model_loads(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = ROOT / "spaces_demo" / "app.py"
+        missing = tmp_path / "no-model"  # never loaded: the port is checked first
+        done = subprocess.run(
+            [sys.executable, str(app), "--model", str(missing), "--port", str(port)], capture_output=True, text=True
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"error: cannot serve on 127.0.0.1:{port} (Address already in use): another program uses it; pass --port N "
+        "(make demo PORT=N)."
+    )

@@ -498,8 +498,8 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     def analyze_segments(self, media: Iterator[SegmentMedia], total: int, transcribe: bool, report, batch_size: int):
         done = 0
         report("Analysing segments", done, total)
-        while batch := list(islice(media, batch_size)):
-            samples = [self.segment_inputs(segment) for segment in batch]
+        while pairs := [(segment, self.segment_inputs(segment)) for segment in islice(media, batch_size)]:
+            batch, samples = [segment for segment, _ in pairs], [sample for _, sample in pairs]
             if transcribe:
                 self.transcribe(samples)
             for segment, sample, prediction in zip(batch, samples, self.predict(samples)):
@@ -508,6 +508,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             report("Analysing segments", done, total)
 
     def segment_inputs(self, segment: SegmentMedia) -> EmotionInputs:
+        """A segment's inputs, its faces cut out as it arrives: the batch holds the crops, not the pictures."""
         sample = EmotionInputs()
         if segment.waveform is not None and segment.waveform.size:
             sample.waveform = segment.waveform  # a model that reads no speech still gets its words
@@ -515,6 +516,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             sample.faces = self.faces(segment.frames, sample.notes)
         elif segment.frames is not None:
             sample.notes.append("No picture on screen: the face input was left out.")
+        segment.frames = None  # the pictures go as soon as their faces are cut
         return sample
 
     def segment_result(self, segment: SegmentMedia, sample: EmotionInputs, prediction) -> dict:

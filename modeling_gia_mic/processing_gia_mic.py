@@ -236,7 +236,10 @@ def as_float_waveform(waveform, index: int) -> np.ndarray:
     One clip as float32 in [-1, 1]: float arrays as they are, integer PCM divided by its full scale (int16 by 32768,
     uint8 centred on 128), so the same sound gives the same features whatever its sample format.
     """
-    array = waveform.numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
+    try:
+        array = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
+    except ValueError:  # a ragged nesting of lists
+        raise ValueError(f"Audio of sample {index} is not an array of samples (lists of unequal lengths?).") from None
     if array.dtype.kind == "f":
         return array.astype(np.float32)
     if array.dtype.kind == "i":
@@ -245,6 +248,10 @@ def as_float_waveform(waveform, index: int) -> np.ndarray:
         middle = float(2 ** (8 * array.dtype.itemsize - 1))
         return ((array - middle) / middle).astype(np.float32)
     raise ValueError(f"Audio of sample {index} has samples of type {array.dtype}; expected float or integer PCM.")
+
+
+# Float audio lies in [-1, 1]; unscaled 16- or 24-bit values in a float array still pass, larger ones are not audio.
+MAX_SAMPLE_MAGNITUDE = 1e7
 
 
 def check_waveform(
@@ -267,6 +274,12 @@ def check_waveform(
         )
     if not np.isfinite(waveform).all():
         raise ValueError(f"{what} contains NaN or infinite values.")
+    loudest = float(np.abs(waveform).max())
+    if loudest > MAX_SAMPLE_MAGNITUDE:
+        raise ValueError(
+            f"{what} has samples up to {loudest:.3g}; expected float audio in [-1, 1] (or integer PCM, scaled by its "
+            "full range)."
+        )
 
 
 def audio_clips(audio) -> list:
@@ -365,6 +378,8 @@ def as_rgb(frame, index: int = 0):
         )
     if 0 in array.shape[:2]:
         raise ValueError(f"Image of sample {index} has shape {array.shape}; it has no pixels.")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"Image of sample {index} holds {array.dtype} values; expected pixel numbers.")
     check_image_size(array.shape[1], array.shape[0], f"Image of sample {index}")
     if array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=-1)

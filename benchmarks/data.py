@@ -116,6 +116,8 @@ def measure_mosei(pickle_path: Path) -> dict:
     datasets.disable_progress_bars()
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory(dir=pickle_path.parent) as work, AnonymousPeak() as anonymous:
+        release = Path(work) / "release"  # the release folder (the pickle is given by --pickle), beside the output
+        release.mkdir()
         start = time.perf_counter()
         built = mosei.main(
             [
@@ -125,7 +127,7 @@ def measure_mosei(pickle_path: Path) -> dict:
                 str(pickle_path),
                 "--allow-pickle",
                 "--root",
-                str(work),
+                str(release),
                 "--output",
                 str(Path(work) / "mosei"),
             ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_gia_mic import GiaMicConfig
 from .modeling_multimodal import (
@@ -19,7 +20,7 @@ from .modeling_multimodal import (
     MultimodalModelOutput,
     attend_jointly,
     attention_matrix,
-    checkpointed,
+    join,
     joined_positions,
     key_padding_to_additive_mask,
     masked_mean,
@@ -27,8 +28,8 @@ from .modeling_multimodal import (
     pair_name,
     per_pair,
     presence_mask,
-    record_joined,
     slots,
+    split_joined,
     weighted_mean,
 )
 
@@ -106,11 +107,13 @@ class GiaMicInteractionGate(nn.Module):
         return torch.sigmoid(self.dense(torch.cat([specific, context], dim=-1)))
 
 
-class GatedInteractiveAttentionLayer(nn.Module):
+class GatedInteractiveAttentionLayer(GradientCheckpointingLayer):
     """
     One GIA layer. For each present modality a:
     S_a = LN(X_a + SelfAttn(X_a));  C_(a<-b) = CrossAttn(S_a, S_b);  G_(a<-b) = gate(S_a, C_(a<-b));
     Y_a = LN(S_a + Dropout(sum_b G_(a<-b) * C_(a<-b)));  X_a <- LN(Y_a + FFN(Y_a)).
+    The modalities' sequences come and go joined along the length axis, so that gradient checkpointing (reentrant or
+    not) sees the tensor it must recompute.
     """
 
     def __init__(self, config: GiaMicConfig):
@@ -129,18 +132,22 @@ class GatedInteractiveAttentionLayer(nn.Module):
         self.output_norm = per(modalities, lambda: nn.LayerNorm(config.hidden_size, config.layer_norm_eps))
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.num_heads = config.num_attention_heads
+        self.pairs = config.modality_pairs
 
     def forward(
         self,
-        states: dict[str, torch.Tensor],
+        hidden_states: torch.Tensor,
         masks: dict[str, torch.Tensor],
         presence: dict[str, torch.Tensor],
         output_attentions: bool = False,
-    ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str], torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """
-        Returns the new states, the mean gate per ordered pair (batch,) and, with `output_attentions`, the
-        self-attention and the cross-attention weights, each as one matrix over the joined sequence.
+        `hidden_states`: the present modalities' sequences joined in `masks`' order. Returns the new joined states,
+        the mean gate per configured ordered pair (batch, num_pairs; 0 where not computed) and, with
+        `output_attentions`, the self-attention and the cross-attention weights, each as one matrix over the joined
+        sequence.
         """
+        states = split_joined(hidden_states, masks)
         additive = {m: key_padding_to_additive_mask(mask, states[m].dtype) for m, mask in masks.items()}
         at = joined_positions(states)
         recorded = [attention_matrix(states, self.num_heads) if output_attentions else None for _ in range(2)]
@@ -167,17 +174,15 @@ class GatedInteractiveAttentionLayer(nn.Module):
                 gate_means[(a, b)] = masked_mean(gate.mean(dim=-1), masks[a]) * presence[a]
             fused = self.interaction_norm[a](s_a + self.dropout(interaction))
             outputs[a] = self.output_norm[a](fused + self.feed_forward[a](fused))
-        return outputs, gate_means, *recorded
+        return join(outputs), per_pair(gate_means, self.pairs, presence), *recorded
 
 
 class GatedInteractiveAttention(nn.Module):
     """
-    A stack of `config.num_gia_layers` gated interactive attention layers; with gradient checkpointing on
-    (`model.gradient_checkpointing_enable()`, `TrainingArguments(gradient_checkpointing=True)`), each layer's
+    A stack of `config.num_gia_layers` gated interactive attention layers; with activation checkpointing on
+    (`model.activation_checkpointing_enable()`, `TrainingArguments(gradient_checkpointing=True)`), each layer's
     activations are recomputed in the backward pass instead of stored.
     """
-
-    gradient_checkpointing = False
 
     def __init__(self, config: GiaMicConfig):
         super().__init__()
@@ -198,20 +203,18 @@ class GatedInteractiveAttention(nn.Module):
         cross-attentions (per layer one matrix over that joined length; see `GiaMicModelOutput`).
         """
         gate_sums = per_pair({}, self.pairs, presence)
-        all_hidden_states, all_attentions, all_cross_attentions = [], [], []
-        if output_hidden_states:
-            states = record_joined(states, all_hidden_states)
+        hidden_states = join(states)
+        all_hidden_states, all_attentions, all_cross_attentions = [hidden_states], [], []
         for layer in self.layers:
-            states, gate_means, attentions, cross_attentions = checkpointed(
-                self, layer, states, masks, presence, output_attentions
+            hidden_states, gate_means, attentions, cross_attentions = layer(
+                hidden_states, masks, presence, output_attentions
             )
-            gate_sums = gate_sums + per_pair(gate_means, self.pairs, presence)
-            if output_hidden_states:
-                states = record_joined(states, all_hidden_states)
+            gate_sums = gate_sums + gate_means
+            all_hidden_states.append(hidden_states)
             all_attentions.append(attentions)
             all_cross_attentions.append(cross_attentions)
         return (
-            states,
+            split_joined(hidden_states, masks),
             gate_sums / max(len(self.layers), 1),
             tuple(all_hidden_states) if output_hidden_states else None,
             tuple(all_attentions) if output_attentions else None,

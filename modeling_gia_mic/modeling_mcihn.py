@@ -17,7 +17,6 @@ from .modeling_multimodal import (
     MultimodalModel,
     MultimodalModelOutput,
     MultimodalTransformerLayer,
-    checkpointed,
     key_padding_to_additive_mask,
     masked_mean,
     mean_over_given,
@@ -187,7 +186,6 @@ class FeatureFusionModule(nn.Module):
     scale).
     """
 
-    gradient_checkpointing = False
     learned_embeddings = ("token_embeddings", "missing_tokens")
 
     def __init__(self, config: McihnConfig):
@@ -216,7 +214,7 @@ class FeatureFusionModule(nn.Module):
         mask = torch.ones_like(hidden_states[..., 0])
         all_hidden_states, all_attentions = [hidden_states], []
         for layer in self.layers:
-            hidden_states, weights = checkpointed(self, layer, hidden_states, mask, output_attentions)
+            hidden_states, weights = layer(hidden_states, mask, output_attentions)
             all_hidden_states.append(hidden_states)
             if output_attentions:
                 all_attentions.append(weights)

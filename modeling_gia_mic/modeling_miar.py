@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_miar import MiarConfig
 from .modeling_multimodal import (
@@ -22,14 +23,14 @@ from .modeling_multimodal import (
     MultimodalTransformerLayer,
     attend_jointly,
     attention_matrix,
-    checkpointed,
+    join,
     joined_positions,
     key_padding_to_additive_mask,
     mean_over_given,
     per_pair,
     presence_mask,
-    record_joined,
     slots,
+    split_joined,
     weighted_mean,
 )
 
@@ -78,11 +79,12 @@ class MiarEmotionRecognitionOutput(MultimodalEmotionRecognitionOutput):
     contrastive_loss: torch.FloatTensor | None = None
 
 
-class ModalityInteraction(nn.Module):
+class ModalityInteraction(GradientCheckpointingLayer):
     """
     One interaction layer. Each modality token t_a (position 0 of a's sequence) attends to the other modalities'
     sequences (what a can extract from them), then a's sequence `[t_a ; X_a]` updates by self-attention. The global
-    token attends to every modality's sequence, then passes a feed-forward block.
+    token attends to every modality's sequence, then passes a feed-forward block. The sequences come and go joined
+    along the length axis, so that gradient checkpointing (reentrant or not) sees the tensors it must recompute.
     """
 
     def __init__(self, config: MiarConfig):
@@ -101,21 +103,24 @@ class ModalityInteraction(nn.Module):
         self.global_output_norm = norm()
         self.num_heads = config.num_attention_heads
         self.dropout = nn.Dropout(config.hidden_dropout)
+        self.pairs = config.modality_pairs
 
     def forward(
         self,
-        sequences: dict[str, torch.Tensor],
+        hidden_states: torch.Tensor,
+        global_token: torch.Tensor,
         masks: dict[str, torch.Tensor],
         presence: dict[str, torch.Tensor],
-        global_token: torch.Tensor,
         output_attentions: bool = False,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict, torch.Tensor | None, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """
-        `sequences[m]`: (batch, 1 + L_m, d) with the token first; `masks[m]` (batch, 1 + L_m). Returns the new
-        sequences and global token, the attention mass per ordered pair (batch,) and, with `output_attentions`, the
-        sequences' self-attention and the tokens' attention over the other modalities, each as one matrix over the
-        joined sequences.
+        `hidden_states`: the present modalities' sequences joined in `masks`' order, each (batch, 1 + L_m, d) with
+        its token first; `masks[m]` (batch, 1 + L_m). Returns the new joined sequences and global token, the
+        attention mass per configured ordered pair (batch, num_pairs; 0 where not computed) and, with
+        `output_attentions`, the sequences' self-attention and the tokens' attention over the other modalities, each
+        as one matrix over the joined sequences.
         """
+        sequences = split_joined(hidden_states, masks)
         # A sample's positions of a modality it lacks are no key for anyone.
         keys = {m: (x[:, 1:], masks[m][:, 1:] * presence[m][:, None]) for m, x in sequences.items()}
         at = joined_positions(sequences)
@@ -166,7 +171,7 @@ class ModalityInteraction(nn.Module):
         context, _ = self.global_attention(global_token, states, additive, need_weights=True)  # eager, like the tokens
         global_token = self.global_norm(global_token + self.dropout(context * has_keys(mask)[:, None, None]))
         global_token = self.global_output_norm(global_token + self.global_feed_forward(global_token))
-        return new_sequences, global_token, masses, *recorded
+        return join(new_sequences), global_token, per_pair(masses, self.pairs, presence), *recorded
 
 
 def gather_keys(keys: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,7 +236,6 @@ class MiarModel(MultimodalModel):
         self.interaction_layers = nn.ModuleList(
             [ModalityInteraction(config) for _ in range(config.num_interaction_layers)]
         )
-        self.interaction_layers.gradient_checkpointing = False
         self.alignment = ContrastiveAlignment(config)
         self.fused_size = (len(config.modalities) + 1) * config.hidden_size
         self.post_init()
@@ -253,19 +257,17 @@ class MiarModel(MultimodalModel):
         masks = {m: nn.functional.pad(mask, (1, 0), value=1) for m, mask in masks.items()}
         global_token = self.global_token.expand(batch_size, 1, -1)
         mass_sums = per_pair({}, self.config.modality_pairs, presence)
-        all_hidden_states, all_attentions, all_cross_attentions = [], [], []
-        if output_hidden_states:
-            sequences = record_joined(sequences, all_hidden_states)
+        hidden_states = join(sequences)
+        all_hidden_states, all_attentions, all_cross_attentions = [hidden_states], [], []
         for layer in self.interaction_layers:
-            sequences, global_token, masses, attentions, cross_attentions = checkpointed(
-                self.interaction_layers, layer, sequences, masks, presence, global_token, output_attentions
+            hidden_states, global_token, masses, attentions, cross_attentions = layer(
+                hidden_states, global_token, masks, presence, output_attentions
             )
-            mass_sums = mass_sums + per_pair(masses, self.config.modality_pairs, presence)
-            if output_hidden_states:
-                sequences = record_joined(sequences, all_hidden_states)
+            mass_sums = mass_sums + masses
+            all_hidden_states.append(hidden_states)
             all_attentions.append(attentions)
             all_cross_attentions.append(cross_attentions)
-        tokens = {m: x[:, 0] for m, x in sequences.items()}
+        tokens = {m: x[:, 0] for m, x in split_joined(hidden_states, masks).items()}
         modality_embeddings = slots(tokens, presence, self.missing_tokens, self.config.modalities)
         global_token = global_token[:, 0]
         return MiarModelOutput(

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.dynamic_module_utils import custom_object_save
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import ModelOutput, logging
@@ -234,17 +234,6 @@ def mean_over_given(terms: list[tuple[torch.Tensor, torch.Tensor]], reference: t
     return total / sum(given, reference.new_zeros(())).clamp(min=1.0)
 
 
-def checkpointed(stack: nn.Module, layer: nn.Module, *args):
-    """
-    `layer(*args)`, with its activations recomputed in the backward pass when gradient checkpointing is on for
-    `stack` (`model.gradient_checkpointing_enable()`). Non-reentrant whatever the caller asked: layers take dicts of
-    tensors, which reentrant checkpointing would cut off from the graph.
-    """
-    if stack.gradient_checkpointing and stack.training and torch.is_grad_enabled():
-        return checkpoint(layer, *args, use_reentrant=False)
-    return layer(*args)
-
-
 def per_pair(
     values: dict[tuple[str, str], torch.Tensor], pairs: tuple[tuple[str, str], ...], presence: dict[str, torch.Tensor]
 ) -> torch.Tensor:
@@ -259,14 +248,14 @@ def presence_mask(presence: dict[str, torch.Tensor], modalities: tuple[str, ...]
     return torch.stack([presence.get(m, zeros) for m in modalities], dim=1).bool()
 
 
-def record_joined(states: dict[str, torch.Tensor], recorded: list) -> dict[str, torch.Tensor]:
-    """
-    Join the modalities' sequences along the length axis into one tensor (a `hidden_states` entry), keep it, and go
-    on from views of it, so that gradients reach the recorded tensor.
-    """
-    joined = torch.cat(list(states.values()), dim=1)
-    recorded.append(joined)
-    return dict(zip(states, torch.split(joined, [x.shape[1] for x in states.values()], dim=1)))
+def split_joined(joined: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The modalities' sequences of a joined (batch, total_length, width) tensor, in `masks`' order and lengths."""
+    return dict(zip(masks, torch.split(joined, [mask.shape[1] for mask in masks.values()], dim=1)))
+
+
+def join(states: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The modalities' sequences joined along the length axis (the `hidden_states` layout)."""
+    return torch.cat(list(states.values()), dim=1)
 
 
 def slots(
@@ -553,7 +542,7 @@ class MultimodalFeedForward(nn.Module):
         return self.dropout(self.fc2(self.activation(self.fc1(hidden_states))))
 
 
-class MultimodalTransformerLayer(nn.Module):
+class MultimodalTransformerLayer(GradientCheckpointingLayer):
     """Post-norm transformer layer: x <- LN(x + SelfAttn(x; mask)); x <- LN(x + FFN(x))."""
 
     def __init__(self, config: MultimodalEmotionConfig, width: int | None = None):

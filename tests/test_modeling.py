@@ -21,6 +21,7 @@ from conftest import (
     raw_config,
     raw_inputs,
 )
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel, McihnConfig, split_modalities
 from modeling_gia_mic.modeling_multimodal import has_non_finite, whisper_encoder_forward
@@ -541,8 +542,9 @@ CHECKPOINTED_LAYERS = {
 }
 
 
+@pytest.mark.parametrize("reentrant", [False, True], ids=["non-reentrant", "reentrant"])
 @pytest.mark.parametrize("mode", ["raw", "features"])
-def test_gradient_checkpointing_gives_the_same_gradients(architecture, mode):
+def test_gradient_checkpointing_gives_the_same_gradients(architecture, mode, reentrant):
     config = (raw_config if mode == "raw" else feature_config)(
         architecture=architecture, hidden_dropout=0.0, attention_dropout=0.0, classifier_dropout=0.0
     )
@@ -551,23 +553,31 @@ def test_gradient_checkpointing_gives_the_same_gradients(architecture, mode):
     plain = model_class(architecture)(copy.deepcopy(config)).train()
     checkpointed = model_class(architecture)(copy.deepcopy(config)).train()
     checkpointed.load_state_dict(plain.state_dict())
-    checkpointed.gradient_checkpointing_enable()
-    assert checkpointed.is_gradient_checkpointing
+    checkpointed.activation_checkpointing_enable({"use_reentrant": reentrant})  # transformers 5.25's API
+    assert checkpointed.is_activation_checkpointing
+    layers = [m for m in checkpointed.modules() if type(m).__name__ == CHECKPOINTED_LAYERS[architecture]]
+    assert layers and all(isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing for m in layers)
     inputs = raw_inputs() if mode == "raw" else feature_inputs()
     labels = torch.tensor([0, 1, 2])
-    calls = []  # before the layer: recomputation may stop early once the activations needed are back
-    first = next(m for m in checkpointed.modules() if type(m).__name__ == CHECKPOINTED_LAYERS[architecture])
-    first.register_forward_pre_hook(lambda *_: calls.append(1))
+    calls = {"plain": [], "checkpointed": []}
+    for name, model in (("plain", plain), ("checkpointed", checkpointed)):
+        layer = next(m for m in model.modules() if type(m).__name__ == CHECKPOINTED_LAYERS[architecture])
+        first = next(m for m in layer.modules() if isinstance(m, torch.nn.Linear))  # recomputation may stop early
+        first.register_forward_pre_hook(lambda *_, seen=calls[name]: seen.append(1))
     for model in (plain, checkpointed):  # the encoders' own dropout draws the same masks in both
         torch.manual_seed(0)
         model(**inputs, labels=labels).loss.backward()
-    assert len(calls) == 2, "the layer ran again in the backward pass instead of storing its activations"
+    assert calls["plain"] and len(calls["checkpointed"]) == 2 * len(calls["plain"]), (
+        "the layer ran again in the backward pass instead of storing its activations"
+    )
     compared = 0
     for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
         if a.grad is not None:
             torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4, msg=name)
             compared += 1
     assert compared > 50
+    checkpointed.activation_checkpointing_disable()
+    assert not checkpointed.is_activation_checkpointing and not any(m.gradient_checkpointing for m in layers)
 
 
 @pytest.mark.parametrize(

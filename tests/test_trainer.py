@@ -133,7 +133,7 @@ def test_trainer_with_gradient_checkpointing_and_inputs_for_metrics(tmp_path):
         compute_metrics=compute_metrics,
     )
     trainer.train()
-    assert model.gia_mic.gated_interactive_attention.gradient_checkpointing
+    assert all(layer.gradient_checkpointing for layer in model.gia_mic.gated_interactive_attention.layers)
     assert trainer.evaluate()["eval_rows"] == 24.0
     assert seen and seen[0][0] == 24 and seen[0][-1] == 12, "the padded text features of every row"
 

@@ -49,14 +49,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 # --- memory bounded by design --------------------------------------------------------------------------------------
 
 CROP = """
+import resource
 import sys
 import numpy as np
 from PIL import Image
 from transformers import pipeline
 
-def peak_mib():  # the kernel's high-water mark of this process's resident memory
+def status_mib(field):  # VmHWM: the high-water mark of resident memory; VmSize: the address space in use
     status = open("/proc/self/status").read()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+    return int(next(line for line in status.splitlines() if line.startswith(field)).split()[1]) / 1024
+
+def peak_mib():
+    return status_mib("VmHWM")
 
 classifier = pipeline("multimodal-emotion-recognition", model=sys.argv[1], trust_remote_code=True)
 classifier({"text": "warm-up"})
@@ -65,6 +69,8 @@ if sys.argv[3] == "array":  # already in memory, as a caller of the pipeline may
     image = np.asarray(Image.open(image).convert("RGB"))
 open("/proc/self/clear_refs", "w").write("5")  # the high-water mark starts again from here
 loaded = peak_mib()
+cap = int((status_mib("VmSize") + 1024) * 2**20)  # a memory cap: 1 GiB more address space than is in use now
+resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
 try:
     print(classifier({"image": image})[0]["label"])
 except ValueError as error:
@@ -90,7 +96,8 @@ def test_a_huge_image_is_refused_from_its_header_and_a_large_one_is_cropped_in_b
     A 9000 x 9000 PNG (81 MP, 0.2 MB on disk) is refused before decoding. A 7000 x 7000 picture (49 MP) with a face
     costs what the same picture at 1280 px costs (the face detector's own ~130 MB each time), plus its decoding
     when given as a file (PIL holds RGB as 4 bytes a pixel: 196 MB at most, by the pixel limit): it is shrunk before
-    detection and only the face is copied. The whole-frame padding of before took 1.8 GB more.
+    detection and only the face is copied. The whole-frame padding of before took 1.8 GB more. Each runs in a child
+    process capped at 1 GiB of address space beyond what the loaded model uses.
     """
     huge = tmp_path / "huge.png"
     Image.new("L", (9000, 9000), 128).save(huge, optimize=True)

@@ -239,6 +239,15 @@ def mmsa_split(
     return split
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A command that failed as the package promises: one line `error: ...`, exit status 2, naming what is wrong."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 def beside(corpus: Path, name: str) -> Path:
     """An output folder next to a corpus folder (never inside an input)."""
     return corpus.with_name(f"{corpus.name}-{name}")

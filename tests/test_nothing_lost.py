@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import feature_config
+from conftest import assert_one_line_error, feature_config
 
 from gia_mic.folders import MARKER, UnsafePathError, write_folder
 from modeling_gia_mic import GiaMicForEmotionRecognition
@@ -36,15 +36,6 @@ def checksums(folder: Path) -> dict[str, str]:
     }
 
 
-def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """One line `error: ...`, exit status 2, naming what is wrong."""
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 @pytest.fixture
 def model_copy(demo_model, tmp_path) -> Path:
     """The user's own copy of a real model folder (weights, asr/, vad/, tokenizer, remote code)."""
@@ -61,14 +52,14 @@ def recording(tmp_path) -> Path:
 
 def test_analyze_and_export_never_write_over_the_model_they_read(model_copy, recording):
     before = checksums(model_copy)
-    assert_refused(
+    assert_one_line_error(
         gia_mic("analyze", recording, "--model", model_copy, "--output", model_copy, "--overwrite"),
         "is the input --model",
     )
-    assert_refused(
+    assert_one_line_error(
         gia_mic("export", "--model", model_copy, "--output", model_copy, "--overwrite"), "is the input --model"
     )
-    assert_refused(
+    assert_one_line_error(
         gia_mic("analyze", recording, "--model", model_copy, "--output", model_copy / "asr", "--overwrite"),
         "lies inside the input --model",
     )
@@ -83,7 +74,7 @@ def test_a_folder_is_replaced_only_by_the_command_that_wrote_it(tmp_path, record
     done = gia_mic("export", "--model", head, "--output", exported)
     assert done.returncode == 0, done.stderr
     before = checksums(exported)
-    assert_refused(
+    assert_one_line_error(
         gia_mic("analyze", recording, "--model", head, "--output", exported, "--overwrite"),
         "was written by `gia-mic export`, not `gia-mic analyze`",
     )
@@ -98,12 +89,12 @@ def test_an_earlier_analysis_holding_the_users_files_is_not_replaced(demo_model,
     shutil.move(recording, moved)
     (output / "notes.txt").write_text("what the interviewee said off the record")
     before = checksums(output)
-    assert_refused(
+    assert_one_line_error(
         gia_mic("analyze", moved, "--model", demo_model, "--output", output, "--overwrite"),
         "contains the input recording",
     )
     shutil.move(moved, recording)
-    assert_refused(
+    assert_one_line_error(
         gia_mic("analyze", recording, "--model", demo_model, "--output", output, "--overwrite"),
         "holds notes.txt, which `gia-mic analyze` did not write",
     )
@@ -145,7 +136,7 @@ def test_train_never_writes_over_its_dataset_or_a_users_folder(dataset, tmp_path
         (dataset / "train", "lies inside the input --dataset"),
         (mine, "was not written by gia-mic"),
     ]:
-        assert_refused(gia_mic("train", "--dataset", dataset, "--output_dir", output, *TRAIN), message)
+        assert_one_line_error(gia_mic("train", "--dataset", dataset, "--output_dir", output, *TRAIN), message)
     assert {folder: checksums(folder) for folder in (dataset, mine)} == before
 
 
@@ -156,7 +147,7 @@ def test_train_may_write_again_into_its_own_folder_but_not_over_a_file_added_to_
         assert done.returncode == 0, done.stderr
     assert (output / MARKER).is_file() and (output / "model.safetensors").is_file()
     (output / "my-analysis.ipynb").write_text("{}")
-    assert_refused(
+    assert_one_line_error(
         gia_mic("train", "--dataset", dataset, "--output_dir", output, *TRAIN),
         "holds my-analysis.ipynb, which `gia-mic train` did not write",
     )
@@ -175,7 +166,7 @@ def test_output_problems_are_said_before_the_model_loads(recording, tmp_path):
         (".", desk, "The output folder . is not empty and was not written by gia-mic"),
     ]:
         result = gia_mic("analyze", recording, "--model", missing_model, "--output", output, cwd=cwd)
-        assert_refused(result, message)
+        assert_one_line_error(result, message)
         assert ".partial-" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["desk", "fan.wav", "report.pdf"]
     assert [p.name for p in desk.iterdir()] == ["todo.txt"]

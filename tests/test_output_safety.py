@@ -9,7 +9,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from conftest import feature_config
+from conftest import assert_one_line_error, feature_config
 
 from dataset_scripts.synthetic_iemocap import write_miniature_release
 from gia_mic.folders import MARKER, UnsafePathError, write_folder
@@ -33,14 +33,6 @@ def build_iemocap(*args: str) -> subprocess.CompletedProcess:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 import recordings  # benchmarks/: real recordings of known content, and the peak memory of a child process
 import soundfile as sf
 import torch
-from conftest import SHARED_DATA, feature_config, installed, mmsa_split
+from conftest import SHARED_DATA, assert_one_line_error, feature_config, installed, mmsa_split
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -36,14 +36,6 @@ needs_data = pytest.mark.skipif(
 
 def gia_mic(*args) -> subprocess.CompletedProcess:
     return subprocess.run([GIA_MIC, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 # --- memory bounded by design --------------------------------------------------------------------------------------

@@ -125,9 +125,13 @@ def check_replaceable(output: str | os.PathLike, command: str, overwrite: bool) 
         )
 
 
-def check_only_written_files(folder: Path, marker: dict, command: str, allow: Callable[[str], bool] = None) -> None:
-    """Refuse a folder holding a file that `command` did not write, or that changed size since (`allow`: names that
-    the command writes as it goes)."""
+def check_only_written_files(
+    folder: Path, marker: dict, command: str, allow: Callable[[str], bool] | None = None
+) -> None:
+    """
+    Refuse a folder holding a file or folder that `command` did not write, or a file whose size changed since
+    (`allow`: the names that the command writes as it goes, such as the Trainer's checkpoints).
+    """
     written = marker.get("files", {})
     for relative, size in sorted(listing(folder).items()):
         if (relative not in written or written[relative] != size) and not (allow and allow(relative)):

@@ -114,6 +114,21 @@ def check_image_size(width: int, height: int, what: str) -> None:
         )
 
 
+def picture(frame) -> np.ndarray:
+    """A decoded video frame as RGB pixels, shrunk to a bounded size (`bounded_size`) as it is converted."""
+    width, height = bounded_size(frame.width, frame.height)
+    return frame.to_ndarray(width=width, height=height, format="rgb24")
+
+
+def missing_file_reason(path: str | os.PathLike) -> str:
+    """Why a path that is not a readable file is not one, in a few words."""
+    if os.path.isdir(path):
+        return "a folder, not a file"
+    if os.path.islink(path):
+        return "a link that leads nowhere (or in a loop)"
+    return "no such file" if not os.path.exists(path) else "not a regular file"
+
+
 def open_image(path: str | os.PathLike):
     """An image file as an RGB PIL image of bounded size; its size is checked before its pixels are decoded."""
     from PIL import Image, UnidentifiedImageError
@@ -131,10 +146,8 @@ def open_image(path: str | os.PathLike):
             if image.size != bounded_size(*image.size):  # shrunk in its own mode: no full-size RGB copy
                 image = image.resize(bounded_size(*image.size), Image.Resampling.BOX)
             return image.convert("RGB")
-    except IsADirectoryError:
-        raise ValueError(f"{name} is a folder, not an image file.") from None
-    except FileNotFoundError:
-        raise ValueError(f"{name}: no such file.") from None
+    except (IsADirectoryError, FileNotFoundError):
+        raise ValueError(f"{name}: {missing_file_reason(path)}.") from None
     except Image.DecompressionBombError:
         raise ValueError(
             f"Image {name} is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; at most "
@@ -158,7 +171,7 @@ def read_video_frames(
         raise ImportError("Reading video files needs PyAV: `pip install av`.") from error
     name = Path(path).name
     if not os.path.isfile(path):
-        raise ValueError(f"{name}: no such file." if not os.path.exists(path) else f"{name} is not a file.")
+        raise ValueError(f"{name}: {missing_file_reason(path)}.")
     try:
         times = sorted(frame_times_in_span(av, path, start, end))
         wanted = [times[i] for i in uniform_frame_indices(len(times), num_frames)]
@@ -170,8 +183,7 @@ def read_video_frames(
             for frame in container.decode(stream):
                 while wanted and frame.time is not None and frame.time >= wanted[0]:
                     if not frames or frames[-1][0] != frame.time:
-                        width, height = bounded_size(frame.width, frame.height)
-                        frames.append((frame.time, frame.to_ndarray(width=width, height=height, format="rgb24")))
+                        frames.append((frame.time, picture(frame)))
                     wanted.pop(0)
                 if not wanted:
                     break

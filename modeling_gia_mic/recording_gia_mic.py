@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from transformers.utils import cached_file
 
-from .processing_gia_mic import bounded_size, check_image_size
+from .processing_gia_mic import check_image_size, missing_file_reason, picture
 
 
 SAMPLING_RATE = 16000
@@ -108,15 +108,6 @@ def probe(path: str | os.PathLike, max_seconds: float | None = None) -> MediaInf
         raise RecordingError(f"{name} has neither an audio track nor pictures.")
     check_length(name, duration, max_seconds)
     return MediaInfo(path, duration, has_audio, has_video)
-
-
-def missing_file_reason(path: str) -> str:
-    """Why a path that is not a readable file is not one, in a few words."""
-    if os.path.isdir(path):
-        return "a folder, not a file"
-    if os.path.islink(path):
-        return "a link that leads nowhere (or in a loop)"
-    return "no such file" if not os.path.exists(path) else "not a regular file"
 
 
 def check_length(name: str, seconds: float | None, max_seconds: float | None) -> None:
@@ -377,12 +368,6 @@ def cut_segments(
                 notes.append(f"{stopped} {cutter.time:.1f} s: the timeline stops there.")
             cutter.pending = deque(s for s in cutter.pending if s.start < cutter.time)
     yield from cutter.finish()
-
-
-def picture(frame) -> np.ndarray:
-    """A decoded video frame as RGB pixels, shrunk to a bounded size (`bounded_size`) as it is converted."""
-    width, height = bounded_size(frame.width, frame.height)
-    return frame.to_ndarray(width=width, height=height, format="rgb24")
 
 
 def timed(frames: Iterator) -> Iterator[tuple[float, object]]:

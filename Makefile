@@ -31,10 +31,11 @@ demo: demo-model
 	$(VENV)/bin/gia-mic space-examples --output spaces_demo/examples
 	$(PY) spaces_demo/app.py --model $(DEMO_MODEL) --port $(PORT) --open-browser
 
-# A starter built by an earlier checkout keeps its weights and gets this checkout's remote code (the app calls it).
+# A starter built by an earlier checkout keeps its weights and gets this checkout's remote code (the app calls it):
+# every module of the package but its __init__, which a saved folder never holds.
 demo-model: $(STAMP)
 	test -f $(DEMO_MODEL)/model.safetensors -a -f $(DEMO_MODEL)/pipeline_gia_mic.py || $(VENV)/bin/gia-mic build-starter --data $(GIA_MIC_DATA) --output $(DEMO_MODEL)
-	for code in $(DEMO_MODEL)/*.py; do cp modeling_gia_mic/$$(basename $$code) $$code; done
+	cp $(filter-out modeling_gia_mic/__init__.py,$(wildcard modeling_gia_mic/*.py)) $(DEMO_MODEL)/
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -7,26 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-
-@dataclass(frozen=True)
-class PaddedInput:
-    """How one model input is padded: along which axis of a sample, with what value, and the name of its mask."""
-
-    name: str
-    mask: str | None
-    axis: int
-    pad_value: float = 0.0
-
-
-PADDED_INPUTS = (
-    PaddedInput("input_ids", "attention_mask", axis=0),
-    PaddedInput("input_values", "audio_attention_mask", axis=0),
-    PaddedInput("input_features", "audio_attention_mask", axis=-1),  # (mel_bins, frames)
-    PaddedInput("pixel_values", "frame_mask", axis=0),  # (frames, channels, height, width)
-    PaddedInput("text_features", "text_feature_mask", axis=0),
-    PaddedInput("audio_features", "audio_feature_mask", axis=0),
-    PaddedInput("vision_features", "vision_feature_mask", axis=0),
-)
+from modeling_gia_mic.inputs_multimodal import PADDED_INPUTS, PaddedInput
+from modeling_gia_mic.validation_multimodal import check_input_values, check_label_values
 
 
 @dataclass
@@ -39,18 +21,24 @@ class MultimodalCollator:
     regression; a row of class probabilities per sample stays one). Other keys are dropped only if listed in
     `ignore_keys`; an unknown key is an error, so nothing is lost silently.
 
+    The batch's values are checked here, on the host, where it costs no device wait (the model reads no values unless
+    `config.validate_inputs`): finite inputs, masks of 0/1 with a valid position per sample, and labels that are
+    class indices below `num_labels` (or -100), class probabilities, or finite numbers.
+
     Args:
         pad_token_id: Padding value of `input_ids` (the tokenizer's `pad_token_id`).
         regression: Whether labels are real-valued.
         label_column: The dataset column holding the label.
         ignore_keys: Columns that are not given to the model: metadata (ids, transcripts, ...) and the inputs of
             modalities left out (`--modalities`).
+        num_labels: The model's number of classes, to check class indices against (unchecked when not given).
     """
 
     pad_token_id: int = 0
     regression: bool = False
     label_column: str = "label"
     ignore_keys: Sequence[str] = ()
+    num_labels: int | None = None
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not samples:
@@ -70,6 +58,9 @@ class MultimodalCollator:
             else:
                 dtype = torch.float32 if self.regression else torch.long
                 batch["labels"] = torch.tensor([float(value) for value in values]).to(dtype)
+        check_input_values({name: value for name, value in batch.items() if name != "labels"})
+        if "labels" in batch and (self.num_labels is not None or self.regression or batch["labels"].dim() == 2):
+            check_label_values(batch["labels"], self.num_labels or batch["labels"].shape[-1], self.regression)
         return batch
 
     def _check_keys(self, samples: list[dict[str, Any]]) -> None:
@@ -91,7 +82,7 @@ class MultimodalCollator:
 
     def _pad(self, samples: list[dict[str, Any]], spec: PaddedInput) -> tuple[torch.Tensor, torch.Tensor]:
         values = [_as_tensor(s[spec.name]) for s in samples]
-        pad_value = self.pad_token_id if spec.name == "input_ids" else spec.pad_value
+        pad_value = self.pad_token_id if spec.name == "input_ids" else 0
         lengths = [v.shape[spec.axis] for v in values]
         longest = max(lengths)
         padded = []

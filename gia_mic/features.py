@@ -11,7 +11,6 @@ from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
 from modeling_gia_mic import ARCHITECTURES, MultimodalForEmotionRecognition, MultimodalModel
-from modeling_gia_mic.modeling_multimodal import encoder_output_size
 
 from .folders import claim_output, write_folder
 from .training import (
@@ -81,10 +80,7 @@ def extract_features(
             features = Features(
                 {
                     **{c: f for c, f in split.features.items() if c not in MEDIA_COLUMNS},
-                    **{
-                        FEATURE_COLUMNS[m]: feature_array(encoder_output_size(model.config.encoder_config(m)))
-                        for m in encoders
-                    },
+                    **{FEATURE_COLUMNS[m]: feature_array(model.input_size(m)) for m in encoders},
                 }
             )
             splits[name] = Dataset.from_generator(  # streamed to Arrow on disk: memory stays bounded

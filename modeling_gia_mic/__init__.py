@@ -7,6 +7,7 @@ import nothing beyond torch and transformers (reading a video file imports PyAV 
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .attention_recording import split_modalities
 from .configuration_gia_mic import GiaMicConfig
 from .configuration_mcihn import McihnConfig
 from .configuration_miar import MiarConfig
@@ -20,6 +21,7 @@ from .modeling_gia_mic import (
     GiaMicModelOutput,
     ModalityInvariantGenerator,
 )
+from .modeling_head import MultimodalForEmotionRecognition
 from .modeling_mcihn import (
     AdversarialAutoencoder,
     CrossModalGateMechanism,
@@ -38,12 +40,7 @@ from .modeling_miar import (
     ModalityInteraction,
 )
 from .modeling_mini_xception import MiniXceptionForImageClassification, MiniXceptionModel
-from .modeling_multimodal import (
-    MultimodalForEmotionRecognition,
-    MultimodalModel,
-    MultimodalPreTrainedModel,
-    split_modalities,
-)
+from .modeling_multimodal import MultimodalModel, MultimodalPreTrainedModel
 from .pipeline_gia_mic import TASK, MultimodalEmotionRecognitionPipeline, SpeechRecognizer
 from .processing_gia_mic import GiaMicProcessor, read_video_frames
 from .recording_gia_mic import RecordingError, SegmentationOptions, VoiceActivityDetector

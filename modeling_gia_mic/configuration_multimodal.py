@@ -55,7 +55,10 @@ class MultimodalEmotionConfig(PreTrainedConfig):
             Training-time probability of dropping a whole modality of a sample (at least one modality is kept).
         freeze_text_encoder, freeze_audio_encoder, freeze_vision_encoder (`bool`, defaults to `False`):
             Keep that encoder's weights fixed (no gradient, eval-mode dropout).
-        num_frames (`int`, defaults to 8): Frames sampled uniformly from a video by the processor.
+        validate_inputs (`bool`, defaults to `False`):
+            Also check the values of the inputs and labels in the model (NaN, masks of 0/1 with a valid position per
+            sample, label ranges), with a clear error. Each such check waits for the device (a GPU stall), so by
+            default they run where the data is on the host: `MultimodalCollator` and the processor.
         audio_downsample (`int`, defaults to 1): Average every k audio steps (masked) before the fusion network;
             speech encoders emit 50 steps/s, and the fusion's cost grows with the square of the length.
         label_smoothing (`float`, defaults to 0.0): Label smoothing of the cross-entropy loss.
@@ -90,7 +93,7 @@ class MultimodalEmotionConfig(PreTrainedConfig):
     freeze_text_encoder: bool = False
     freeze_audio_encoder: bool = False
     freeze_vision_encoder: bool = False
-    num_frames: int = 8
+    validate_inputs: bool = False
     audio_downsample: int = 1
     label_smoothing: float = 0.0
     class_weights: list[float] | None = None

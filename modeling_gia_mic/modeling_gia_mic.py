@@ -9,29 +9,13 @@ from torch import nn
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .attention_recording import AttentionBlock, attend_jointly, attention_matrix, join, joined_positions, split_joined
 from .configuration_gia_mic import GiaMicConfig
-from .modeling_multimodal import (
-    AttentionBlock,
-    MultimodalAttention,
-    MultimodalEmotionRecognitionOutput,
-    MultimodalFeedForward,
-    MultimodalForEmotionRecognition,
-    MultimodalModel,
-    MultimodalModelOutput,
-    attend_jointly,
-    attention_matrix,
-    join,
-    joined_positions,
-    key_padding_to_additive_mask,
-    masked_mean,
-    mean_over_given,
-    pair_name,
-    per_pair,
-    presence_mask,
-    slots,
-    split_joined,
-    weighted_mean,
-)
+from .modeling_attention import MultimodalAttention, key_padding_to_additive_mask
+from .modeling_head import MultimodalForEmotionRecognition, emotion_classifier, mean_over_given, weighted_mean
+from .modeling_layers import MultimodalFeedForward, masked_mean, pair_name, per_pair, presence_mask, slots
+from .modeling_multimodal import MultimodalModel
+from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
 
 
 @dataclass
@@ -371,11 +355,21 @@ class GiaMicForEmotionRecognition(MultimodalForEmotionRecognition):
     base_model_prefix = "gia_mic"
     base_model_class = GiaMicModel
     output_class = GiaMicEmotionRecognitionOutput
-    auxiliary_losses = {"invariance_loss": "invariance_weight"}
+    loss_names = ("classification_loss", "invariance_loss")
 
     def __init__(self, config: GiaMicConfig):
         super().__init__(config)
+        self.gia_mic = GiaMicModel(config)
+        self.classifier = emotion_classifier(config, self.gia_mic.fused_size)
         self.post_init()
+
+    def compute_loss(
+        self, outputs: GiaMicModelOutput, logits: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """L = L_task + lambda_inv * L_inv: the task loss and the generator's modality-invariance constraint."""
+        classification_loss = self.task_loss(logits, labels)
+        loss = classification_loss + self.config.invariance_weight * outputs.invariance_loss
+        return {"loss": loss, "classification_loss": classification_loss}
 
 
 GiaMicModel.register_for_auto_class("AutoModel")

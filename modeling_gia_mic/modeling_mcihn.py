@@ -4,29 +4,19 @@ constraint, and a feature fusion module, on the front end shared with GIA-MIC an
 """
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.activations import ACT2FN
 
 from .configuration_mcihn import McihnConfig
-from .modeling_multimodal import (
-    MultimodalAttention,
-    MultimodalEmotionRecognitionOutput,
-    MultimodalForEmotionRecognition,
-    MultimodalModel,
-    MultimodalModelOutput,
-    MultimodalTransformerLayer,
-    key_padding_to_additive_mask,
-    masked_mean,
-    mean_over_given,
-    mlp,
-    pair_name,
-    per_pair,
-    presence_mask,
-    slots,
-    weighted_mean,
-)
+from .modeling_attention import MultimodalAttention, key_padding_to_additive_mask
+from .modeling_head import MultimodalForEmotionRecognition, mean_over_given, weighted_mean
+from .modeling_layers import MultimodalTransformerLayer, masked_mean, mlp, pair_name, per_pair, presence_mask, slots
+from .modeling_multimodal import MultimodalModel
+from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
 
 
 @dataclass
@@ -83,6 +73,17 @@ class GradientReversal(torch.autograd.Function):
         return -grad_output
 
 
+def fixed_normal_draw(like: torch.Tensor) -> torch.Tensor:
+    """
+    The same N(0, 1) draw every call, shaped like `like`: Box-Muller on two additive recurrences (golden-ratio
+    sequences), which are equidistributed on (0, 1); no random state, so it also traces into an exported graph.
+    """
+    index = torch.arange(1, like.numel() + 1, device=like.device, dtype=torch.float64)
+    uniform, angle = torch.frac(index * 0.6180339887498949), torch.frac(index * 0.7548776662466927)
+    draw = torch.sqrt(-2.0 * torch.log(uniform)) * torch.cos(2.0 * math.pi * angle)
+    return draw.view(like.shape).to(like.dtype)
+
+
 class AdversarialAutoencoder(nn.Module):
     """
     One modality's AAE. An encoder maps each step of the projected sequence into a latent sequence S (k wide,
@@ -112,8 +113,12 @@ class AdversarialAutoencoder(nn.Module):
         return latent, code, reconstruction_loss, self.adversarial_loss(code, presence)
 
     def adversarial_loss(self, code: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
-        """BCE(D(prior sample), 1) + BCE(D(reverse(code)), 0), over the samples that have the modality."""
-        prior = torch.randn_like(code) * self.prior_std
+        """
+        BCE(D(prior sample), 1) + BCE(D(reverse(code)), 0), over the samples that have the modality. In training the
+        prior is sampled afresh; in evaluation it is one fixed draw, so that a model's outputs are deterministic.
+        """
+        draw = torch.randn_like(code) if self.training else fixed_normal_draw(code)
+        prior = draw * self.prior_std
         real = self.discriminator(prior).squeeze(-1)
         fake = self.discriminator(GradientReversal.apply(code)).squeeze(-1)
         bce = nn.functional.binary_cross_entropy_with_logits
@@ -272,6 +277,28 @@ class McihnModel(MultimodalModel):
         )
 
 
+class McihnClassificationHead(nn.Module):
+    """
+    MCIHN's classifiers: an MLP on the fused tokens (`dense` -> activation -> dropout -> `out_proj`), and a linear
+    classifier on each modality's code (`text_classifier`, ...), which supervises that code alone.
+    """
+
+    def __init__(self, config: McihnConfig, fused_size: int):
+        super().__init__()
+        self.dense = nn.Linear(fused_size, config.hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+        for modality in config.modalities:
+            self.add_module(f"{modality}_classifier", nn.Linear(config.latent_size, config.num_labels))
+
+    def forward(self, fused_embedding: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(self.activation(self.dense(fused_embedding))))
+
+    def unimodal(self, modality: str, code: torch.Tensor) -> torch.Tensor:
+        return getattr(self, f"{modality}_classifier")(code)
+
+
 class McihnForEmotionRecognition(MultimodalForEmotionRecognition):
     """MCIHN with an MLP head on the fused tokens, and a linear classifier on each modality's code."""
 
@@ -279,28 +306,40 @@ class McihnForEmotionRecognition(MultimodalForEmotionRecognition):
     base_model_prefix = "mcihn"
     base_model_class = McihnModel
     output_class = McihnEmotionRecognitionOutput
-    auxiliary_losses = {
-        "reconstruction_loss": "reconstruction_weight",
-        "adversarial_loss": "adversarial_weight",
-        "mmd_loss": "mmd_weight",
-        "unimodal_loss": "unimodal_weight",
-    }
+    loss_names = ("classification_loss", "reconstruction_loss", "adversarial_loss", "mmd_loss", "unimodal_loss")
 
     def __init__(self, config: McihnConfig):
         super().__init__(config)
-        self.unimodal_classifiers = nn.ModuleDict(
-            {m: nn.Linear(config.latent_size, config.num_labels) for m in config.modalities}
-        )
+        self.mcihn = McihnModel(config)
+        self.classifier = McihnClassificationHead(config, self.mcihn.fused_size)
         self.post_init()
 
-    def label_losses(self, outputs: McihnModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def compute_loss(
+        self, outputs: McihnModelOutput, logits: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """
+        L = L_task + w_rec * L_rec + w_adv * L_adv + w_mmd * L_mmd + w_uni * L_uni: the task loss, the autoencoders'
+        reconstruction and adversarial terms, the gates' MMD between codes, and each code's own classifier.
+        """
+        classification_loss = self.task_loss(logits, labels)
+        unimodal_loss = self.unimodal_loss(outputs, labels)
+        loss = (
+            classification_loss
+            + self.config.reconstruction_weight * outputs.reconstruction_loss
+            + self.config.adversarial_weight * outputs.adversarial_loss
+            + self.config.mmd_weight * outputs.mmd_loss
+            + self.config.unimodal_weight * unimodal_loss
+        )
+        return {"loss": loss, "classification_loss": classification_loss, "unimodal_loss": unimodal_loss}
+
+    def unimodal_loss(self, outputs: McihnModelOutput, labels: torch.Tensor) -> torch.Tensor:
         """The task loss of each modality's code alone, over the samples that have it, averaged over modalities."""
         terms = []
         for index, modality in enumerate(self.config.modalities):
             present = outputs.modality_mask[:, index].to(outputs.fused_embedding.dtype)
-            logits = self.unimodal_classifiers[modality](outputs.modality_embeddings[:, index])
+            logits = self.classifier.unimodal(modality, outputs.modality_embeddings[:, index])
             terms.append((weighted_mean(self.task_loss(logits, labels, reduction="none"), present), present))
-        return {"unimodal_loss": mean_over_given(terms, outputs.fused_embedding)}
+        return mean_over_given(terms, outputs.fused_embedding)
 
 
 McihnModel.register_for_auto_class("AutoModel")

@@ -11,28 +11,13 @@ import torch
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .attention_recording import AttentionBlock, attend_jointly, attention_matrix, join, joined_positions, split_joined
 from .configuration_miar import MiarConfig
-from .modeling_multimodal import (
-    AttentionBlock,
-    MultimodalAttention,
-    MultimodalEmotionRecognitionOutput,
-    MultimodalFeedForward,
-    MultimodalForEmotionRecognition,
-    MultimodalModel,
-    MultimodalModelOutput,
-    MultimodalTransformerLayer,
-    attend_jointly,
-    attention_matrix,
-    join,
-    joined_positions,
-    key_padding_to_additive_mask,
-    mean_over_given,
-    per_pair,
-    presence_mask,
-    slots,
-    split_joined,
-    weighted_mean,
-)
+from .modeling_attention import MultimodalAttention, key_padding_to_additive_mask
+from .modeling_head import MultimodalForEmotionRecognition, emotion_classifier, mean_over_given, weighted_mean
+from .modeling_layers import MultimodalFeedForward, MultimodalTransformerLayer, per_pair, presence_mask, slots
+from .modeling_multimodal import MultimodalModel
+from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
 
 
 @dataclass
@@ -291,11 +276,21 @@ class MiarForEmotionRecognition(MultimodalForEmotionRecognition):
     base_model_prefix = "miar"
     base_model_class = MiarModel
     output_class = MiarEmotionRecognitionOutput
-    auxiliary_losses = {"contrastive_loss": "contrastive_weight"}
+    loss_names = ("classification_loss", "contrastive_loss")
 
     def __init__(self, config: MiarConfig):
         super().__init__(config)
+        self.miar = MiarModel(config)
+        self.classifier = emotion_classifier(config, self.miar.fused_size)
         self.post_init()
+
+    def compute_loss(
+        self, outputs: MiarModelOutput, logits: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """L = L_task + lambda_con * L_con: the task loss and the contrastive alignment of the modality tokens."""
+        classification_loss = self.task_loss(logits, labels)
+        loss = classification_loss + self.config.contrastive_weight * outputs.contrastive_loss
+        return {"loss": loss, "classification_loss": classification_loss}
 
 
 MiarModel.register_for_auto_class("AutoModel")

@@ -11,20 +11,10 @@ import torch
 from transformers import BatchFeature, ProcessorMixin
 from transformers.utils import logging
 
+from .inputs_multimodal import PROCESSOR_OUTPUT_NAMES
+
 
 logger = logging.get_logger(__name__)
-
-
-# What the processor can return; the model takes these and the `*_features` / `*_feature_mask` inputs.
-PROCESSOR_OUTPUT_NAMES = (
-    "input_ids",
-    "attention_mask",
-    "input_values",
-    "input_features",
-    "audio_attention_mask",
-    "pixel_values",
-    "frame_mask",
-)
 
 
 def check_sampling_rate(rate, name: str = "sampling_rate") -> int:

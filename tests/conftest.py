@@ -105,6 +105,17 @@ ARCHITECTURE_FIELDS = {
     "mcihn": {"latent_size": 32, "num_fusion_layers": 2},
     "miar": {"num_interaction_layers": 2},
 }
+# Each architecture's loss as its paper writes it: the config field weighing each auxiliary term.
+LOSS_WEIGHTS = {
+    "gia_mic": {"invariance_loss": "invariance_weight"},
+    "mcihn": {
+        "reconstruction_loss": "reconstruction_weight",
+        "adversarial_loss": "adversarial_weight",
+        "mmd_loss": "mmd_weight",
+        "unimodal_loss": "unimodal_weight",
+    },
+    "miar": {"contrastive_loss": "contrastive_weight"},
+}
 
 
 @pytest.fixture(params=list(ARCHITECTURES))

@@ -13,7 +13,7 @@ from transformers import AutoConfig
 
 from gia_mic.cli import main as cli
 from gia_mic.export import pad_to_graph
-from modeling_gia_mic import ARCHITECTURES, GiaMicForEmotionRecognition
+from modeling_gia_mic import ARCHITECTURES
 
 
 def uneven_inputs(modalities, batch_size: int) -> dict[str, torch.Tensor]:
@@ -84,7 +84,8 @@ def padded_raw_batch(config, batch_size: int) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    ("architecture", "audio"), [(a, "wav2vec2") for a in ARCHITECTURES] + [("gia_mic", "whisper")]
+    ("architecture", "audio"),
+    [(a, "wav2vec2") for a in ARCHITECTURES] + [("gia_mic", "whisper"), ("gia_mic", "wav2vec2-group-norm")],
 )
 def test_a_model_with_its_encoders_exports_with_fixed_lengths_and_gives_the_same_logits(architecture, audio, tmp_path):
     """The full model (BERT, a speech tower, ViT inside) as one ONNX graph; inputs padded to its lengths, any batch."""
@@ -92,6 +93,8 @@ def test_a_model_with_its_encoders_exports_with_fixed_lengths_and_gives_the_same
     config = raw_config(architecture=architecture, initializer_range=0.2)
     if audio == "whisper":
         config.audio_config = AutoConfig.for_model(**TINY_WHISPER)
+    if audio == "wav2vec2-group-norm":  # wav2vec2-base, HuBERT-base: statistics over each clip's real length
+        config.audio_config.feat_extract_norm, config.audio_config.do_stable_layer_norm = "group", False
     model = model_class(architecture)(config).eval()
     model.save_pretrained(tmp_path / "model")
     cli(["export", "--model", str(tmp_path / "model"), "--output", str(tmp_path / "out"), *RAW_LENGTHS])
@@ -104,15 +107,3 @@ def test_a_model_with_its_encoders_exports_with_fixed_lengths_and_gives_the_same
             expected = model(**inputs)
         np.testing.assert_allclose(logits, expected.logits.numpy(), atol=1e-4)
         np.testing.assert_allclose(gates, expected.gate_values.numpy(), atol=1e-4)
-
-
-def test_a_group_norm_speech_tower_is_refused_with_what_to_do(tmp_path, capsys):
-    from test_model_properties import GROUP_NORM_AUDIO
-
-    config = raw_config(("audio",))
-    config.audio_config = type(config.audio_config)(**GROUP_NORM_AUDIO)
-    GiaMicForEmotionRecognition(config).save_pretrained(tmp_path / "raw")
-    with pytest.raises(SystemExit):
-        cli(["export", "--model", str(tmp_path / "raw"), "--output", str(tmp_path / "out"), *RAW_LENGTHS])
-    assert "export a head trained on its cached features" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import (
     FUSION,
+    LOSS_WEIGHTS,
     MODALITY_SUBSETS,
     TINY_AUDIO,
     TINY_TEXT,
@@ -23,8 +24,10 @@ from conftest import (
 )
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from gia_mic.collator import MultimodalCollator
 from modeling_gia_mic import GiaMicConfig, GiaMicForEmotionRecognition, GiaMicModel, McihnConfig, split_modalities
-from modeling_gia_mic.modeling_multimodal import has_non_finite, whisper_encoder_forward
+from modeling_gia_mic.modeling_encoders import WhisperTower, encoder_family
+from modeling_gia_mic.validation_multimodal import has_non_finite
 
 
 def unused_trainable(model: torch.nn.Module, allowed: set[str]) -> list[str]:
@@ -52,7 +55,7 @@ def test_forward_backward_reaches_every_parameter(architecture, mode):
     assert torch.isfinite(output.loss)
     terms = {name: output[name] for name in model.loss_names}
     assert all(torch.isfinite(value) and value.dim() == 0 for value in terms.values()), terms
-    weights = {name: getattr(config, weight) for name, weight in model.auxiliary_losses.items()}
+    weights = {name: getattr(config, weight) for name, weight in LOSS_WEIGHTS[architecture].items()}
     expected = sum(weights.get(name, 1.0) * value for name, value in terms.items())
     assert output.loss.item() == pytest.approx(expected.item())
     output.loss.backward()
@@ -114,7 +117,7 @@ def test_padding_changes_nothing_in_feature_mode(architecture, audio_downsample)
 
 
 def test_audio_downsampling_averages_real_steps_only():
-    from modeling_gia_mic.modeling_multimodal import downsample_sequence
+    from modeling_gia_mic.modeling_layers import downsample_sequence
 
     values = torch.arange(7.0).view(1, 7, 1)
     mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0]])
@@ -260,8 +263,9 @@ def test_output_flags_follow_transformers_conventions(architecture):
     assert model(**inputs, output_hidden_states=False).hidden_states is None, "the call overrides the config"
     every = model(**inputs).hidden_states
     chosen = model(**inputs, output_hidden_states=[0, -1]).hidden_states  # transformers' layer-list form
-    assert len(chosen) == 2 and all(torch.equal(a, b) for a, b in zip(chosen, (every[0], every[-1])))
-    assert torch.equal(model(**inputs, output_hidden_states=1).hidden_states[0], every[1])
+    assert len(chosen) == 3 and chosen[1] is None, "the others are None: each entry keeps its layer's index"
+    assert torch.equal(chosen[0], every[0]) and torch.equal(chosen[2], every[2])
+    assert torch.equal(model(**inputs, output_hidden_states=1).hidden_states[1], every[1])
     with pytest.raises(ValueError, match="takes True, False, a layer index or a list of them"):
         model(**inputs, output_hidden_states="last")
 
@@ -358,6 +362,22 @@ def test_encoders_train_unless_frozen_and_frozen_ones_stay_in_eval_mode(architec
         model_class(architecture)(feature_config(architecture=architecture)).freeze_encoders("text")
 
 
+@pytest.mark.parametrize("model_type", ["wav2vec2", "hubert"])
+def test_a_group_norm_speech_tower_matches_its_own_forward_on_unpadded_clips(model_type):
+    """Its group norm counts each clip's real steps only; on clips without padding that is the tower's own norm."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(**{**TINY_AUDIO, "model_type": model_type, "feat_extract_norm": "group"})
+    config.do_stable_layer_norm = False
+    family = encoder_family(config, "audio")
+    encoder = family.build(config).eval()
+    waveforms = torch.randn(2, 1600)
+    with torch.no_grad():
+        ours, mask = family.encode(encoder, {"input_values": waveforms})
+        torch.testing.assert_close(ours, encoder(waveforms).last_hidden_state, atol=1e-5, rtol=1e-5)
+    assert mask.shape == ours.shape[:2] and bool(mask.all())
+
+
 def test_whisper_encoder_over_real_length_matches_the_30_second_encoder():
     """The sliced Whisper path equals WhisperEncoder itself on a full-length input, and takes short clips too."""
     config = GiaMicConfig(audio_config=TINY_WHISPER, hidden_size=32, num_attention_heads=4, num_labels=3)
@@ -367,12 +387,12 @@ def test_whisper_encoder_over_real_length_matches_the_30_second_encoder():
     full = torch.randn(2, 16, 60)  # max_source_positions (30) * 2
     with torch.no_grad():
         reference = encoder(full).last_hidden_state
-        sliced, mask = whisper_encoder_forward(encoder, full, torch.ones(2, 60))
+        sliced, mask = WhisperTower().encode(encoder, {"input_features": full})
         torch.testing.assert_close(sliced, reference, atol=1e-5, rtol=1e-5)
         assert mask.shape == (2, 30)
         short = model(input_features=torch.randn(2, 16, 18), audio_attention_mask=torch.ones(2, 18))
     assert short.logits.shape == (2, 3) and torch.isfinite(short.logits).all()
-    with pytest.raises(ValueError, match="Whisper: pass log-mel `input_features`"):
+    with pytest.raises(ValueError, match="Whisper: pass `input_features`, not `input_values`"):
         model(input_values=torch.randn(2, 1600))
     with pytest.raises(ValueError, match="at most 60"):
         model(input_features=torch.randn(1, 16, 62))
@@ -384,19 +404,44 @@ def test_whisper_encoder_over_real_length_matches_the_30_second_encoder():
         ({}, "No modality was given"),
         ({"text_features": torch.randn(2, 4, 12), "audio_features": torch.randn(3, 4, 5)}, "same batch size"),
         ({"text_features": torch.randn(2, 4, 13)}, r"shape \(batch, length, 12\)"),
-        (
-            {"text_features": torch.randn(2, 4, 12), "text_feature_mask": torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]])},
-            r"sample\(s\) \[1\] is empty or all padding",
-        ),
-        ({"audio_features": torch.full((1, 3, 5), float("nan"))}, "NaN or infinite"),
         ({"input_ids": torch.ones(2, 4, dtype=torch.long)}, "takes text as precomputed features"),
     ],
-    ids=["no-modality", "batch-mismatch", "feature-size", "all-padding", "nan", "raw-to-feature-model"],
+    ids=["no-modality", "batch-mismatch", "feature-size", "raw-to-feature-model"],
 )
 def test_bad_feature_inputs_raise_clear_errors(architecture, inputs, message):
     model = model_class(architecture)(feature_config(("text", "audio"), architecture=architecture))
     with pytest.raises(ValueError, match=message):
         model(**inputs)
+
+
+BAD_VALUES = {
+    "all-padding": (
+        {"text_features": torch.randn(2, 4, 12), "text_feature_mask": torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]])},
+        r"`text_feature_mask` of sample\(s\) \[1\] is all padding",
+    ),
+    "nan": ({"audio_features": torch.full((1, 3, 5), float("nan"))}, "`audio_features` contains NaN or infinite"),
+    "mask-values": (
+        {"text_features": torch.randn(2, 4, 12), "text_feature_mask": torch.tensor([[1, 2, 1, 0], [1, 1, 1, 1]])},
+        r"`text_feature_mask` must hold only 0 \(padding\) and 1 \(content\); it also holds \[2\]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_bad_input_values_are_clear_errors_from_the_collator_or_a_validating_model(architecture, case):
+    """Checks that read values stall a GPU: the model runs them only when asked; the collator always does."""
+    inputs, message = BAD_VALUES[case]
+    model_class(architecture)(feature_config(("text", "audio"), architecture=architecture))(**inputs)  # not read
+    validating = model_class(architecture)(
+        feature_config(("text", "audio"), architecture=architecture, validate_inputs=True)
+    )
+    with pytest.raises(ValueError, match=message):
+        validating(**inputs)
+    samples = [
+        {name: value[index] for name, value in inputs.items()} for index in range(len(next(iter(inputs.values()))))
+    ]
+    with pytest.raises(ValueError, match=message):
+        MultimodalCollator()(samples)
 
 
 def test_non_finite_check_sees_single_and_cancelling_values_but_not_an_overflowing_sum():
@@ -416,15 +461,10 @@ def test_non_finite_check_sees_single_and_cancelling_values_but_not_an_overflowi
     ("inputs", "message"),
     [
         ({"input_values": torch.randn(2, 0)}, r"audio input is empty \(0 samples\)"),
-        (
-            {"input_values": torch.randn(2, 800), "audio_attention_mask": torch.tensor([[1] * 800, [0] * 800])},
-            r"`audio_attention_mask` of sample\(s\) \[1\] is all padding",
-        ),
         ({"pixel_values": torch.randn(2, 3, 16, 16)}, r"\(batch, frames, channels, height, width\)"),
-        ({"pixel_values": torch.randn(1, 2, 3, 16, 16), "frame_mask": torch.zeros(1, 2)}, "`frame_mask`"),
         ({"text_features": torch.randn(2, 3, 12)}, r"\(batch, length, 32\), the output width of this model's text"),
     ],
-    ids=["empty-waveform", "all-padding-audio", "pixel-rank", "no-frames", "features-to-raw-model"],
+    ids=["empty-waveform", "pixel-rank", "features-to-raw-model"],
 )
 def test_bad_raw_inputs_raise_clear_errors(architecture, inputs, message):
     model = model_class(architecture)(raw_config(architecture=architecture))
@@ -493,21 +533,23 @@ def test_bad_architecture_fields_raise_clear_errors():
     ids=["above-range", "negative", "shape", "float-dtype", "all-ignored"],
 )
 def test_bad_classification_labels_raise_clear_errors(architecture, labels, message):
-    model = model_class(architecture)(feature_config(("text",), architecture=architecture))
+    model = model_class(architecture)(feature_config(("text",), architecture=architecture, validate_inputs=True))
     with pytest.raises(ValueError, match=message):
         model(text_features=torch.randn(2, 3, 12), labels=labels)
     model(text_features=torch.randn(2, 3, 12), labels=torch.tensor([-100, 3])).loss.backward()  # one kept: fine
 
 
 def test_a_nan_regression_label_is_an_error(architecture):
-    model = model_class(architecture)(feature_config(("text",), architecture=architecture, num_labels=1))
-    with pytest.raises(ValueError, match="Regression `labels` contain NaN"):
+    config = feature_config(("text",), architecture=architecture, num_labels=1, validate_inputs=True)
+    model = model_class(architecture)(config)
+    with pytest.raises(ValueError, match="`labels` contain NaN"):
         model(text_features=torch.randn(2, 3, 12), labels=torch.tensor([0.5, float("nan")]))
 
 
 @pytest.mark.parametrize("name", ["text_feature_mask", "audio_feature_mask"])
 def test_masks_must_be_zero_or_one(architecture, name):
-    model = model_class(architecture)(feature_config(("text", "audio"), architecture=architecture))
+    config = feature_config(("text", "audio"), architecture=architecture, validate_inputs=True)
+    model = model_class(architecture)(config)
     inputs = feature_inputs(("text", "audio"), batch_size=2)
     inputs[name] = inputs[name] * 2
     with pytest.raises(
@@ -632,8 +674,6 @@ def test_encoder_weights_missing_from_a_checkpoint_get_their_own_initialisation(
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig
 
-    from modeling_gia_mic.modeling_multimodal import build_encoder
-
     modality, tower_config = TOWERS_FOR_INIT[tower]
     config = GiaMicConfig(**{f"{modality}_config": dict(tower_config)}, **FUSION, num_labels=3)
     GiaMicForEmotionRecognition(config).save_pretrained(tmp_path)
@@ -641,7 +681,8 @@ def test_encoder_weights_missing_from_a_checkpoint_get_their_own_initialisation(
     kept = {name: value for name, value in weights.items() if ".encoders." not in name}
     save_file(kept, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     loaded = GiaMicForEmotionRecognition.from_pretrained(tmp_path).gia_mic.encoders[modality].state_dict()
-    reference = build_encoder(AutoConfig.for_model(**tower_config), modality).state_dict()
+    tower = AutoConfig.for_model(**tower_config)
+    reference = encoder_family(tower, modality).build(tower).state_dict()
     assert loaded.keys() == reference.keys()
     for name, expected in reference.items():
         value = loaded[name]

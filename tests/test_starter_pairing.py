@@ -48,7 +48,8 @@ def test_disagreeing_examples_target_the_mean_of_the_present_inputs_labels():
 
 
 def test_soft_targets_train_every_architecture(architecture):
-    model = model_class(architecture)(feature_config(("text", "audio"), architecture=architecture)).eval()
+    config = feature_config(("text", "audio"), architecture=architecture, validate_inputs=True)
+    model = model_class(architecture)(config).eval()
     soft = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
     output = model(**feature_inputs(("text", "audio")), labels=soft)
     expected = -(soft * output.logits.log_softmax(-1)).sum(-1).mean()

@@ -6,7 +6,7 @@ collator pads correctly.
 import numpy as np
 import pytest
 import torch
-from conftest import feature_config, model_class
+from conftest import LOSS_WEIGHTS, feature_config, model_class
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
@@ -104,7 +104,8 @@ def test_collator_rejects_what_it_cannot_batch(samples, message):
 def test_trainer_with_gradient_checkpointing_and_inputs_for_metrics(tmp_path):
     """`main_input_name` names an input the model takes, so Trainer can hand the inputs to `compute_metrics`."""
     model = GiaMicForEmotionRecognition(feature_config(("text", "audio")))
-    assert model.main_input_name == "text_features"
+    assert type(model).main_input_name == "input_ids", "the class: `forward`'s first argument"
+    assert model.main_input_name == "text_features", "the instance: the first input it takes, which Trainer reads"
     seen = []
 
     def compute_metrics(prediction):
@@ -158,7 +159,7 @@ def test_every_term_of_the_loss_is_logged_and_plotted(architecture, tmp_path):
     assert len(logged) == 2
     for entry in logged:
         assert set(model.loss_names) <= set(entry), entry
-        weights = {name: getattr(model.config, weight) for name, weight in model.auxiliary_losses.items()}
+        weights = {name: getattr(model.config, weight) for name, weight in LOSS_WEIGHTS[architecture].items()}
         # The logged terms are the means of the same steps as the logged loss (rounding aside).
         total = sum(weights.get(name, 1.0) * entry[name] for name in model.loss_names)
         assert total == pytest.approx(entry["loss"], abs=2e-3)

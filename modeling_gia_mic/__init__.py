@@ -4,7 +4,7 @@ This folder is also the remote code that travels with every saved model: its mod
 import nothing beyond torch and transformers (reading a video file imports PyAV when used).
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
+from transformers import AutoModelForAudioClassification
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .attention_recording import split_modalities
@@ -53,11 +53,6 @@ ARCHITECTURES = {
     MiarConfig.model_type: MiarForEmotionRecognition,
 }
 
-for _head in ARCHITECTURES.values():
-    AutoConfig.register(_head.config_class.model_type, _head.config_class)
-    AutoModel.register(_head.config_class, _head.base_model_class)
-    AutoModelForAudioClassification.register(_head.config_class, _head)
-    AutoProcessor.register(_head.config_class, GiaMicProcessor)
 PIPELINE_REGISTRY.register_pipeline(
     TASK,
     pipeline_class=MultimodalEmotionRecognitionPipeline,

@@ -33,12 +33,6 @@ class GiaMicConfig(MultimodalEmotionConfig):
     """
 
     model_type = "gia_mic"
-    remote_code = {
-        "AutoConfig": "configuration_gia_mic.GiaMicConfig",
-        "AutoModel": "modeling_gia_mic.GiaMicModel",
-        "AutoModelForAudioClassification": "modeling_gia_mic.GiaMicForEmotionRecognition",
-    }
-
     num_gia_layers: int = 2
     gate_type: Literal["elementwise", "scalar", "none"] = "elementwise"
     pooling: Literal["mean", "attention"] = "mean"
@@ -53,7 +47,5 @@ class GiaMicConfig(MultimodalEmotionConfig):
         self._check_choice("pooling", POOLING_TYPES)
         self._check_choice("invariance_loss", INVARIANCE_LOSSES)
 
-
-GiaMicConfig.register_for_auto_class()
 
 __all__ = ["GiaMicConfig"]

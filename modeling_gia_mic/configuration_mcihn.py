@@ -27,12 +27,6 @@ class McihnConfig(MultimodalEmotionConfig):
     """
 
     model_type = "mcihn"
-    remote_code = {
-        "AutoConfig": "configuration_mcihn.McihnConfig",
-        "AutoModel": "modeling_mcihn.McihnModel",
-        "AutoModelForAudioClassification": "modeling_mcihn.McihnForEmotionRecognition",
-    }
-
     latent_size: int = 128
     prior_std: float = 1.0
     num_fusion_layers: int = 1
@@ -52,7 +46,5 @@ class McihnConfig(MultimodalEmotionConfig):
             raise ValueError(f"`prior_std` must be positive; got {self.prior_std}.")
         self._check_divisible("latent_size", self.latent_size)
 
-
-McihnConfig.register_for_auto_class()
 
 __all__ = ["McihnConfig"]

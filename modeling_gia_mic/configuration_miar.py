@@ -21,12 +21,6 @@ class MiarConfig(MultimodalEmotionConfig):
     """
 
     model_type = "miar"
-    remote_code = {
-        "AutoConfig": "configuration_miar.MiarConfig",
-        "AutoModel": "modeling_miar.MiarModel",
-        "AutoModelForAudioClassification": "modeling_miar.MiarForEmotionRecognition",
-    }
-
     num_interaction_layers: int = 2
     contrastive_temperature: float = 0.07
     learnable_temperature: bool = False
@@ -37,7 +31,5 @@ class MiarConfig(MultimodalEmotionConfig):
         if self.contrastive_temperature <= 0:
             raise ValueError(f"`contrastive_temperature` must be positive; got {self.contrastive_temperature}.")
 
-
-MiarConfig.register_for_auto_class()
 
 __all__ = ["MiarConfig"]

@@ -71,7 +71,7 @@ class MultimodalEmotionConfig(PreTrainedConfig):
         "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2", optional=True),
         "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="vit", optional=True),
     }
-    # Where the Auto classes find this architecture's code in a saved folder (set by each architecture's config).
+    # Where the Auto classes find this architecture's code in a saved folder (`register_architecture` sets it).
     remote_code = {}
 
     text_config: dict | PreTrainedConfig | None = None

@@ -12,7 +12,13 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from .attention_recording import AttentionBlock, attend_jointly, attention_matrix, join, joined_positions, split_joined
 from .configuration_gia_mic import GiaMicConfig
 from .modeling_attention import MultimodalAttention, key_padding_to_additive_mask
-from .modeling_head import MultimodalForEmotionRecognition, emotion_classifier, mean_over_given, weighted_mean
+from .modeling_head import (
+    MultimodalForEmotionRecognition,
+    emotion_classifier,
+    mean_over_given,
+    register_architecture,
+    weighted_mean,
+)
 from .modeling_layers import MultimodalFeedForward, masked_mean, pair_name, per_pair, presence_mask, slots
 from .modeling_multimodal import MultimodalModel
 from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
@@ -372,8 +378,7 @@ class GiaMicForEmotionRecognition(MultimodalForEmotionRecognition):
         return {"loss": loss, "classification_loss": classification_loss}
 
 
-GiaMicModel.register_for_auto_class("AutoModel")
-GiaMicForEmotionRecognition.register_for_auto_class("AutoModelForAudioClassification")
+register_architecture(GiaMicForEmotionRecognition)
 
 __all__ = [
     "GatedInteractiveAttention",

@@ -6,12 +6,14 @@ auxiliary terms use. Each architecture's class builds its base model under its o
 
 import torch
 from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
 
 from .configuration_multimodal import MultimodalEmotionConfig
 from .inputs_multimodal import model_inputs
 from .modeling_layers import mlp
 from .modeling_multimodal import MultimodalModel, MultimodalPreTrainedModel, tracing
 from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
+from .processing_gia_mic import GiaMicProcessor
 from .validation_multimodal import check_label_shape, check_label_values, is_soft_target
 
 
@@ -136,4 +138,25 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-__all__ = ["MultimodalForEmotionRecognition"]
+def register_architecture(head: type[MultimodalForEmotionRecognition]) -> None:
+    """
+    The one registration of an architecture, run where its modeling file is imported (this package, or a saved
+    folder's remote code): the Auto classes resolve its `model_type` to its classes in this process, and every config
+    of it names them in `auto_map`, so that a saved folder loads with `trust_remote_code=True` and `save_pretrained`
+    copies the code files beside the weights.
+    """
+    config_class, base = head.config_class, head.base_model_class
+    autos = {"AutoConfig": config_class, "AutoModel": base, "AutoModelForAudioClassification": head}
+    for auto_class, registered in autos.items():
+        registered.register_for_auto_class(auto_class)
+    config_class.remote_code = {
+        auto_class: f"{registered.__module__.rsplit('.', 1)[-1]}.{registered.__name__}"
+        for auto_class, registered in autos.items()
+    }
+    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    AutoModel.register(config_class, base, exist_ok=True)
+    AutoModelForAudioClassification.register(config_class, head, exist_ok=True)
+    AutoProcessor.register(config_class, GiaMicProcessor, exist_ok=True)
+
+
+__all__ = ["MultimodalForEmotionRecognition", "register_architecture"]

@@ -13,7 +13,7 @@ from transformers.activations import ACT2FN
 
 from .configuration_mcihn import McihnConfig
 from .modeling_attention import MultimodalAttention, key_padding_to_additive_mask
-from .modeling_head import MultimodalForEmotionRecognition, mean_over_given, weighted_mean
+from .modeling_head import MultimodalForEmotionRecognition, mean_over_given, register_architecture, weighted_mean
 from .modeling_layers import MultimodalTransformerLayer, masked_mean, mlp, pair_name, per_pair, presence_mask, slots
 from .modeling_multimodal import MultimodalModel
 from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
@@ -342,8 +342,7 @@ class McihnForEmotionRecognition(MultimodalForEmotionRecognition):
         return mean_over_given(terms, outputs.fused_embedding)
 
 
-McihnModel.register_for_auto_class("AutoModel")
-McihnForEmotionRecognition.register_for_auto_class("AutoModelForAudioClassification")
+register_architecture(McihnForEmotionRecognition)
 
 __all__ = [
     "AdversarialAutoencoder",

@@ -14,7 +14,13 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from .attention_recording import AttentionBlock, attend_jointly, attention_matrix, join, joined_positions, split_joined
 from .configuration_miar import MiarConfig
 from .modeling_attention import MultimodalAttention, key_padding_to_additive_mask
-from .modeling_head import MultimodalForEmotionRecognition, emotion_classifier, mean_over_given, weighted_mean
+from .modeling_head import (
+    MultimodalForEmotionRecognition,
+    emotion_classifier,
+    mean_over_given,
+    register_architecture,
+    weighted_mean,
+)
 from .modeling_layers import MultimodalFeedForward, MultimodalTransformerLayer, per_pair, presence_mask, slots
 from .modeling_multimodal import MultimodalModel
 from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
@@ -293,8 +299,7 @@ class MiarForEmotionRecognition(MultimodalForEmotionRecognition):
         return {"loss": loss, "classification_loss": classification_loss}
 
 
-MiarModel.register_for_auto_class("AutoModel")
-MiarForEmotionRecognition.register_for_auto_class("AutoModelForAudioClassification")
+register_architecture(MiarForEmotionRecognition)
 
 __all__ = [
     "ContrastiveAlignment",

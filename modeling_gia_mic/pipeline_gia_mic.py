@@ -15,15 +15,17 @@ Remote code: torch and transformers; PyAV reads media files, OpenCV finds faces 
 
 import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
 import torch
-from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoTokenizer, GenerationConfig, Pipeline
+from torch.utils.data import DataLoader
+from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoTokenizer, Pipeline
 from transformers.modeling_outputs import BaseModelOutput
-from transformers.utils import cached_file
+from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+from transformers.utils import cached_file, logging
 
 from .processing_gia_mic import (
     NoFaceFoundError,
@@ -123,8 +125,7 @@ class SpeechRecognizer:
         is emulated and slower.
         """
         self.model, self.feature_extractor, self.tokenizer = model.eval(), feature_extractor, tokenizer
-        self.generation = GenerationConfig.from_model_config(model.config)
-        self.generation.update(max_new_tokens=120, max_length=None)
+        self.model.generation_config.max_new_tokens = 120  # a clip's words
         self.language, self.batch_size, self.bfloat16 = language, batch_size, bfloat16
 
     @classmethod
@@ -145,9 +146,9 @@ class SpeechRecognizer:
         with torch.inference_mode():
             with autocast:  # the encoder's 1,500 steps; the decoder's small steps would pay for the casts instead
                 encoded = self.model.get_encoder()(features.input_features.to(self.model.device))
-            ids = self.model.generate(
+            ids = quietly(
+                self.model.generate,
                 encoder_outputs=BaseModelOutput(last_hidden_state=encoded.last_hidden_state.float()),
-                generation_config=self.generation,
                 **self.language_kwargs,
             )
         return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
@@ -163,6 +164,20 @@ class SpeechRecognizer:
                 f"The speech recogniser is English-only; it cannot transcribe language {self.language!r}."
             )
         return {"language": self.language, "task": "transcribe"}
+
+
+def quietly(function: Callable, *args, **kwargs):
+    """
+    `function` with transformers' warnings held back: Whisper's `generate` warns on every call of its own defaults
+    (its `max_length` beside our `max_new_tokens`, its suppressed tokens, a batch's decoder mask), none of which the
+    user set or can act on.
+    """
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        return function(*args, **kwargs)
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def native_bfloat16() -> bool:
@@ -213,7 +228,9 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     Call it with a dict of any of `text` (str), `audio` (a file path, or a 1-D array with `sampling_rate`), `image`
     (a path, PIL image or array) and `video` (a path): it returns `[{"label", "score"}, ...]`, best first. Call it with
     the path of a recording (audio or video, any length): it returns `{"duration", "segments", "notes"}`, one segment
-    per utterance with its span, words, label, class probabilities, each input's own prediction and the gates.
+    per utterance with its span, words, label, class probabilities, each input's own prediction and the gates. A list,
+    generator, dataset or `KeyDataset` of either gives one such result per item (a list for a list, an iterator
+    otherwise); `batch_size=N` runs the models on N items at a time.
 
     Args:
         asr: A Whisper model folder or Hub id (or a `SpeechRecognizer`) for speech-to-text; default: the model's
@@ -346,13 +363,38 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             notes.append(f"No face was found in the {source}: the face input was left out.")
             return None
 
+    def get_iterator(
+        self, inputs, num_workers: int, batch_size: int, preprocess_params, forward_params, postprocess_params
+    ):
+        """
+        Lists, generators, datasets and `KeyDataset`s: each item decoded by `preprocess` (in `num_workers` processes
+        where asked), the models run on `batch_size` decoded items at a time (the speech recogniser and the emotion
+        model each in one batch), each result formatted by `postprocess`.
+        """
+        if isinstance(inputs, Sized):
+            items = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        else:
+            items, num_workers = PipelineIterator(inputs, self.preprocess, preprocess_params), min(num_workers, 1)
+        batches = DataLoader(items, num_workers=num_workers, batch_size=batch_size, collate_fn=list)
+        results = (result for batch in batches for result in self.forward(batch, **forward_params))
+        return PipelineIterator(results, self.postprocess, postprocess_params)
+
     def _forward(self, model_inputs, transcribe: bool = True, progress: StageProgress | None = None):
-        if isinstance(model_inputs, MediaInfo):
-            analysis = self.analyze(model_inputs, transcribe=transcribe, progress=progress)
-            return analysis.timeline(list(analysis.segments))
+        """One decoded item, or a list of them (from `get_iterator`): a list gives a list of outputs."""
+        batch = model_inputs if isinstance(model_inputs, list) else [model_inputs]
+        samples = [item for item in batch if isinstance(item, EmotionInputs)]
         if transcribe:
-            self.transcribe([model_inputs])
-        return model_inputs, self.predict([model_inputs])[0]
+            self.transcribe(samples)
+        predictions = iter(self.predict(samples))
+        outputs = [
+            self.timeline(item, transcribe, progress) if isinstance(item, MediaInfo) else (item, next(predictions))
+            for item in batch
+        ]
+        return outputs if isinstance(model_inputs, list) else outputs[0]
+
+    def timeline(self, recording: MediaInfo, transcribe: bool, progress: StageProgress | None) -> dict:
+        analysis = self.analyze(recording, transcribe=transcribe, progress=progress)
+        return analysis.timeline(list(analysis.segments))
 
     def postprocess(self, model_outputs, top_k: int | None = None):
         if isinstance(model_outputs, dict):  # a recording's timeline

@@ -90,3 +90,11 @@ def test_speech_recognition_benchmark_smoke(demo_model, talk):
     """`talk` only for its skip: the benchmark reads RAVDESS from ../shared/data."""
     output = run_benchmark("speech_recognition", "--model", str(demo_model), "--every", "720", "--examples", "1")
     assert "4 clips" in output and "speed-up x" in output and "identical transcripts" in output
+
+
+def test_pipeline_batching_benchmark_smoke(demo_model, talk):
+    """`talk` only for its skip: the benchmark reads MELD and RAVDESS from ../shared/data."""
+    output = run_benchmark(
+        "pipeline_batching", "--model", str(demo_model), "--texts", "4", "--clips", "2", "--batch-size", "2"
+    )
+    assert "| 4 texts |" in output and "| 2 speech clips |" in output and "one by one / batched" in output

@@ -252,6 +252,48 @@ def test_one_sample_of_any_inputs_gives_ranked_labels(classifier, talk):
     assert len(classifier({"text": "fine"}, top_k=2)) == 2
 
 
+def test_lists_generators_and_datasets_in_batches_give_what_each_item_gives_alone(classifier, talk):
+    """transformers' pipeline contract: any iterable of inputs, `batch_size` at a time, one result per item."""
+    from datasets import Dataset
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    waveform, rate = sf.read(talk["audio"], dtype="float32")
+    face = np.repeat(talk["placed"][1].face[..., None], 3, axis=2)
+    items = [
+        {"text": "I can't believe you did this to me!"},
+        {"audio": waveform[16000:48000], "sampling_rate": rate},
+        {"text": "What a lovely morning.", "image": face},
+        {"audio": waveform[60000:90000], "sampling_rate": rate, "image": face},
+        {"text": "Leave me alone."},
+    ]
+    alone = [classifier(item) for item in items]
+
+    def same(results: list) -> None:
+        assert len(results) == len(items)
+        for result, expected in zip(results, alone):
+            assert [r["label"] for r in result] == [r["label"] for r in expected]
+            np.testing.assert_allclose([r["score"] for r in result], [r["score"] for r in expected], atol=1e-4)
+
+    same(classifier(items, batch_size=3))
+    same(list(classifier((item for item in items), batch_size=2)))
+    texts = Dataset.from_dict({"inputs": [{"text": "Leave me alone."}] * 3, "id": [1, 2, 3]})
+    for result in classifier(KeyDataset(texts, "inputs"), batch_size=2):
+        assert [r["label"] for r in result] == [r["label"] for r in alone[-1]]
+    timeline, ranked = classifier([str(talk["audio"]), items[0]], batch_size=2)
+    assert len(timeline["segments"]) == 4 and ranked[0]["label"] == alone[0][0]["label"]
+
+
+def test_calls_print_no_warnings(classifier, talk, capfd):
+    """Speech transcribed on every call (one item, a batch): generation's own notices are not the user's business."""
+    waveform, rate = sf.read(talk["audio"], dtype="float32")
+    speech = {"audio": waveform[16000:48000], "sampling_rate": rate}
+    capfd.readouterr()
+    for _ in range(2):
+        classifier(speech)
+    classifier([speech, speech], batch_size=2)
+    assert capfd.readouterr().err == ""
+
+
 def test_one_sample_bad_inputs_are_clear(classifier, tmp_path):
     Image.new("RGB", (200, 200), (90, 120, 200)).save(tmp_path / "sky.png")
     with pytest.raises(ValueError, match="No face was found"):

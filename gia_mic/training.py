@@ -507,10 +507,12 @@ def make_trainer(
     preprocessors: "Preprocessors | None" = None,
     metrics: str = "mosi",
 ) -> Trainer:
+    """The trainer for `model`, on a copy of `training_args` with what this package's data needs (theirs unchanged)."""
     regression = model.config.problem_type == "regression"
-    training_args.remove_unused_columns = False  # the collators read the raw / feature columns themselves
+    needed = {"remove_unused_columns": False}  # the collators read the raw / feature columns themselves
     if evaluation is not None and training_args.load_best_model_at_end:
-        training_args.metric_for_best_model, training_args.greater_is_better = selection_metric(regression)
+        needed["metric_for_best_model"], needed["greater_is_better"] = selection_metric(regression)
+    training_args = dataclasses.replace(training_args, **needed)
     callbacks = [EarlyStoppingCallback(early_stopping_patience)] if early_stopping_patience else []
     if preprocessors is not None:
         callbacks.append(SavePreprocessorsCallback(preprocessors))

@@ -95,11 +95,15 @@ class RecordingAnalysis:
 
 @dataclass
 class EmotionPrediction:
-    """The fused class probabilities and gates of a sample, and each of its inputs' probabilities alone."""
+    """
+    The fused class probabilities and gates of a sample, each of its inputs' probabilities alone, and (for an
+    explanation) the probabilities without each input.
+    """
 
     probabilities: np.ndarray
     gates: np.ndarray
     alone: dict[str, np.ndarray]
+    without: dict[str, np.ndarray] | None = None
 
 
 class SpeechRecognizer:
@@ -129,12 +133,13 @@ class SpeechRecognizer:
         self.language, self.batch_size, self.bfloat16 = language, batch_size, bfloat16
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, subfolder: str = "", language: str | None = None):
+    def from_pretrained(cls, name_or_path: str, subfolder: str = "", **settings):
+        """`settings`: `language`, `batch_size`, `bfloat16` (see `__init__`)."""
         parts = [
             auto.from_pretrained(name_or_path, subfolder=subfolder)
             for auto in (AutoModelForSpeechSeq2Seq, AutoFeatureExtractor, AutoTokenizer)
         ]
-        return cls(*parts, language=language)
+        return cls(*parts, **settings)
 
     def __call__(self, waveforms: list[np.ndarray]) -> list[str]:
         batches = [waveforms[start : start + self.batch_size] for start in range(0, len(waveforms), self.batch_size)]
@@ -238,6 +243,15 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         vad: A folder or Hub id with `vad/silero_vad.jit`; default: the model's own, else the `silero-vad` package.
         segmentation: `SegmentationOptions` for recordings.
         language: The language spoken, for a multilingual speech recogniser.
+        asr_batch_size: Clips the speech recogniser transcribes at once (2: as fast on a CPU, little memory).
+        asr_bfloat16: Run the recogniser's encoder in bfloat16: True, False, or "auto" (where the CPU computes it
+            natively, `native_bfloat16()`: twice as fast, the same words).
+
+    Per call: `top_k` (labels kept), `transcribe` (False: speech without words), `max_seconds` (a limit on the
+    speech or recording), `progress` (a `(stage, done, total)` callback for a recording) and `explain`: True gives,
+    for a sample, `{"label", "score", "scores", "text", "inputs", "contributions", "gates", "notes"}`: the
+    prediction, the words used, each input's own prediction, each input's contribution (the top label's probability
+    with every input minus without that one; one input alone: minus the uniform guess) and each gate.
     """
 
     _load_processor = True
@@ -252,9 +266,17 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         vad=None,
         segmentation: SegmentationOptions | None = None,
         language: str | None = None,
+        asr_batch_size: int = 2,
+        asr_bfloat16: bool | str = False,
         **kwargs,
     ):
+        if asr_bfloat16 not in (True, False, "auto"):
+            raise ValueError(f'`asr_bfloat16` takes True, False or "auto"; got {asr_bfloat16!r}.')
+        if isinstance(asr_batch_size, bool) or not isinstance(asr_batch_size, int) or asr_batch_size < 1:
+            raise ValueError(f"`asr_batch_size` must be a whole number of clips, 1 or more; got {asr_batch_size!r}.")
         self.asr_source, self.vad_source, self.language = asr, vad, language
+        bfloat16 = native_bfloat16() if asr_bfloat16 == "auto" else asr_bfloat16
+        self.asr_settings = {"language": language, "batch_size": asr_batch_size, "bfloat16": bfloat16}
         self.segmentation = segmentation or SegmentationOptions()
         self._speech_recognizer: SpeechRecognizer | None | bool = None
         super().__init__(*args, **kwargs)
@@ -262,7 +284,9 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         self.batch_processor = copy.copy(self.processor)  # faces are cut per sample, before batching
         self.batch_processor.detect_faces = False
 
-    def _sanitize_parameters(self, top_k=None, transcribe=None, max_seconds=None, progress=None, **kwargs):
+    def _sanitize_parameters(
+        self, top_k=None, transcribe=None, max_seconds=None, progress=None, explain=None, **kwargs
+    ):
         if kwargs:
             raise TypeError(f"Unknown arguments for the {TASK} pipeline: {', '.join(kwargs)}.")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
@@ -270,11 +294,16 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         number = isinstance(max_seconds, int | float) and not isinstance(max_seconds, bool)
         if max_seconds is not None and not (number and max_seconds > 0):
             raise ValueError(f"`max_seconds` must be a positive number of seconds; got {max_seconds!r}.")
-        if transcribe is not None and not isinstance(transcribe, bool):
-            raise ValueError(f"`transcribe` takes True or False; got {transcribe!r}.")
+        for name, flag in (("transcribe", transcribe), ("explain", explain)):
+            if flag is not None and not isinstance(flag, bool):
+                raise ValueError(f"`{name}` takes True or False; got {flag!r}.")
         preprocess = {"max_seconds": max_seconds} if max_seconds is not None else {}
-        forward = {k: v for k, v in {"transcribe": transcribe, "progress": progress}.items() if v is not None}
-        return preprocess, forward, {"top_k": top_k} if top_k is not None else {}
+        given = {"transcribe": transcribe, "progress": progress, "explain": explain}
+        forward = {name: value for name, value in given.items() if value is not None}
+        postprocess = {
+            name: value for name, value in {"top_k": top_k, "explain": explain}.items() if value is not None
+        }
+        return preprocess, forward, postprocess
 
     # --- loading the helpers -----------------------------------------------------------------------------------
 
@@ -282,14 +311,14 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     def speech_recognizer(self) -> SpeechRecognizer | None:
         """Whisper from `asr=` or the model's `asr/` subfolder, loaded on first use; None where there is none."""
         if self._speech_recognizer is None:
-            source, language = self.asr_source, self.language
+            source = self.asr_source
             if isinstance(source, SpeechRecognizer):
                 self._speech_recognizer = source
             elif source is not None:
-                self._speech_recognizer = SpeechRecognizer.from_pretrained(str(source), language=language)
+                self._speech_recognizer = SpeechRecognizer.from_pretrained(str(source), **self.asr_settings)
             elif model_subfolder_file(self.model.name_or_path, ASR_FOLDER, "config.json"):
                 self._speech_recognizer = SpeechRecognizer.from_pretrained(
-                    self.model.name_or_path, subfolder=ASR_FOLDER, language=language
+                    self.model.name_or_path, subfolder=ASR_FOLDER, **self.asr_settings
                 )
             else:
                 self._speech_recognizer = False
@@ -343,6 +372,8 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 sample.waveform = resample(waveform, rate, SAMPLING_RATE)
             if sample.waveform.size < MIN_SAMPLE_SECONDS * SAMPLING_RATE:
                 raise ValueError(f"The speech is shorter than {MIN_SAMPLE_SECONDS:g} s; give at least a syllable.")
+            if not np.abs(sample.waveform).max() > 0:
+                raise ValueError("The audio is silent; record at least a short sentence.")
         if image is not None or video is not None:
             frames = [read_image(image)] if image is not None else read_video_frames(video, self.processor.num_frames)
             sample.faces = self.faces(frames, sample.notes, "image" if image is not None else "video")
@@ -379,13 +410,17 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         results = (result for batch in batches for result in self.forward(batch, **forward_params))
         return PipelineIterator(results, self.postprocess, postprocess_params)
 
-    def _forward(self, model_inputs, transcribe: bool = True, progress: StageProgress | None = None):
+    def _forward(
+        self, model_inputs, transcribe: bool = True, progress: StageProgress | None = None, explain: bool = False
+    ):
         """One decoded item, or a list of them (from `get_iterator`): a list gives a list of outputs."""
         batch = model_inputs if isinstance(model_inputs, list) else [model_inputs]
         samples = [item for item in batch if isinstance(item, EmotionInputs)]
         if transcribe:
             self.transcribe(samples)
-        predictions = iter(self.predict(samples))
+        else:
+            self.note_untranscribed(samples)
+        predictions = iter(self.predict(samples, explain))
         outputs = [
             self.timeline(item, transcribe, progress) if isinstance(item, MediaInfo) else (item, next(predictions))
             for item in batch
@@ -396,16 +431,24 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         analysis = self.analyze(recording, transcribe=transcribe, progress=progress)
         return analysis.timeline(list(analysis.segments))
 
-    def postprocess(self, model_outputs, top_k: int | None = None):
+    def postprocess(self, model_outputs, top_k: int | None = None, explain: bool = False):
         if isinstance(model_outputs, dict):  # a recording's timeline
             return model_outputs
         sample, prediction = model_outputs
         if prediction is None:
             raise ValueError(" ".join(sample.notes) or "Nothing to recognise.")
+        if explain:
+            return self.result(sample, prediction)
         ranked = sorted(zip(self.labels, prediction.probabilities.tolist()), key=lambda pair: -pair[1])
         return [{"label": label, "score": score} for label, score in ranked[:top_k]]
 
     # --- the model, batched ------------------------------------------------------------------------------------
+
+    def note_untranscribed(self, samples: list[EmotionInputs]) -> None:
+        """With `transcribe=False`: a model that reads text is told nothing of the words of speech without text."""
+        if "text" in self.model.config.modalities:
+            for sample in (s for s in samples if s.text is None and s.waveform is not None):
+                sample.notes.append("Speech alone: the words were not transcribed or used.")
 
     def transcribe(self, samples: list[EmotionInputs]) -> None:
         """Words for the samples that have speech and no text, where the model reads text and has a recogniser."""
@@ -455,10 +498,10 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         probabilities = output.logits.float().softmax(-1).cpu().numpy()
         return list(zip(probabilities, output.gate_values.float().cpu().numpy()))
 
-    def predict(self, samples: list[EmotionInputs]) -> list[EmotionPrediction | None]:
+    def predict(self, samples: list[EmotionInputs], explain: bool = False) -> list[EmotionPrediction | None]:
         """
         Each sample's prediction from the inputs it has that the model reads (None where that leaves nothing), the
-        samples with the same inputs in one batch.
+        samples with the same inputs in one batch; with `explain`, also without each input.
         """
         groups: dict[tuple, list[int]] = {}
         for index, sample in enumerate(samples):
@@ -468,16 +511,32 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         predictions: list[EmotionPrediction | None] = [None] * len(samples)
         for modalities, indices in groups.items():
             encoded = self.encode([samples[i] for i in indices], modalities)
-            for index, prediction in zip(indices, self.predictions(encoded, modalities)):
+            for index, prediction in zip(indices, self.predictions(encoded, modalities, explain)):
                 predictions[index] = prediction
         return predictions
 
-    def predictions(self, encoded: list[dict], modalities: tuple[str, ...]) -> list[EmotionPrediction]:
-        """Samples' fused predictions from their encoded inputs, and each input's own (the fusion of it alone)."""
+    def predictions(
+        self, encoded: list[dict], modalities: tuple[str, ...], explain: bool = False
+    ) -> list[EmotionPrediction]:
+        """
+        Samples' fused predictions from their encoded inputs, each input's own (the fusion of it alone) and, with
+        `explain`, the fusion of the others without each input (none left: the uniform guess of no model).
+        """
         fused = self.fuse(encoded, modalities)
         alone = {m: self.fuse(encoded, (m,)) for m in modalities} if len(modalities) > 1 else {modalities[0]: fused}
+        fusions = {**{(m,): alone[m] for m in modalities}, modalities: fused}
+        uniform = [(np.full(len(self.labels), 1 / len(self.labels)), None)] * len(encoded)
+        without = {}
+        for m in modalities if explain else ():
+            rest = tuple(other for other in modalities if other != m)
+            without[m] = fusions.get(rest) or (self.fuse(encoded, rest) if rest else uniform)
         return [
-            EmotionPrediction(probabilities, gates, {m: alone[m][index][0] for m in modalities})
+            EmotionPrediction(
+                probabilities,
+                gates,
+                {m: alone[m][index][0] for m in modalities},
+                {m: without[m][index][0] for m in without} if explain else None,
+            )
             for index, (probabilities, gates) in enumerate(fused)
         ]
 
@@ -562,22 +621,22 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         return sample
 
     def segment_result(self, segment: SegmentMedia, sample: EmotionInputs, prediction) -> dict:
-        result = {"start": round(segment.start, 3), "end": round(segment.end, 3), "text": sample.text}
+        return {"start": round(segment.start, 3), "end": round(segment.end, 3), **self.result(sample, prediction)}
+
+    def result(self, sample: EmotionInputs, prediction: EmotionPrediction | None) -> dict:
+        """A sample's answer with its reasons: words, each input alone, contributions (if computed), gates, notes."""
         if prediction is None:
-            return {
-                **result,
-                "label": None,
-                "score": None,
-                "scores": {},
-                "inputs": {},
-                "gates": {},
-                "notes": sample.notes,
-            }
+            nothing = {"label": None, "score": None, "scores": {}, "inputs": {}, "gates": {}}
+            return {"text": sample.text, **nothing, "notes": sample.notes}
         pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         present = set(self.used_modalities(sample))
         top = int(prediction.probabilities.argmax())
+        contributions = {
+            NAMES[m]: float(prediction.probabilities[top] - rest[top])
+            for m, rest in (prediction.without or {}).items()
+        }
         return {
-            **result,
+            "text": sample.text,
             "label": self.labels[top],
             "score": float(prediction.probabilities[top]),
             "scores": dict(zip(self.labels, prediction.probabilities.tolist())),
@@ -585,6 +644,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 NAMES[m]: {"label": self.labels[int(p.argmax())], "score": float(p.max())}
                 for m, p in prediction.alone.items()
             },
+            **({"contributions": contributions} if prediction.without is not None else {}),
             "gates": {
                 f"{NAMES[a]}->{NAMES[b]}": float(prediction.gates[index])
                 for index, (a, b) in enumerate(pairs)

@@ -9,9 +9,9 @@ The model is loaded exactly as on a Hugging Face Space: `AutoModelForAudioClassi
 GIA_MIC_ASR) transcribes speech when no text is typed and "Transcribe my speech" is on. Faces are found with the
 processor's face detector when it has `detect_faces` on (the starter model's does).
 
-Many users at once: every request is checked and decoded in its own worker thread (up to `--workers` at a time);
-the expensive steps, speech recognition and the encoders, go through batching queues that run the requests which
-arrive together as one batch. The fusions that explain a prediction reuse the encoders' outputs.
+Many users at once: up to `--workers` requests are handled at a time; the requests which arrive together run as one
+batch of the pipeline (decoding, speech recognition, the encoders, and the fusions that explain the prediction,
+which reuse the encoders' outputs). The app uses the pipeline's documented API only.
 """
 
 import argparse
@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from transformers import pipeline
@@ -41,8 +40,8 @@ DEFAULT_MODEL = os.environ.get("GIA_MIC_MODEL", str(HERE.parent / ".cache" / "de
 MAX_AUDIO_SECONDS = 30.0
 MAX_RECORDING_SECONDS = 600.0  # "Analyse a recording": 10 minutes here (`gia-mic analyze` streams any length)
 TASK = "multimodal-emotion-recognition"
-NAMES = {"text": "text", "audio": "speech", "vision": "face"}
-OWNERS = {"text": "your words", "audio": "your voice", "vision": "your face"}
+NAMES = {"text": "text", "audio": "speech", "vision": "face"}  # as the pipeline names the inputs
+OWNERS = {"text": "your words", "speech": "your voice", "face": "your face"}
 log = logging.getLogger("gia-mic-demo")
 
 
@@ -126,72 +125,58 @@ class BatchingQueue:
 class EmotionDemo:
     """
     The model's `multimodal-emotion-recognition` pipeline (its own remote code: model, processor, Whisper from its
-    `asr/` and Silero VAD from its `vad/`), with one `predict` for the page and one `analyze` for a recording.
+    `asr/` and Silero VAD from its `vad/`), through its documented API only: `predict` for the page (one sample,
+    explained), `analyze` for a recording.
     """
 
     def __init__(self, model_id: str, asr_id: str | None = None, max_batch: int = 16):
-        self.pipe = pipeline(TASK, model=model_id, trust_remote_code=True, asr=asr_id)
-        self.model, self.processor = self.pipe.model, self.pipe.processor
-        pipeline_module = sys.modules[type(self.pipe).__module__]  # the model's own code: its bfloat16 check
-        self.labels = self.pipe.labels
-        self.pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
-        self.asr = self.pipe.speech_recognizer
-        if self.asr is not None:  # the page batches the requests that arrive together (benchmarks/demo_load.py)
-            self.asr.batch_size = max_batch
-            self.asr.bfloat16 = pipeline_module.native_bfloat16()  # twice as fast, the same words (BENCHMARKS.md)
-        # A batch of one costs half a batch of ten (the decoder's steps), so recognition waits a little longer for the
-        # requests that arrive together: the clients answered by one batch come back within a few tenths of a second.
-        self.transcribe = BatchingQueue(self.asr, max_batch=max_batch, wait_s=0.2)
-        self.explain = BatchingQueue(self.encode_and_fuse, key=lambda request: request.modalities, max_batch=max_batch)
+        self.pipe = pipeline(
+            TASK,
+            model=model_id,
+            trust_remote_code=True,
+            asr=asr_id,
+            asr_batch_size=max_batch,  # the requests that arrive together, transcribed as one batch
+            asr_bfloat16="auto",  # twice as fast where the CPU computes bfloat16, the same words (BENCHMARKS.md)
+        )
+        self.model = self.pipe.model
+        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        # A batch of one costs half a batch of ten (the recogniser's decoder steps), so the queue waits a little for
+        # the requests that arrive together: the clients answered by one batch come back within a few tenths of a
+        # second (benchmarks/demo_load.py).
+        self.explain = BatchingQueue(self.explained, key=lambda request: request[1], max_batch=max_batch, wait_s=0.2)
+
+    def explained(self, requests: list[tuple[dict, bool]]) -> list[dict]:
+        """Requests with the same `transcribe` choice, as one batch of the pipeline, each explained."""
+        samples = [sample for sample, _ in requests]
+        return self.pipe(
+            samples, batch_size=len(samples), explain=True, transcribe=requests[0][1], max_seconds=MAX_AUDIO_SECONDS
+        )
 
     # --- one request ---------------------------------------------------------------------------------------------
 
-    def prepare(self, audio_path, text, use_speech: bool, image_path, video_path):
-        """Check the page's inputs and decode them (the pipeline's checks); a problem is a `gr.Error` that names it."""
-        text = (text or "").strip()
-        if not any((audio_path, text, image_path, video_path)):
+    def predict(self, audio_path, text, use_speech, image_path, video_path):
+        """The page's inputs through the pipeline; a problem with them is a `gr.Error` that names it."""
+        given = {"text": (text or "").strip(), "audio": audio_path, "image": image_path, "video": video_path}
+        sample = {name: value for name, value in given.items() if value}
+        if not sample:
             raise user_error("Give at least one input: record or upload speech, type a sentence, or show a face.")
         try:
-            request = self.pipe.prepare(
-                text=text or None, audio=audio_path, image=image_path, video=video_path, max_seconds=MAX_AUDIO_SECONDS
-            )
+            result = self.explain((sample, bool(use_speech)))
         except ValueError as error:  # the input's own problem, named by the pipeline (the file's name, no folder)
             raise user_error(str(error)) from None
-        if request.waveform is not None:
-            if not np.abs(request.waveform).max() > 0:
-                raise user_error("The audio is silent; record at least a short sentence.")
-            if request.text is None and use_speech and self.asr is not None:
-                request.text = self.transcribe(request.waveform) or None
-                request.notes.append("The words were transcribed from your speech.")
-            elif request.text is None:
-                request.notes.append("Speech alone: your words were not transcribed or used.")
-        return request
-
-    def predict(self, audio_path, text, use_speech, image_path, video_path):
-        request = self.prepare(audio_path, text, use_speech, image_path, video_path)
-        modalities = request.modalities
-        if not modalities:
-            raise user_error(" ".join(request.notes) + " Give another input.")
-        try:
-            prediction, without = self.explain(request)
-        except ValueError as error:
-            raise user_error(str(error)) from None
-        probabilities, gates, alone = prediction.probabilities, prediction.gates, prediction.alone
-        top = int(probabilities.argmax())
-        contributions = self.contributions(without, probabilities, top)
-        label = {name: float(p) for name, p in zip(self.labels, probabilities)}
+        contributions = self.contributions(result["contributions"])
         table = pd.DataFrame(
-            [[NAMES[m], self.labels[int(p.argmax())], round(float(p.max()), 3)] for m, p in alone.items()],
+            [[name, alone["label"], round(alone["score"], 3)] for name, alone in result["inputs"].items()],
             columns=["input", "prediction alone", "confidence"],
         )
         return (
-            label,
+            result["scores"],
             contributions,
-            self.sentence(contributions, self.labels[top]),
-            self.gate_table(gates, modalities),
-            request.text or "",
+            self.sentence(contributions, result["label"]),
+            self.gate_table(result["gates"]),
+            result["text"] or "",
             table,
-            "\n\n".join(request.notes),
+            "\n\n".join(result["notes"]),
         )
 
     # --- a recording ----------------------------------------------------------------------------------------------
@@ -205,15 +190,15 @@ class EmotionDemo:
             progress(min(done / total, 1.0) if total else None, desc=stage)
 
         try:
-            analysis = self.pipe.analyze(recording_path, max_seconds=MAX_RECORDING_SECONDS, progress=report)
-            segments = list(analysis.segments)
+            timeline = self.pipe(recording_path, max_seconds=MAX_RECORDING_SECONDS, progress=report)
         except ValueError as error:  # the recording's own problem, named by the pipeline
             raise user_error(str(error)) from None
+        segments = timeline["segments"]
         table = self.segment_table(segments)
         csv_path = Path(tempfile.mkdtemp(prefix="timeline-")) / f"{Path(recording_path).stem}-timeline.csv"
         table.to_csv(csv_path, index=False)
-        found = f"{len(segments)} utterance{'s' if len(segments) != 1 else ''} in {analysis.duration:.0f} s."
-        return self.timeline_points(segments), table, str(csv_path), " ".join([found, *analysis.notes])
+        found = f"{len(segments)} utterance{'s' if len(segments) != 1 else ''} in {timeline['duration']:.0f} s."
+        return self.timeline_points(segments), table, str(csv_path), " ".join([found, *timeline["notes"]])
 
     def segment_table(self, segments: list[dict]) -> pd.DataFrame:
         inputs = [name for name in NAMES.values() if any(name in s["inputs"] for s in segments)]
@@ -249,65 +234,34 @@ class EmotionDemo:
 
     # --- explanation ---------------------------------------------------------------------------------------------
 
-    def encode_and_fuse(self, requests: list) -> list[tuple]:
-        """
-        The model's work for requests with the same inputs, in one thread (no two batches compete for the cores):
-        the encoders, then the fusions (all the inputs, each alone, and without each), each over the whole batch.
-        """
-        modalities = requests[0].modalities
-        encoded = self.pipe.encode(requests, modalities)
-        predictions = self.pipe.predictions(encoded, modalities)
-        return list(zip(predictions, self.without_each(encoded, modalities, predictions)))
-
-    def without_each(self, encoded: list, modalities: tuple[str, ...], predictions: list) -> list[dict]:
-        """Each request's class probabilities without each input (a single input: the uniform guess of no model)."""
-        without: list[dict[str, np.ndarray]] = [{} for _ in predictions]
-        for m in modalities:
-            rest = tuple(other for other in modalities if other != m)
-            if len(rest) > 1:
-                fused = [probabilities for probabilities, _ in self.pipe.fuse(encoded, rest)]
-            elif rest:  # already fused: the other input alone
-                fused = [prediction.alone[rest[0]] for prediction in predictions]
-            else:
-                fused = [np.full(len(self.labels), 1 / len(self.labels))] * len(predictions)
-            for sample, probabilities in zip(without, fused):
-                sample[m] = probabilities
-        return without
-
-    def contributions(self, without: dict[str, np.ndarray], probabilities: np.ndarray, top: int) -> pd.DataFrame:
-        """
-        Each input's contribution: the predicted class's probability with every input minus without this one, largest
-        effect first.
-        """
-        rows = [
-            {"input": NAMES[m], "contribution": round(float(probabilities[top] - rest[top]), 4)}
-            for m, rest in without.items()
-        ]
+    @staticmethod
+    def contributions(contributions: dict[str, float]) -> pd.DataFrame:
+        """The pipeline's contribution of each input, largest effect first."""
+        rows = [{"input": name, "contribution": round(value, 4)} for name, value in contributions.items()]
         rows.sort(key=lambda row: -abs(row["contribution"]))
         return pd.DataFrame(rows, columns=["input", "contribution"])
 
     @staticmethod
     def sentence(contributions: pd.DataFrame, label: str) -> str:
         """'Your face raised *happy* by 41 points; your words lowered it by 5.'"""
-        owners = {NAMES[m]: owner for m, owner in OWNERS.items()}
         parts = []
         for index, row in enumerate(contributions.itertuples()):
             points = round(100 * row.contribution)
             verb = "raised" if points >= 0 else "lowered"
             target = f"*{label}*" if index == 0 else "it"
             parts.append(
-                f"{owners[row.input]} {verb} {target} by {abs(points)} point{'s' if abs(points) != 1 else ''}"
+                f"{OWNERS[row.input]} {verb} {target} by {abs(points)} point{'s' if abs(points) != 1 else ''}"
             )
         text = "; ".join(parts)
         return text[0].upper() + text[1:] + "." if text else ""
 
-    def gate_table(self, gates: np.ndarray, modalities: tuple[str, ...]) -> pd.DataFrame:
-        present = [(a, b) for a, b in self.pairs if a in modalities and b in modalities]
+    @staticmethod
+    def gate_table(gates: dict[str, float]) -> pd.DataFrame:
+        """The pipeline's gates ('speech->text': how much speech took in of the text), largest first."""
         rows = [
-            {"interaction": f"{NAMES[a]} listened to {NAMES[b]}", "gate": float(gates[self.pairs.index((a, b))])}
-            for a, b in present
+            {"interaction": pair.replace("->", " listened to "), "gate": value}
+            for pair, value in sorted(gates.items(), key=lambda item: -item[1])
         ]
-        rows.sort(key=lambda row: -row["gate"])
         return pd.DataFrame(rows, columns=["interaction", "gate"])
 
 

@@ -283,6 +283,28 @@ def test_lists_generators_and_datasets_in_batches_give_what_each_item_gives_alon
     assert len(timeline["segments"]) == 4 and ranked[0]["label"] == alone[0][0]["label"]
 
 
+def test_an_explanation_is_the_answer_without_each_input(classifier, talk):
+    """`explain=True`: each contribution is the top label's probability minus the pipeline's answer without it."""
+    waveform, rate = sf.read(talk["audio"], dtype="float32")
+    face = np.repeat(talk["placed"][1].face[..., None], 3, axis=2)
+    sample = {"text": "You never listen to me.", "audio": waveform[16000:48000], "sampling_rate": rate, "image": face}
+    explained = classifier(sample, explain=True)
+    assert explained["text"] == sample["text"] and list(explained["inputs"]) == ["text", "speech", "face"]
+    assert len(explained["gates"]) == 6 and all(0.0 <= gate <= 1.0 for gate in explained["gates"].values())
+    top = explained["label"]
+    assert explained["scores"][top] == explained["score"] == max(explained["scores"].values())
+    keys = {"text": ("text",), "speech": ("audio", "sampling_rate"), "face": ("image",)}
+    for name, contribution in explained["contributions"].items():
+        rest = {key: value for key, value in sample.items() if key not in keys[name]}
+        without = {r["label"]: r["score"] for r in classifier(rest, transcribe=False)}
+        assert contribution == pytest.approx(explained["score"] - without[top], abs=1e-5), name
+        alone = classifier({key: sample[key] for key in keys[name]}, transcribe=False)[0]
+        assert explained["inputs"][name] == {"label": alone["label"], "score": pytest.approx(alone["score"], abs=1e-5)}
+    one = classifier({"text": sample["text"]}, explain=True)
+    assert one["contributions"] == {"text": pytest.approx(one["score"] - 1 / len(classifier.labels), abs=1e-6)}
+    assert one["gates"] == {}
+
+
 def test_calls_print_no_warnings(classifier, talk, capfd):
     """Speech transcribed on every call (one item, a batch): generation's own notices are not the user's business."""
     waveform, rate = sf.read(talk["audio"], dtype="float32")

@@ -198,9 +198,9 @@ def run_resumable(
         seed=0,
         report_to="none",
         use_cpu=True,
-        remove_unused_columns=False,
     )
     trainer = make_trainer(model, collator, args, dataset["train"], None)
+    assert trainer.args is not args and args.remove_unused_columns, "the caller's arguments are left as they were"
     if stop_at:
         trainer.add_callback(StopAt(stop_at))
     trainer.train(resume_from_checkpoint=resume_checkpoint(resume, str(output)))

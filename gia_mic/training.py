@@ -48,6 +48,7 @@ from modeling_gia_mic import (
     MultimodalForEmotionRecognition,
 )
 from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, encode_text, resample
+from modeling_gia_mic.validation_multimodal import check_input_values
 
 from .collator import MultimodalCollator
 from .folders import check_model_source, claim_training_output, mark_training_output, path_inside, record_outputs
@@ -330,6 +331,7 @@ class RawBatchCollator:
             clips = [row["frames"] if "frames" in row else [row["image"]] for row in rows]
             batch.update(encode_frames(parts.image_processor, clips, parts.num_frames))
         batch = {name: torch.from_numpy(np.asarray(value)) for name, value in batch.items()}
+        check_input_values(batch)  # on the host, once per batch: the model reads no values (see MultimodalCollator)
         labels = [row[self.label_column] for row in rows]
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.regression else torch.long)
         return batch

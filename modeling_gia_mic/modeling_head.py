@@ -7,6 +7,7 @@ auxiliary terms use. Each architecture's class builds its base model under its o
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
+from transformers import initialization as init
 
 from .configuration_multimodal import MultimodalEmotionConfig
 from .inputs_multimodal import model_inputs
@@ -61,6 +62,13 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
             )
         if config.class_weights is not None:
             self.register_buffer("class_weights", torch.tensor(config.class_weights), persistent=False)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Also the class weights of the loss, a buffer from the config (no checkpoint holds it)."""
+        super()._init_weights(module)
+        if module is self and self.config.class_weights is not None:
+            init.copy_(self.class_weights, torch.tensor(self.config.class_weights, dtype=self.class_weights.dtype))
 
     @property
     def regression(self) -> bool:

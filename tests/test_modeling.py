@@ -560,6 +560,19 @@ def test_masks_must_be_zero_or_one(architecture, name):
     assert torch.isfinite(model(**inputs).logits).all()
 
 
+def test_class_weights_weigh_the_loss_of_a_loaded_model(architecture, tmp_path):
+    """They live in a buffer made from the config: a loaded model must rebuild it (no checkpoint holds it)."""
+    weights = [1.0, 2.0, 3.0, 4.0]
+    model_class(architecture)(
+        feature_config(("text",), architecture=architecture, class_weights=weights)
+    ).save_pretrained(tmp_path)
+    loaded = model_class(architecture).from_pretrained(tmp_path).eval()
+    features, labels = torch.randn(3, 4, 12), torch.tensor([0, 3, 1])
+    output = loaded(text_features=features, labels=labels)
+    expected = torch.nn.functional.cross_entropy(output.logits, labels, weight=torch.tensor(weights))
+    assert output.classification_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_mse_regression_and_column_labels(architecture):
     config = feature_config(("text",), architecture=architecture, num_labels=1, regression_loss="mse")
     model = model_class(architecture)(config).eval()

@@ -97,7 +97,7 @@ class MultimodalPreTrainedModel(PreTrainedModel):
         """
         True: every attention of the three architectures is a `MultimodalAttention`, which reads the implementation
         through the attention interface at each call. (transformers guesses from the source of the model's own file,
-        which for GIA-MIC names `GatedInteractiveAttention` but keeps its attention in this shared module.)
+        which for GIA-MIC names `GatedInteractiveAttention` but keeps its attention in `modeling_attention.py`.)
         """
         return True
 

@@ -64,7 +64,8 @@ def test_dry_run_may_replace_its_own_earlier_dry_run_with_overwrite(runs, tmp_pa
         result = gia_mic(*command, *visibility)
         assert result.returncode == 0, result.stderr
         expected = "public" if visibility else "private"  # private unless --public
-        assert f"Would upload 11 files to the {expected} model repository me/x" in result.stdout
+        files = len(os.listdir(runs / "model"))  # the weights, the config, and the code they need
+        assert f"Would upload {files} files to the {expected} model repository me/x" in result.stdout
     assert (out / MARKER).is_file() and (out / "model.safetensors").is_file()
     assert (out / "pipeline_gia_mic.py").is_file() and (out / "recording_gia_mic.py").is_file(), "the pipeline travels"
     assert not any(p.name.startswith(".upload.") for p in tmp_path.iterdir()), "no staging folder left behind"

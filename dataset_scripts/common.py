@@ -5,6 +5,7 @@ import codecs
 import csv
 import io
 import json
+import math
 import tempfile
 import uuid
 import warnings
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 from gia_mic.errors import ArgumentParser, run_reporting_errors
 from gia_mic.folders import UnsafePathError, claim_output, path_inside, write_folder
 from gia_mic.hub import PublishError, require_hub_token
+from modeling_gia_mic.audio_gia_mic import NoAudioTrackError, decode_clip
 from modeling_gia_mic.processing_gia_mic import check_image_size, read_video_frames, resample
 
 
@@ -183,8 +185,9 @@ def media_path(root: Path, relative: str | Path, item_id: str) -> Path:
 
 
 def wav_bytes(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes:
+    """A float32 WAV: the samples as resampled (no 16-bit rounding), so training reads what serving computes."""
     buffer = io.BytesIO()
-    sf.write(buffer, waveform, sampling_rate, format="WAV", subtype="PCM_16")
+    sf.write(buffer, waveform, sampling_rate, format="WAV", subtype="FLOAT")
     return buffer.getvalue()
 
 
@@ -206,45 +209,40 @@ def wav_truncation(data: bytes) -> str | None:
 
 def audio_file_16k(path: Path) -> dict[str, Any]:
     """
-    An audio file as the `Audio` column's struct: its own bytes if already 16 kHz mono, else 16 kHz mono WAV. The
-    whole file is decoded and checked first: unreadable, empty, truncated or non-finite audio is an `ItemError`.
+    An audio file as the `Audio` column's struct: its own bytes if already 16 kHz, else 16 kHz mono WAV, made by the
+    model's one audio reader (`decode_clip` and `resample`, as `read_audio`). The whole file is decoded and checked
+    first: unreadable, empty, truncated or non-finite audio is an `ItemError`.
     """
     data = path.read_bytes()
-    try:
-        waveform, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise ItemError(f"unreadable audio ({str(error).split(': ')[-1].strip() or 'unknown format'})") from None
     problem = wav_truncation(data)
     if problem:
         raise ItemError(problem)
-    if waveform.shape[0] == 0:
+    waveform, rate = media_audio(data, "unreadable audio")
+    if rate == SAMPLING_RATE:
+        return {"bytes": data, "path": path.name}
+    return {"bytes": wav_bytes(resample(waveform, rate, SAMPLING_RATE)), "path": path.with_suffix(".wav").name}
+
+
+def read_audio_track(path: Path) -> np.ndarray:
+    """The first audio stream of a media file (e.g. an mp4 clip) as mono float32 at 16 kHz, as `read_audio` does."""
+    waveform, rate = media_audio(path, "undecodable media file")
+    return resample(waveform, rate, SAMPLING_RATE)
+
+
+def media_audio(source: Path | bytes, unreadable: str) -> tuple[np.ndarray, int]:
+    """A file's audio at its own rate, mono, checked; what cannot be used is an `ItemError` (`unreadable`: the reason
+    for a file that cannot be decoded)."""
+    try:
+        waveform, rate = decode_clip(source, max_seconds=math.inf)
+    except NoAudioTrackError:
+        raise ItemError("media file without an audio stream") from None
+    except ValueError:
+        raise ItemError(unreadable) from None
+    if waveform.size == 0:
         raise ItemError("audio without samples")
     if not np.isfinite(waveform).all():
         raise ItemError("audio with NaN or infinite samples")
-    if rate == SAMPLING_RATE and waveform.shape[1] == 1:
-        return {"bytes": data, "path": path.name}
-    mono = resample(waveform.mean(axis=1), rate, SAMPLING_RATE)
-    return {"bytes": wav_bytes(mono), "path": path.with_suffix(".wav").name}
-
-
-def read_audio_track(path: Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """The first audio stream of a media file (e.g. an mp4 clip), decoded with PyAV to mono float32 at 16 kHz."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise ItemError("media file without an audio stream")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
-            chunks = []
-            for frame in container.decode(container.streams.audio[0]):
-                chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    except (av.error.FFmpegError, OSError) as error:
-        raise ItemError(f"undecodable media file ({error.__class__.__name__})") from None
-    if not chunks:
-        raise ItemError("the audio stream has no samples")
-    return np.concatenate(chunks).astype(np.float32)
+    return waveform, rate
 
 
 def video_frames(path: Path, num_frames: int, start: float | None = None, end: float | None = None) -> list:

@@ -78,7 +78,8 @@ def command_cv(argv: list[str]) -> None:
 
 
 def command_evaluate(argv: list[str]) -> None:
-    from .training import evaluate_checkpoint
+    from .evaluation import PREDICTION_HEADERS, evaluate_checkpoint
+    from .folders import claim_file
 
     parser = ArgumentParser(prog="gia-mic evaluate", description="Evaluate a saved model on a split.")
     parser.add_argument("--model", required=True)
@@ -92,10 +93,18 @@ def command_evaluate(argv: list[str]) -> None:
         "--problem_type", "--problem-type", choices=["single_label_classification", "regression"], default=None
     )
     parser.add_argument("--batch_size", "--batch-size", type=positive_int, default=32)
+    parser.add_argument(
+        "--predictions", help="write each item's answer to this CSV: id, label, one probability column per label"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier --predictions file")
     args = parser.parse_args(argv)
+    if args.predictions:
+        inputs = {"--model": args.model, "--dataset": args.dataset}
+        claim_file(args.predictions, PREDICTION_HEADERS, inputs, args.overwrite)
     data_args = DataArguments(dataset=args.dataset, label_column=args.label_column, problem_type=args.problem_type)
     model_args = ModelArguments(model=args.model, architecture=args.architecture)
-    print(json.dumps(evaluate_checkpoint(model_args, data_args, args.split, args.batch_size), indent=2))
+    results = evaluate_checkpoint(model_args, data_args, args.split, args.batch_size, args.predictions)
+    print(json.dumps(results, indent=2))
 
 
 def command_extract_features(argv: list[str]) -> None:

@@ -1,8 +1,10 @@
 """Run frozen encoders once over a raw dataset and save a feature-mode dataset (fast training and CV of the head)."""
 
+import json
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -11,16 +13,11 @@ from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
 from modeling_gia_mic import ARCHITECTURES, MultimodalForEmotionRecognition, MultimodalModel
+from modeling_gia_mic.processing_gia_mic import NoFaceFoundError
 
 from .folders import claim_output, write_folder
-from .training import (
-    FEATURE_COLUMNS,
-    RAW_COLUMNS,
-    Preprocessors,
-    RawBatchCollator,
-    feature_array,
-    load_dataset_folder,
-)
+from .preparation import DEFAULT_MAX_TEXT_LENGTH, RawBatchCollator, processor_for_encoders
+from .training import FEATURE_COLUMNS, RAW_COLUMNS, feature_array, load_dataset_folder
 
 
 COMMAND = "gia-mic extract-features"
@@ -28,13 +25,29 @@ MEDIA_COLUMNS = {"audio", "frames", "image"}
 
 
 def feature_rows(
-    split: Dataset, model: MultimodalModel, collator: RawBatchCollator, batch_size: int, description: str
+    split: Dataset,
+    model: MultimodalModel,
+    collator: RawBatchCollator,
+    batch_size: int,
+    description: str,
+    faceless: list[str],
 ) -> Iterator[dict[str, Any]]:
-    """The split's rows without media, plus each modality's encoder sequence trimmed to its real length."""
+    """
+    The split's rows without media, plus each modality's encoder sequence trimmed to its real length. Rows in whose
+    pictures the processor finds no face are left out, and named in `faceless`.
+    """
     kept = [c for c in split.column_names if c not in MEDIA_COLUMNS]
     for start in tqdm(range(0, split.num_rows, batch_size), desc=description, unit=" batches"):
         rows = [split[i] for i in range(start, min(start + batch_size, split.num_rows))]
-        batch = collator(rows)
+        while True:
+            try:
+                batch = collator(rows)
+                break
+            except NoFaceFoundError as error:
+                faceless.append(str(rows[error.sample].get("id", start + error.sample)))
+                rows = rows[: error.sample] + rows[error.sample + 1 :]
+        if not rows:
+            continue
         batch.pop("labels")
         outputs = model.get_modality_features(**batch)
         for index, row in enumerate(rows):
@@ -51,15 +64,18 @@ def extract_features(
     encoders: dict[str, str],
     label_column: str = "label",
     batch_size: int = 16,
-    max_text_length: int = 128,
     overwrite: bool = False,
     architecture: str = "gia_mic",
     title: str | None = None,
+    **processor_settings,
 ) -> DatasetDict:
     """
     Encode every split of a raw dataset with the given pretrained encoders (a Hub id or folder per modality), through
     the front end of `architecture` (the three share it, so the features serve any of them), and save a dataset whose
     `*_features` columns feed a feature-mode model (`text_feature_size` = the encoder width, ...).
+    Items are prepared by the processor the model will be saved with (`processor_settings`: `GiaMicProcessor`'s;
+    text cut at 128 tokens unless `max_length` is given); with `detect_faces`, rows without a face the processor
+    finds are left out, counted on the console and listed in the output's `left_out.json`.
     A head trained on it can be put back on the same encoders (`attach_encoders`). `output` must lie apart from the
     dataset; it is written beside itself and swapped in at the end (an earlier output only with `overwrite`).
     """
@@ -72,9 +88,9 @@ def extract_features(
         if any(not set(columns) & set(split.column_names) for split in dataset.values()):
             raise ValueError(f"{dataset_path} has no {' or '.join(columns)} column for the {modality} encoder.")
     model = ARCHITECTURES[architecture].base_model_class.from_encoders_pretrained(**encoders).eval()
-    preprocessors = Preprocessors.for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
-    collator = RawBatchCollator(preprocessors, list(encoders), label_column, max_text_length=max_text_length)
-    splits = {}
+    processor = processor_for_encoders(encoders, **{"max_length": DEFAULT_MAX_TEXT_LENGTH, **processor_settings})
+    collator = RawBatchCollator(processor, list(encoders), label_column)
+    splits, faceless = {}, {}
     with torch.inference_mode(), tempfile.TemporaryDirectory(prefix="gia-mic-features-") as cache:
         for name, split in dataset.items():
             features = Features(
@@ -95,15 +111,22 @@ def extract_features(
                     "collator": collator,
                     "batch_size": batch_size,
                     "description": f"Encoding {title or dataset_path} ({name})",
+                    "faceless": faceless.setdefault(name, []),
                 },
             )
+        for name, ids in faceless.items():
+            if ids:
+                print(f"{title or dataset_path} ({name}): {len(ids)} rows without a face found were left out")
         write_folder(
-            output,
-            lambda staging: DatasetDict(splits).save_to_disk(str(staging)),
-            command=COMMAND,
-            overwrite=overwrite,
+            output, lambda staging: save_features(staging, splits, faceless), command=COMMAND, overwrite=overwrite
         )
     return datasets.load_from_disk(output)
+
+
+def save_features(folder: Path, splits: dict[str, Dataset], faceless: dict[str, list[str]]) -> None:
+    DatasetDict(splits).save_to_disk(str(folder))
+    if any(faceless.values()):
+        (folder / "left_out.json").write_text(json.dumps({"no face found": faceless}, indent=2))
 
 
 def attach_encoders(

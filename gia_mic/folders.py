@@ -8,7 +8,9 @@ Where the package writes and reads, made safe for the user's files. One rule for
 - the place it goes can be written (`check_writable`).
 
 A folder is built in a temporary sibling and swapped in with one atomic rename (`write_folder`), so a kill at any
-moment leaves either the old complete folder or the new one, and nothing else is touched. Training writes into its
+moment leaves either the old complete folder or the new one, and nothing else is touched. A single output file
+(`claim_file`, `write_file`) follows the same rule: apart from the inputs, replaced only with `--overwrite` and only if
+it is one the command writes (its first line says so), renamed into place. Training writes into its
 folder as it goes (`claim_training_output`, `record_outputs`). A path built from data (an id, a fold value) stays
 inside its root (`path_inside`), symlinks included. Folders follow the user's umask.
 """
@@ -199,6 +201,46 @@ def write_folder(output: str | os.PathLike, write: Callable[[Path], None], *, co
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output
+
+
+def claim_file(output: str | os.PathLike, headers: tuple[str, ...], inputs: Inputs, overwrite: bool) -> None:
+    """
+    The output rule for one file, before any work: apart from the inputs; an existing file replaced only with
+    `overwrite` and only if its first line begins with one of `headers` (a file this command writes, not the user's).
+    """
+    path = Path(output)
+    if path.is_dir():
+        raise UnsafePathError(f"The output {output} is a folder; give the path of a file.")
+    check_apart(output, inputs)
+    if path.exists() or path.is_symlink():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                first = handle.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError):
+            first = None
+        if first is None or not first.startswith(headers):
+            raise UnsafePathError(
+                f"The output {output} exists and was not written by this command; it is left untouched: choose "
+                "another path."
+            )
+        if not overwrite:
+            raise UnsafePathError(f"The output {output} exists from an earlier run; pass --overwrite to replace it.")
+    check_writable(output)
+
+
+def write_file(output: str | os.PathLike, text: str) -> None:
+    """`text` written beside `output` and renamed onto it: a kill leaves the old file or the new one, whole."""
+    output = Path(os.path.abspath(output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.partial-", dir=output.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o666 & ~current_umask())
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def write_marker(folder: Path, command: str) -> None:

@@ -29,7 +29,6 @@ from dataset_scripts.common import build_and_save
 from modeling_gia_mic import (
     GiaMicConfig,
     GiaMicForEmotionRecognition,
-    GiaMicProcessor,
     MultimodalForEmotionRecognition,
 )
 from modeling_gia_mic.recording_gia_mic import VAD_FILE, VAD_FOLDER, packaged_vad_file
@@ -38,7 +37,8 @@ from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
 from .folders import claim_output, write_folder
 from .metrics import classification_metrics
-from .training import FEATURE_COLUMNS, EmotionTrainer, Preprocessors, feature_sizes, with_numpy_features
+from .preparation import processor_for_encoders
+from .training import FEATURE_COLUMNS, EmotionTrainer, feature_sizes, with_numpy_features
 
 
 EMOTIONS = ["neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"]
@@ -95,6 +95,9 @@ HEAD = {
 # Training pairs: half of them with inputs that disagree, each modality present with probability 0.65 (see
 # `PairedByLabel`: the data drops modalities itself, so that the soft target follows the inputs present).
 MISMATCH, KEEP = 0.5, 0.65
+# The starter's processor, the same for the features its head is trained on and for the saved model: real photos and
+# videos need their faces found and cut out; FER-2013's crops go through the same detector.
+PROCESSOR = {"num_frames": 8, "detect_faces": True, "max_length": 128}
 # The corpora's training items per emotion (balanced subsets: what the head needs; every item of a rarer emotion).
 ITEMS_PER_EMOTION = 600
 
@@ -143,7 +146,7 @@ def corpus_features(corpus: str, data: Path, work: Path, encoder: str) -> datase
     emotion; the held-out split whole) and cache its frozen-encoder features: each step done once.
     """
     built, subset = work / "datasets" / corpus, work / "datasets" / f"{corpus}-balanced"
-    features = work / "features" / corpus
+    features = features_folder(work, corpus)
     if not built.exists():
         builder = BUILDERS[corpus]
         root = data / corpus
@@ -165,8 +168,15 @@ def corpus_features(corpus: str, data: Path, work: Path, encoder: str) -> datase
         datasets.DatasetDict({**dataset, "train": train.select(sorted(chosen))}).save_to_disk(str(subset))
     if not features.exists():
         modality = CORPORA[corpus][0]
-        extract_features(str(subset), str(features), {modality: encoder}, batch_size=64, title=CORPUS_NAMES[corpus])
+        extract_features(
+            str(subset), str(features), {modality: encoder}, batch_size=64, title=CORPUS_NAMES[corpus], **PROCESSOR
+        )
     return datasets.load_from_disk(str(features))
+
+
+def features_folder(work: Path, corpus: str) -> Path:
+    """Where a corpus's features are cached, named after the processor settings they were prepared with."""
+    return work / "features" / "-".join([corpus, *(f"{name}={value}" for name, value in PROCESSOR.items())])
 
 
 def shared_labels(split: datasets.Dataset, corpus: str) -> np.ndarray:
@@ -368,7 +378,7 @@ def build_starter(
     datasets.disable_progress_bars()  # Arrow's own bars; each stage shows ours, named after its corpus
     transformers_logging.disable_progress_bar()
     claim_output(output, COMMAND, {"--data": data}, overwrite=True)  # before the work: a folder we did not write stays
-    cached = all((work / "features" / corpus).exists() for corpus in CORPORA)
+    cached = all(features_folder(work, corpus).exists() for corpus in CORPORA)
     train_parts, test_parts, encoders = paired_parts(data, work, stage)
     set_seed(seed)
     sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
@@ -394,11 +404,7 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
 
     def write(folder: Path) -> None:
         model.save_pretrained(folder)
-        parts = Preprocessors.for_encoders(encoders["text"], encoders["audio"], encoders["vision"])
-        processor = GiaMicProcessor(
-            parts.tokenizer, parts.feature_extractor, parts.image_processor, num_frames=8, detect_faces=True
-        )
-        processor.save_pretrained(folder)
+        processor_for_encoders(encoders, **PROCESSOR).save_pretrained(folder)
         shutil.copytree(encoders["audio"], folder / "asr")  # the full Whisper, for speech-to-text in the demo
         copy_voice_activity_detector(folder)
         plot_training_curves(log_history, folder / "training_curves.png", "GIA-MIC starter training")

@@ -3,8 +3,8 @@ Fine-tuning and evaluating the three architectures (GIA-MIC, MCIHN, MIAR) with `
 built by `dataset_scripts`.
 
 Two kinds of dataset are understood:
-- *raw*: `text` / `audio` (`Audio(decode=False)`) / `frames` columns, turned into model inputs by a
-  [`GiaMicProcessor`] batch by batch ([`RawBatchCollator`]);
+- *raw*: `text` / `audio` (`Audio(decode=False)`) / `frames` columns, turned into model inputs batch by batch by the
+  model's own [`GiaMicProcessor`], the one it is saved and served with (`preparation.RawBatchCollator`);
 - *features*: `text_features` / `audio_features` / `vision_features` columns (from `gia-mic extract-features`, or
   MOSI's processed features), padded by [`MultimodalCollator`]; the model is built in feature mode.
 """
@@ -12,7 +12,6 @@ Two kinds of dataset are understood:
 import dataclasses
 import functools
 import json
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,6 @@ from datasets import Array2D, ClassLabel, Dataset, DatasetDict
 from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
-    AutoFeatureExtractor,
-    AutoImageProcessor,
-    AutoProcessor,
-    AutoTokenizer,
     EarlyStoppingCallback,
     Trainer,
     TrainerCallback,
@@ -47,14 +42,13 @@ from modeling_gia_mic import (
     MultimodalEmotionConfig,
     MultimodalForEmotionRecognition,
 )
-from modeling_gia_mic.processing_gia_mic import encode_audio, encode_frames, encode_text, resample
-from modeling_gia_mic.validation_multimodal import check_input_values
 
 from .collator import MultimodalCollator
 from .folders import check_model_source, claim_training_output, mark_training_output, path_inside, record_outputs
 from .folds import leave_one_group_out
 from .metrics import REGRESSION_METRICS, build_compute_metrics, classification_metrics
 from .overrides import parse_overrides
+from .preparation import DEFAULT_MAX_TEXT_LENGTH, RawBatchCollator, processor_for_encoders, saved_processor
 from .reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
 
@@ -99,7 +93,14 @@ class DataArguments:
             "choices": ["single_label_classification", "regression"],
         },
     )
-    max_text_length: int = field(default=128)
+    max_text_length: int | None = field(
+        default=None,
+        metadata={"help": f"truncate text to N tokens (a new model: {DEFAULT_MAX_TEXT_LENGTH}; a --model: its own)"},
+    )
+    detect_faces: bool | None = field(
+        default=None, metadata={"help": "cut pictures to their largest face (a new model: no; a --model: its own)"}
+    )
+    num_frames: int | None = field(default=None, metadata={"help": "frames per video (a new model: 8)"})
     balanced_class_weights: bool = field(default=False, metadata={"help": "weight CE by inverse class frequency"})
     early_stopping_patience: int | None = field(default=None)
 
@@ -267,84 +268,16 @@ def check_label_values(split: Dataset, label_column: str, config: MultimodalEmot
         )
 
 
-@dataclass
-class Preprocessors:
-    """
-    The encoders' own tokenizer / feature extractor / image processor, any of them absent for a model without that
-    modality. With all three it saves as a [`GiaMicProcessor`] (loadable with `AutoProcessor`); otherwise each part
-    saves itself (loadable with `AutoTokenizer` / `AutoFeatureExtractor` / `AutoImageProcessor`).
-    """
-
-    tokenizer: Any = None
-    feature_extractor: Any = None
-    image_processor: Any = None
-    num_frames: int = 8
-
-    @classmethod
-    def for_encoders(cls, text: str | None, audio: str | None, vision: str | None) -> "Preprocessors":
-        return cls(
-            AutoTokenizer.from_pretrained(text) if text else None,
-            AutoFeatureExtractor.from_pretrained(audio) if audio else None,
-            AutoImageProcessor.from_pretrained(vision, backend="pil") if vision else None,
-        )
-
-    @classmethod
-    def from_pretrained(cls, folder: str, modalities: Sequence[str]) -> "Preprocessors":
-        if (Path(folder) / "processor_config.json").is_file():
-            processor = AutoProcessor.from_pretrained(folder)
-            return cls(
-                processor.tokenizer, processor.feature_extractor, processor.image_processor, processor.num_frames
-            )
-        return cls.for_encoders(*(folder if m in modalities else None for m in MODALITIES))
-
-    def save_pretrained(self, folder: Path) -> None:
-        parts = (self.tokenizer, self.feature_extractor, self.image_processor)
-        if all(part is not None for part in parts):
-            GiaMicProcessor(*parts, num_frames=self.num_frames).save_pretrained(folder)
-            return
-        for part in parts:
-            if part is not None:
-                part.save_pretrained(folder)
-
-
-@dataclass
-class RawBatchCollator:
-    """Raw rows (text, undecoded audio, frames) -> a padded GIA-MIC batch, with the GIA-MIC processing functions."""
-
-    preprocessors: Preprocessors
-    modalities: Sequence[str]
-    label_column: str = "label"
-    regression: bool = False
-    max_text_length: int | None = 128
-
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        parts, batch = self.preprocessors, {}
-        if "text" in self.modalities:
-            texts = [row["text"] for row in rows]  # a row without transcript is the empty sentence (as in MMSA)
-            batch.update(encode_text(parts.tokenizer, texts, self.max_text_length, allow_empty=True))
-        if "audio" in self.modalities:
-            rate = parts.feature_extractor.sampling_rate
-            batch.update(
-                encode_audio(parts.feature_extractor, [decode_audio_cell(r["audio"], rate) for r in rows], rate)
-            )
-        if "vision" in self.modalities:
-            clips = [row["frames"] if "frames" in row else [row["image"]] for row in rows]
-            batch.update(encode_frames(parts.image_processor, clips, parts.num_frames))
-        batch = {name: torch.from_numpy(np.asarray(value)) for name, value in batch.items()}
-        check_input_values(batch)  # on the host, once per batch: the model reads no values (see MultimodalCollator)
-        labels = [row[self.label_column] for row in rows]
-        batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.regression else torch.long)
-        return batch
-
-
-def decode_audio_cell(cell: dict[str, Any], rate: int) -> np.ndarray:
-    """An `Audio(decode=False)` cell -> mono float32 at `rate` (soundfile: torchcodec fails beside the CPU torch)."""
-    import io
-
-    import soundfile as sf
-
-    waveform, cell_rate = sf.read(io.BytesIO(cell["bytes"]), dtype="float32", always_2d=True)
-    return resample(waveform.mean(axis=1), cell_rate, rate)
+def apply_processor_settings(processor: GiaMicProcessor, data_args: DataArguments) -> None:
+    """The processor settings given on the command line replace the saved ones (and are saved with the model)."""
+    settings = {
+        "max_length": data_args.max_text_length,
+        "detect_faces": data_args.detect_faces,
+        "num_frames": data_args.num_frames,
+    }
+    for name, value in settings.items():
+        if value is not None:
+            setattr(processor, name, value)
 
 
 def feature_collator(
@@ -414,12 +347,14 @@ def architecture_class(model_args: ModelArguments) -> type[MultimodalForEmotionR
 
 def build_model_and_collator(
     model_args: ModelArguments, data_args: DataArguments, split: Dataset
-) -> tuple[MultimodalForEmotionRecognition, Any, Preprocessors | None]:
+) -> tuple[MultimodalForEmotionRecognition, Any, GiaMicProcessor | None]:
     model_class = architecture_class(model_args)
-    requested = model_args.modalities
-    if requested is None and model_args.model:  # a trained model takes the modalities it was trained on
-        requested = list(saved_config(model_args.model).modalities)
-    kind, modalities = dataset_modalities(split, requested)
+    kind, modalities = dataset_modalities(split, model_args.modalities)
+    if model_args.modalities is None and model_args.model:  # a trained model reads those of its inputs given
+        reads = list(saved_config(model_args.model).modalities)
+        modalities = [m for m in modalities if m in reads]
+        if not modalities:
+            raise ValueError(f"{model_args.model} reads {reads}; the dataset has none of them.")
     labels = label_info(split, data_args.label_column, data_args.problem_type)
     overrides = parse_overrides(model_args.config_overrides, model_class.config_class)
     if data_args.balanced_class_weights and labels["num_labels"] > 1:
@@ -429,7 +364,7 @@ def build_model_and_collator(
 
     if model_args.model:
         model = load_saved_model(model_class, model_args.model, **labels, **overrides)
-        processor = Preprocessors.from_pretrained(model_args.model, modalities) if kind == "raw" else None
+        processor = saved_processor(model_args.model, modalities) if kind == "raw" else None
     elif kind == "features":
         model = model_class(model_class.config_class(**feature_sizes(split, modalities), **labels, **overrides))
         processor = None
@@ -440,12 +375,11 @@ def build_model_and_collator(
             raise ValueError(f"Raw {absent} columns need --{absent[0]}_encoder (or a trained --model).")
         freeze = {f"freeze_{m}_encoder": model_args.freeze_encoders for m in modalities}
         model = model_class.from_encoders_pretrained(**encoders, **labels, **freeze, **overrides)
-        processor = Preprocessors.for_encoders(encoders.get("text"), encoders.get("audio"), encoders.get("vision"))
+        processor = processor_for_encoders(encoders, max_length=DEFAULT_MAX_TEXT_LENGTH)
 
     if kind == "raw":
-        collator = RawBatchCollator(
-            processor, modalities, data_args.label_column, regression, data_args.max_text_length
-        )
+        apply_processor_settings(processor, data_args)
+        collator = RawBatchCollator(processor, modalities, data_args.label_column, regression)
     else:
         collator = feature_collator(split, modalities, data_args.label_column, regression)
     return model, collator, processor
@@ -506,7 +440,7 @@ def make_trainer(
     train: Dataset,
     evaluation: Dataset | None,
     early_stopping_patience: int | None = None,
-    preprocessors: "Preprocessors | None" = None,
+    processor: GiaMicProcessor | None = None,
     metrics: str = "mosi",
 ) -> Trainer:
     """The trainer for `model`, on a copy of `training_args` with what this package's data needs (theirs unchanged)."""
@@ -516,8 +450,8 @@ def make_trainer(
         needed["metric_for_best_model"], needed["greater_is_better"] = selection_metric(regression)
     training_args = dataclasses.replace(training_args, **needed)
     callbacks = [EarlyStoppingCallback(early_stopping_patience)] if early_stopping_patience else []
-    if preprocessors is not None:
-        callbacks.append(SavePreprocessorsCallback(preprocessors))
+    if processor is not None:
+        callbacks.append(SaveProcessorCallback(processor))
     return EmotionTrainer(
         model=model,
         args=training_args,
@@ -529,15 +463,15 @@ def make_trainer(
     )
 
 
-class SavePreprocessorsCallback(TrainerCallback):
-    """Every `checkpoint-N` gets the tokenizer / feature extractor / image processor, so it evaluates on its own."""
+class SaveProcessorCallback(TrainerCallback):
+    """Every `checkpoint-N` gets the model's processor, so it evaluates (and serves) on its own."""
 
-    def __init__(self, preprocessors: "Preprocessors"):
-        self.preprocessors = preprocessors
+    def __init__(self, processor: GiaMicProcessor):
+        self.processor = processor
 
     def on_save(self, args: TrainingArguments, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.preprocessors.save_pretrained(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            self.processor.save_pretrained(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
 
 
 def resume_checkpoint(value: str | bool | None, output_dir: str) -> str | None:
@@ -676,7 +610,7 @@ def cross_validate(
 
 
 def save_outputs(
-    trainer: Trainer, processor: Preprocessors | None, data_args: DataArguments, results: dict, report_split: str
+    trainer: Trainer, processor: GiaMicProcessor | None, data_args: DataArguments, results: dict, report_split: str
 ) -> None:
     output_dir = Path(trainer.args.output_dir)
     trainer.save_model(str(output_dir))
@@ -695,25 +629,6 @@ def save_outputs(
             title=f"{Path(data_args.dataset).name} / {report_split}",
         )
     write_model_card(output_dir, model.config, data_args.dataset, results, report_split, trainer.args)
-
-
-def evaluate_checkpoint(
-    model_args: ModelArguments, data_args: DataArguments, split: str, batch_size: int = 32
-) -> dict[str, Any]:
-    """Metrics of the saved `model_args.model` on one split of the dataset."""
-    dataset = with_numpy_features(load_dataset_folder(data_args.dataset))
-    if split not in dataset:
-        raise ValueError(f"No split {split!r} in {data_args.dataset}; it has {list(dataset)}.")
-    if data_args.problem_type is None:  # the model knows whether its labels are classes or scores
-        data_args = dataclasses.replace(data_args, problem_type=saved_config(model_args.model).problem_type)
-    model, collator, _ = build_model_and_collator(model_args, data_args, dataset[split])
-    with tempfile.TemporaryDirectory(prefix="gia-mic-evaluate-") as scratch:  # nothing written beside the model
-        args = TrainingArguments(
-            output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none", remove_unused_columns=False
-        )
-        trainer = Trainer(model=model, args=args, data_collator=collator)
-        logits, labels = predict(trainer, dataset[split])
-    return split_metrics(model, logits, labels, data_args.metrics)
 
 
 def aggregate_folds(fold_results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -22,11 +22,12 @@ from itertools import islice
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoTokenizer, Pipeline
+from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoTokenizer, BatchFeature, Pipeline
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import cached_file, logging
 
+from .audio_gia_mic import SAMPLING_RATE, read_audio
 from .processing_gia_mic import (
     NoFaceFoundError,
     as_float_waveform,
@@ -38,16 +39,13 @@ from .processing_gia_mic import (
     resample,
 )
 from .recording_gia_mic import (
-    SAMPLING_RATE,
     MediaInfo,
     RecordingError,
     SegmentationOptions,
     SegmentMedia,
     VoiceActivityDetector,
     cut_segments,
-    decode_audio,
     find_speech,
-    import_av,
     probe,
     truncation_note,
     windows,
@@ -198,27 +196,15 @@ def model_subfolder_file(name_or_path: str, subfolder: str, filename: str) -> st
     return cached_file(name_or_path, filename, subfolder=subfolder, _raise_exceptions_for_missing_entries=False)
 
 
-def read_audio(path: str | os.PathLike, max_seconds: float = MAX_SAMPLE_SECONDS) -> np.ndarray:
+def read_clip(path: str | os.PathLike, max_seconds: float = MAX_SAMPLE_SECONDS) -> np.ndarray:
     """
-    A whole audio file (any format PyAV reads) as 16 kHz mono float32; a short clip, not a recording: a file over
+    A whole audio file as 16 kHz mono float32 (`read_audio`); a short clip, not a recording: a file over
     `max_seconds` is refused from its header, or as soon as its decoding passes the limit.
     """
     info = probe(path, max_seconds)
     if not info.has_audio:
         raise ValueError(f"{info.name} has no audio track.")
-    av, pieces, samples = import_av(), [], 0
-    try:
-        with av.open(str(path)) as container:
-            for _, piece in decode_audio(container):
-                pieces.append(piece)
-                samples += piece.size
-                if samples > max_seconds * SAMPLING_RATE:
-                    raise ValueError(f"{info.name} is longer than {max_seconds:g} s; give a shorter clip.")
-    except (av.error.FFmpegError, UnicodeDecodeError, OSError):
-        raise ValueError(f"{info.name}: not an audio file that can be read.") from None
-    waveform = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    check_waveform(waveform, f"The audio of {info.name}")
-    return waveform
+    return read_audio(path, max_seconds)
 
 
 def read_image(image):
@@ -362,7 +348,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         sample = EmotionInputs(text=(text or "").strip() or None)
         if audio is not None:
             if isinstance(audio, str | os.PathLike):
-                sample.waveform = read_audio(audio, max_seconds)
+                sample.waveform = read_clip(audio, max_seconds)
             else:
                 if not isinstance(audio, np.ndarray | torch.Tensor | list | tuple):
                     raise ValueError(f"`audio` must be a file path or a 1-D waveform; got {type(audio).__name__}.")
@@ -465,14 +451,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         self, samples: list[EmotionInputs], modalities: tuple[str, ...]
     ) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
         """The encoders of `modalities` over samples that all have them, in one batch; each sample's sequences."""
-        kwargs = {}
-        if "text" in modalities:
-            kwargs["text"] = [s.text for s in samples]
-        if "audio" in modalities:
-            kwargs.update(audio=[s.waveform for s in samples], sampling_rate=SAMPLING_RATE)
-        if "vision" in modalities:
-            kwargs["images"] = [s.faces for s in samples]
-        batch = self.batch_processor(**kwargs).to(self.device)
+        batch = self.model_inputs(samples, modalities).to(self.device)
         with torch.inference_mode():
             encoded = self.model.base_model.get_modality_features(**batch)
         return [
@@ -482,6 +461,17 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             }
             for i in range(len(samples))
         ]
+
+    def model_inputs(self, samples: list[EmotionInputs], modalities: tuple[str, ...]) -> BatchFeature:
+        """The processor's batch of the samples' `modalities` (their faces already cut out): what the model reads."""
+        kwargs = {}
+        if "text" in modalities:
+            kwargs["text"] = [s.text for s in samples]
+        if "audio" in modalities:
+            kwargs.update(audio=[s.waveform for s in samples], sampling_rate=SAMPLING_RATE)
+        if "vision" in modalities:
+            kwargs["images"] = [s.faces for s in samples]
+        return self.batch_processor(**kwargs)
 
     def fuse(self, encoded: list[dict], modalities: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
         """

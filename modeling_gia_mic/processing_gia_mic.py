@@ -389,7 +389,11 @@ def as_rgb(frame, index: int = 0):
 
 
 class NoFaceFoundError(ValueError):
-    """A face image or video in which the face detector found no face."""
+    """A face image or video in which the face detector found no face; `sample`: its index in the batch."""
+
+    def __init__(self, message: str, sample: int = 0):
+        super().__init__(message)
+        self.sample = sample
 
 
 # Face detection works on a grey copy whose shorter side is at least DETECTION_MIN_SIDE pixels (tight face crops such
@@ -466,7 +470,7 @@ def crop_faces(clips: list[list], detector=None) -> list[list[np.ndarray]]:
                 faces.append(cut_box(frame, box))
         if not faces:
             what = "image" if len(clip) == 1 else f"any of the {len(clip)} frames"
-            raise NoFaceFoundError(f"No face was found in {what} of sample {index}.")
+            raise NoFaceFoundError(f"No face was found in {what} of sample {index}.", index)
         cropped.append(faces)
     return cropped
 
@@ -492,10 +496,17 @@ def encode_frames(image_processor, images, num_frames: int, detect_faces: bool =
     return {"pixel_values": pixel_values, "frame_mask": frame_mask}
 
 
+# The processor's parts and the modality each prepares.
+PARTS = {"tokenizer": "text", "feature_extractor": "audio", "image_processor": "vision"}
+ABSENT = object()  # stands for a part a saved processor does not have, while transformers loads the others
+
+
 class GiaMicProcessor(ProcessorMixin):
     r"""
     Prepares text, speech and face video for [`GiaMicModel`]: a tokenizer, an audio feature extractor
-    (wav2vec2-style `input_values` or Whisper `input_features`) and an image processor applied to every frame.
+    (wav2vec2-style `input_values` or Whisper `input_features`) and an image processor applied to every frame; a
+    model of some of the modalities has only their parts. The one preparation of an item, saved with the model and
+    used alike by training, evaluation, feature extraction and the pipeline.
 
     Args:
         tokenizer: Any tokenizer of the text encoder.
@@ -506,7 +517,10 @@ class GiaMicProcessor(ProcessorMixin):
         detect_faces (`bool`, defaults to `False`): Cut every image and frame to its largest face (OpenCV's Haar
             cascade, from `opencv-python-headless`) before the image processor; frames without a face are dropped,
             and a sample without any raises `NoFaceFoundError`. Use it for photos and videos in which the face is
-            not already the whole picture, in training and at inference alike.
+            not already the whole picture.
+        max_length (`int`, *optional*): Text is truncated to this many tokens (default: the text encoder's
+            maximum, with a warning).
+        modalities (`list[str]`, *optional*): The modalities prepared: those whose part is given.
     """
 
     def __init__(
@@ -516,10 +530,32 @@ class GiaMicProcessor(ProcessorMixin):
         image_processor=None,
         num_frames: int = 8,
         detect_faces: bool = False,
+        max_length: int | None = None,
+        modalities: Sequence[str] | None = None,
     ):
-        self.num_frames = num_frames
-        self.detect_faces = detect_faces
-        super().__init__(tokenizer, feature_extractor, image_processor)
+        given = {"tokenizer": tokenizer, "feature_extractor": feature_extractor, "image_processor": image_processor}
+        present = [part for part, value in given.items() if value is not None]
+        if not present:
+            raise ValueError("A GiaMicProcessor needs at least one of tokenizer, feature_extractor, image_processor.")
+        self.num_frames, self.detect_faces, self.max_length = num_frames, detect_faces, max_length
+        self.modalities = [PARTS[part] for part in present]
+        self.chat_template = None
+        for part, value in given.items():
+            if value is not None:
+                self.check_argument_for_proper_class(part, value)
+            setattr(self, part, value)
+        # transformers saves the parts an instance lists; the class lists all three (see `_resolve_subprocessors`)
+        self.get_attributes = lambda: list(present)
+
+    @classmethod
+    def _resolve_subprocessors(cls, pretrained_model_name_or_path, processor_dict, **kwargs):
+        """The saved parts loaded as transformers loads them; those the saved processor lacks stay None."""
+        saved = processor_dict.get("modalities") or list(PARTS.values())
+        absent = {part: ABSENT for part, modality in PARTS.items() if modality not in saved}
+        processor_dict, kwargs = super()._resolve_subprocessors(
+            pretrained_model_name_or_path, processor_dict, **kwargs, **absent
+        )
+        return {k: None if v is ABSENT else v for k, v in processor_dict.items()}, kwargs
 
     def __call__(
         self,
@@ -528,8 +564,8 @@ class GiaMicProcessor(ProcessorMixin):
         sampling_rate: int | None = None,
         images=None,
         videos: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-        max_length: int | None = None,
         return_tensors: str = "pt",
+        allow_empty_text: bool = False,
     ) -> BatchFeature:
         r"""
         Args:
@@ -540,7 +576,8 @@ class GiaMicProcessor(ProcessorMixin):
             images: Per sample, one face image or a list of frames (PIL images or arrays); one image alone is a batch
                 of one. Lists longer than `num_frames` are subsampled uniformly.
             videos: Per sample, the path of a video file (or one path alone); `num_frames` frames are sampled.
-            max_length: Truncate text to this many tokens (default: the text encoder's maximum, with a warning).
+            allow_empty_text: An empty sentence is tokenised as such (a dataset's utterance without transcript)
+                instead of refused.
 
         Returns:
             [`BatchFeature`] with `input_ids`, `attention_mask`; `input_values` or `input_features` with
@@ -550,9 +587,14 @@ class GiaMicProcessor(ProcessorMixin):
             raise ValueError("Pass face frames either as `images` or as `videos`, not both.")
         if text is None and audio is None and images is None and videos is None:
             raise ValueError("Nothing to process: pass at least one of `text`, `audio`, `images` or `videos`.")
+        for given, modality in ((text, "text"), (audio, "audio"), (images if videos is None else videos, "vision")):
+            if given is not None and modality not in self.modalities:
+                raise ValueError(
+                    f"This processor prepares {', '.join(self.modalities)} only (its model reads no {modality})."
+                )
         outputs, batch_sizes = {}, {}
         if text is not None:
-            outputs.update(encode_text(self.tokenizer, text, max_length))
+            outputs.update(encode_text(self.tokenizer, text, self.max_length, allow_empty_text))
             batch_sizes["text"] = len(outputs["input_ids"])
         if audio is not None:
             outputs.update(encode_audio(self.feature_extractor, audio, sampling_rate))

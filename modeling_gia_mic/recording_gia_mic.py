@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from transformers.utils import cached_file
 
+from .audio_gia_mic import SAMPLING_RATE, audio_rate, decode_audio, import_av, resample
 from .processing_gia_mic import check_image_size, missing_file_reason, picture
 
 
-SAMPLING_RATE = 16000
 VAD_CHUNK = 512  # samples per step of Silero VAD at 16 kHz (32 ms)
 VAD_FILE, VAD_FOLDER = "silero_vad.jit", "vad"  # where a model folder carries its voice-activity detector
 Progress = Callable[[float], None]  # told the seconds of the recording done so far
@@ -69,14 +69,6 @@ class SegmentMedia:
     waveform: np.ndarray | None = None
     frames: list[np.ndarray] | None = None
     targets: list[float] = field(default_factory=list, repr=False)  # times whose frames are wanted
-
-
-def import_av():
-    try:
-        import av
-    except ImportError as error:
-        raise ImportError("Reading recordings needs PyAV: `pip install av`.") from error
-    return av
 
 
 def video_streams(container) -> list:
@@ -129,23 +121,6 @@ def last_packet_time(container) -> float | None:
         if packet.pts is not None and packet.time_base is not None:
             end = max(end or 0.0, float((packet.pts + (packet.duration or 0)) * packet.time_base))
     return end
-
-
-def decode_audio(container) -> Iterator[tuple[float, np.ndarray]]:
-    """(start time in seconds, 16 kHz mono float32 samples) of each decoded piece of the first audio track."""
-    resampler = import_av().AudioResampler(format="flt", layout="mono", rate=SAMPLING_RATE)  # libswresample
-    origin, position = None, 0
-    for frame in container.decode(container.streams.audio[0]):
-        if origin is None:
-            origin = float(frame.time or 0.0)
-        for piece in resampler.resample(frame):
-            samples = piece.to_ndarray().reshape(-1)
-            yield origin + position / SAMPLING_RATE, samples
-            position += samples.size
-    for piece in resampler.resample(None):
-        samples = piece.to_ndarray().reshape(-1)
-        yield (origin or 0.0) + position / SAMPLING_RATE, samples
-        position += samples.size
 
 
 class VoiceActivityDetector:
@@ -280,7 +255,7 @@ def find_speech(
     seconds = {"end": 0.0}
 
     def pieces(container) -> Iterator[np.ndarray]:
-        decoded = decode_audio(container)
+        decoded = decode_audio(container, SAMPLING_RATE)
         while True:
             try:
                 start, samples = next(decoded)
@@ -351,11 +326,13 @@ def cut_segments(
     if not audio and not video:
         yield from pending
         return
-    cutter = StreamCutter(pending, audio, video)
     with ExitStack() as stack:
-        sources = []
+        sources, rate = [], None
         if audio:
-            sources.append(decode_audio(stack.enter_context(av.open(info.path))))
+            container = stack.enter_context(av.open(info.path))
+            sources.append(decode_audio(container))
+            rate = audio_rate(container)
+        cutter = StreamCutter(pending, rate, video)
         if video:
             container = stack.enter_context(av.open(info.path))
             sources.append(timed(container.decode(video_streams(container)[0])))
@@ -379,8 +356,9 @@ def timed(frames: Iterator) -> Iterator[tuple[float, object]]:
 class StreamCutter:
     """The state of `cut_segments`' single pass: buffered audio, the last frame, and the spans still open."""
 
-    def __init__(self, pending: deque, audio: bool, video: bool):
-        self.pending, self.wants_audio, self.wants_video = pending, audio, video
+    def __init__(self, pending: deque, rate: int | None, video: bool):
+        """`rate`: the audio track's own sampling rate (None: no audio wanted)."""
+        self.pending, self.rate, self.wants_video = pending, rate, video
         self.chunks: deque = deque()  # (first sample index, samples) since the earliest open span
         self.origin: float | None = None  # time of the first audio sample
         self.samples = 0  # audio samples decoded so far
@@ -388,7 +366,7 @@ class StreamCutter:
         self.time = 0.0
 
     def take(self, time: float, item) -> Iterator[SegmentMedia]:
-        """A piece of 16 kHz audio (`decode_audio`) or a picture, at its time."""
+        """A piece of audio at the track's own rate (`decode_audio`) or a picture, at its time."""
         if isinstance(item, np.ndarray):
             self.add_audio(time, item)
         else:
@@ -410,7 +388,7 @@ class StreamCutter:
 
     @property
     def audio_time(self) -> float:
-        return (self.origin or 0.0) + self.samples / SAMPLING_RATE
+        return (self.origin or 0.0) + self.samples / self.rate
 
     def add_frame(self, time: float, frame) -> None:
         """Every open target time before this frame saw the previous frame (or this one, if it is the first)."""
@@ -429,27 +407,28 @@ class StreamCutter:
             yield self.hand_out(self.pending.popleft())
 
     def is_complete(self, segment: SegmentMedia) -> bool:
-        audio_done = not self.wants_audio or self.audio_time >= segment.end
+        audio_done = self.rate is None or self.audio_time >= segment.end
         video_done = not self.wants_video or not segment.targets
         return audio_done and video_done
 
     def hand_out(self, segment: SegmentMedia) -> SegmentMedia:
-        if self.wants_audio:
+        if self.rate is not None:
             segment.waveform = self.cut_audio(segment.start, segment.end)
             self.drop_audio_before(self.sample_index(self.pending[0].start) if self.pending else self.samples)
         return segment
 
     def sample_index(self, time: float) -> int:
-        return max(0, round((time - (self.origin or 0.0)) * SAMPLING_RATE))
+        return max(0, round((time - (self.origin or 0.0)) * self.rate))
 
     def cut_audio(self, start: float, end: float) -> np.ndarray:
+        """The span's audio at 16 kHz: cut at the track's own rate, then resampled as a clip file would be."""
         first, last = self.sample_index(start), self.sample_index(end)
         parts = [
             samples[max(0, first - offset) : max(0, last - offset)]
             for offset, samples in self.chunks
             if offset < last and offset + samples.size > first
         ]
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return resample(np.concatenate(parts), self.rate, SAMPLING_RATE) if parts else np.zeros(0, np.float32)
 
     def finish(self) -> Iterator[SegmentMedia]:
         """The streams have ended: targets after the last picture see it while it is still on screen."""

@@ -406,7 +406,7 @@ def test_silence_between_utterances_is_not_held():
     from modeling_gia_mic.recording_gia_mic import SAMPLING_RATE, SegmentMedia, StreamCutter
 
     spans = [(1.0, 2.0), (601.0, 602.5)]
-    cutter = StreamCutter(deque(SegmentMedia(start, end) for start, end in spans), audio=True, video=False)
+    cutter = StreamCutter(deque(SegmentMedia(start, end) for start, end in spans), rate=SAMPLING_RATE, video=False)
     held, handed = [], []
     second = np.ones(SAMPLING_RATE, np.float32)
     for index in range(605):

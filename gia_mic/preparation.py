@@ -1,0 +1,83 @@
+"""
+How a dataset's raw rows become model inputs: through the model's own [`GiaMicProcessor`], the one saved with it and
+used by the pipeline, so an item is prepared for training exactly as it is served.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
+
+from modeling_gia_mic import GiaMicProcessor
+from modeling_gia_mic.audio_gia_mic import SAMPLING_RATE, read_audio
+from modeling_gia_mic.processing_gia_mic import NoFaceFoundError
+from modeling_gia_mic.validation_multimodal import check_input_values
+
+
+# A new model's text is cut at this many tokens (a saved model keeps its processor's setting).
+DEFAULT_MAX_TEXT_LENGTH = 128
+
+
+def processor_for_encoders(encoders: dict[str, str], **settings) -> GiaMicProcessor:
+    """The processor of a model on these encoders (a Hub id or folder per modality) with `settings` of its own."""
+    return GiaMicProcessor(
+        tokenizer=AutoTokenizer.from_pretrained(encoders["text"]) if "text" in encoders else None,
+        feature_extractor=AutoFeatureExtractor.from_pretrained(encoders["audio"]) if "audio" in encoders else None,
+        image_processor=(
+            AutoImageProcessor.from_pretrained(encoders["vision"], backend="pil") if "vision" in encoders else None
+        ),
+        **settings,
+    )
+
+
+def saved_processor(folder: str, modalities: Sequence[str]) -> GiaMicProcessor:
+    """A saved model's processor; a folder with only its parts (an older save) gets one made of them."""
+    if (Path(folder) / "processor_config.json").is_file():
+        return GiaMicProcessor.from_pretrained(folder)
+    return processor_for_encoders({m: folder for m in modalities})
+
+
+def row_name(row: dict[str, Any], index: int) -> str:
+    return f"row {row['id']!r}" if "id" in row else f"row {index} of the batch"
+
+
+@dataclass
+class RawBatchCollator:
+    """
+    Raw rows (text, `Audio(decode=False)` cells, frames or an image) -> a padded batch, through `processor` (audio read
+    as the pipeline reads a file). The batch's values are checked here, on the host: the model reads none.
+    """
+
+    processor: GiaMicProcessor
+    modalities: Sequence[str]
+    label_column: str = "label"
+    regression: bool = False
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        inputs: dict[str, Any] = {}
+        if "text" in self.modalities:  # a row without transcript is the empty sentence (as in MMSA)
+            inputs.update(text=[row["text"] for row in rows], allow_empty_text=True)
+        if "audio" in self.modalities:
+            waveforms = [
+                read_audio(row["audio"]["bytes"], math.inf, f"the audio of {row_name(row, i)}")
+                for i, row in enumerate(rows)
+            ]
+            inputs.update(audio=waveforms, sampling_rate=SAMPLING_RATE)
+        if "vision" in self.modalities:
+            inputs["images"] = [row["frames"] if "frames" in row else [row["image"]] for row in rows]
+        try:
+            batch = dict(self.processor(**inputs))
+        except NoFaceFoundError as error:
+            what = row_name(rows[error.sample], error.sample)
+            raise NoFaceFoundError(
+                f"No face was found in the picture of {what} (the processor cuts pictures to their face).",
+                error.sample,
+            ) from None
+        check_input_values(batch)
+        labels = [row[self.label_column] for row in rows]
+        batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.regression else torch.long)
+        return batch

@@ -478,8 +478,10 @@ pairs drove the decision (gate values).
 No public corpus here has all three modalities of one utterance, so training examples are **paired by label**: each
 joins a RAVDESS speech clip (actors 01-20), a MELD utterance (train split) and a FER-2013 face (train split) with the
 same emotion (RAVDESS calm -> neutral, MELD joy -> happy, ...). The model therefore learns each modality's cues and
-how to fuse them, but the pairs are not real co-occurring recordings. Built by `gia-mic build-starter` in
-{build["minutes"]:.1f} minutes on 2 CPU cores{cached}.
+how to fuse them, but the pairs are not real co-occurring recordings. Every item went through the processor
+saved here, as served: text cut at {PROCESSOR["max_length"]} tokens, faces found and aligned by dlib (FER-2013
+images in which no face is found are left out of training, as the pipeline leaves such a face out). Built by
+`gia-mic build-starter` in {build["minutes"]:.1f} minutes on 2 CPU cores{cached}.
 
 ## Held-out scores
 Single-modality rows use each corpus' own held-out split (RAVDESS actors 21-24, MELD test, FER-2013 test) with the

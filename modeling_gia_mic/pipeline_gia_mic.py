@@ -33,7 +33,7 @@ from .processing_gia_mic import (
     as_float_waveform,
     check_sampling_rate,
     check_waveform,
-    crop_faces,
+    cut_to_faces,
     open_image,
     read_video_frames,
     resample,
@@ -375,7 +375,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         if not self.processor.detect_faces:
             return frames
         try:
-            return crop_faces([frames])[0]
+            return cut_to_faces([frames])[0]
         except NoFaceFoundError:
             notes.append(f"No face was found in the {source}: the face input was left out.")
             return None

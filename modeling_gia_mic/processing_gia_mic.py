@@ -11,6 +11,7 @@ import torch
 from transformers import BatchFeature, ProcessorMixin
 from transformers.utils import logging
 
+from .faces_gia_mic import NoFaceFoundError, crop_faces
 from .inputs_multimodal import PROCESSOR_OUTPUT_NAMES
 
 
@@ -388,91 +389,9 @@ def as_rgb(frame, index: int = 0):
     return array[..., :3]
 
 
-class NoFaceFoundError(ValueError):
-    """A face image or video in which the face detector found no face; `sample`: its index in the batch."""
-
-    def __init__(self, message: str, sample: int = 0):
-        super().__init__(message)
-        self.sample = sample
-
-
-# Face detection works on a grey copy whose shorter side is at least DETECTION_MIN_SIDE pixels (tight face crops such
-# as FER-2013's 48 x 48 are enlarged, and padded so a face touching the border is found) and whose longer side is at
-# most DETECTION_MAX_SIDE (large photos are shrunk: a face of 1/40 of the photo's width is still 24 pixels wide).
-DETECTION_MIN_SIDE, DETECTION_MAX_SIDE, DETECTION_MIN_FACE = 192, 1024, 24
-
-
-def face_detector():
-    """OpenCV's frontal-face Haar cascade, shipped inside `opencv-python-headless` (no download)."""
-    try:
-        import cv2
-    except ImportError as error:
-        raise ImportError(
-            "Face detection (`detect_faces=True`) needs OpenCV: `pip install opencv-python-headless`."
-        ) from error
-    return cv2, cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-
-
-def shrunk(frame: np.ndarray, cv2) -> np.ndarray:
-    """A frame whose longer side is at most MAX_FRAME_SIDE (area-averaged), as uint8."""
-    height, width = frame.shape[:2]
-    frame = np.asarray(frame, dtype=np.uint8)
-    if max(height, width) <= MAX_FRAME_SIDE:
-        return frame
-    return cv2.resize(frame, bounded_size(width, height), interpolation=cv2.INTER_AREA)
-
-
-def largest_face(frame: np.ndarray, detector=None) -> tuple[int, int, int, int] | None:
-    """The largest face in an RGB frame as a square (left, top, right, bottom) in its pixels, or None."""
-    cv2, cascade = detector or face_detector()
-    grey = cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
-    height, width = grey.shape
-    scale = max(DETECTION_MIN_SIDE / min(height, width), 1.0)
-    scale = min(scale, DETECTION_MAX_SIDE / max(height, width)) if scale == 1.0 else scale
-    work = cv2.resize(
-        grey,
-        (round(width * scale), round(height * scale)),
-        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-    )
-    pad = min(work.shape) // 4
-    work = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    faces = cascade.detectMultiScale(work, scaleFactor=1.1, minNeighbors=3, minSize=(DETECTION_MIN_FACE,) * 2)
-    if len(faces) == 0:
-        return None
-    x, y, w, h = max(faces, key=lambda face: face[2] * face[3])
-    centre_x, centre_y, side = (x + w / 2 - pad) / scale, (y + h / 2 - pad) / scale, max(w, h) / scale
-    return tuple(
-        round(v) for v in (centre_x - side / 2, centre_y - side / 2, centre_x + side / 2, centre_y + side / 2)
-    )
-
-
-def cut_box(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The box's pixels (only they are copied); where the box reaches past the frame, its edge pixels repeat."""
-    left, top, right, bottom = box
-    rows = np.clip(np.arange(top, max(bottom, top + 1)), 0, frame.shape[0] - 1)
-    columns = np.clip(np.arange(left, max(right, left + 1)), 0, frame.shape[1] - 1)
-    return frame[rows[:, None], columns[None, :]]
-
-
-def crop_faces(clips: list[list], detector=None) -> list[list[np.ndarray]]:
-    """
-    Each frame cut to its largest face (the detector's square box: the framing of FER-2013's crops, on which the
-    starter's face tower was trained). Frames without a face are dropped; a sample with none is a `NoFaceFoundError`.
-    """
-    detector = detector or face_detector()
-    cropped = []
-    for index, clip in enumerate(clips):
-        faces = []
-        for frame in clip:
-            frame = shrunk(np.asarray(as_rgb(frame, index)), detector[0])
-            box = largest_face(frame, detector)
-            if box is not None:
-                faces.append(cut_box(frame, box))
-        if not faces:
-            what = "image" if len(clip) == 1 else f"any of the {len(clip)} frames"
-            raise NoFaceFoundError(f"No face was found in {what} of sample {index}.", index)
-        cropped.append(faces)
-    return cropped
+def cut_to_faces(clips: list[list]) -> list[list[np.ndarray]]:
+    """Each frame (any picture `as_rgb` takes) cut to its face, aligned (`crop_faces`); see `NoFaceFoundError`."""
+    return crop_faces([[np.asarray(as_rgb(frame, index)) for frame in clip] for index, clip in enumerate(clips)])
 
 
 def encode_frames(image_processor, images, num_frames: int, detect_faces: bool = False) -> dict[str, np.ndarray]:
@@ -489,7 +408,7 @@ def encode_frames(image_processor, images, num_frames: int, detect_faces: bool =
         if not clip:
             raise ValueError(f"Sample {index} has no frames.")
     if detect_faces:
-        clips = crop_faces(clips)
+        clips = cut_to_faces(clips)
     flat = [as_rgb(frame, index) for index, clip in enumerate(clips) for frame in clip]
     pixels = image_processor(flat, return_tensors="np")["pixel_values"]
     pixel_values, frame_mask = pad_and_stack(np.split(pixels, np.cumsum([len(clip) for clip in clips])[:-1]))
@@ -514,10 +433,10 @@ class GiaMicProcessor(ProcessorMixin):
         image_processor: The vision encoder's image processor (use a `*ImageProcessorPil` class where torchvision is
             unavailable).
         num_frames (`int`, defaults to 8): Frames sampled uniformly from each video.
-        detect_faces (`bool`, defaults to `False`): Cut every image and frame to its largest face (OpenCV's Haar
-            cascade, from `opencv-python-headless`) before the image processor; frames without a face are dropped,
-            and a sample without any raises `NoFaceFoundError`. Use it for photos and videos in which the face is
-            not already the whole picture.
+        detect_faces (`bool`, defaults to `False`): Cut every image and frame to its most confident face, aligned
+            upright and framed like FER-2013's crops (dlib's detectors and landmarks, `faces_gia_mic.py`), before
+            the image processor; frames without a face are dropped, and a sample without any raises
+            `NoFaceFoundError`. Use it for photos and videos in which the face is not already the whole picture.
         max_length (`int`, *optional*): Text is truncated to this many tokens (default: the text encoder's
             maximum, with a warning).
         modalities (`list[str]`, *optional*): The modalities prepared: those whose part is given.

@@ -394,10 +394,9 @@ def clean_site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def clean_media_site(tmp_path_factory) -> Path:
-    """torch and `transformers[vision]`, with PyAV to read media files and OpenCV to find faces."""
-    return symlinked_site(
-        tmp_path_factory.mktemp("clean-media-site"), "torch", "transformers", "pillow", "av", "opencv-python-headless"
-    )
+    """torch and `transformers[vision]`, with PyAV to read media files and dlib (+ its face models) to find faces."""
+    packages = ("torch", "transformers", "pillow", "av", "dlib-bin", "face-recognition-models")
+    return symlinked_site(tmp_path_factory.mktemp("clean-media-site"), *packages)
 
 
 def run_isolated(script: str, clean_site: Path, workdir: Path) -> subprocess.CompletedProcess:

@@ -22,7 +22,8 @@ from gia_mic.evaluation import evaluate_checkpoint
 from gia_mic.starter import EMOTIONS
 from gia_mic.training import DataArguments, ModelArguments, build_model_and_collator
 from modeling_gia_mic.audio_gia_mic import read_audio
-from modeling_gia_mic.processing_gia_mic import largest_face, resample
+from modeling_gia_mic.faces_gia_mic import FaceDetector
+from modeling_gia_mic.processing_gia_mic import resample
 
 
 RAVDESS, FER = SHARED_DATA / "ravdess", SHARED_DATA / "fer2013"
@@ -52,7 +53,7 @@ def face_in_a_larger_picture(path: Path) -> Path:
         face = Image.open(face_file).convert("RGB").resize((150, 150))
         picture = Image.new("RGB", (480, 360), (128, 128, 128))
         picture.paste(face, (250, 90))
-        if largest_face(np.asarray(picture)) is not None:
+        if FaceDetector.load().face(np.asarray(picture)) is not None:
             picture.save(path)
             return path
     raise AssertionError("no FER-2013 test face is found by the detector")
@@ -169,7 +170,7 @@ def evaluate(model: Path, dataset: Path, predictions: Path) -> None:
 
 
 def has_face(path: Path) -> bool:
-    return largest_face(np.asarray(Image.open(path).convert("RGB"))) is not None
+    return FaceDetector.load().face(np.asarray(Image.open(path).convert("RGB"))) is not None
 
 
 def test_evaluate_predictions_never_replace_a_file_of_the_users(demo_model, tmp_path):

@@ -13,7 +13,6 @@ from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
 from modeling_gia_mic import ARCHITECTURES, MultimodalForEmotionRecognition, MultimodalModel
-from modeling_gia_mic.processing_gia_mic import NoFaceFoundError
 
 from .folders import claim_output, write_folder
 from .preparation import DEFAULT_MAX_TEXT_LENGTH, RawBatchCollator, processor_for_encoders
@@ -25,29 +24,20 @@ MEDIA_COLUMNS = {"audio", "frames", "image"}
 
 
 def feature_rows(
-    split: Dataset,
-    model: MultimodalModel,
-    collator: RawBatchCollator,
-    batch_size: int,
-    description: str,
-    faceless: list[str],
+    split: Dataset, model: MultimodalModel, collator: RawBatchCollator, batch_size: int, description: str
 ) -> Iterator[dict[str, Any]]:
     """
     The split's rows without media, plus each modality's encoder sequence trimmed to its real length. Rows in whose
-    pictures the processor finds no face are left out, and named in `faceless`.
+    pictures the processor finds no face are left out (the collator names them in its `faceless`).
     """
     kept = [c for c in split.column_names if c not in MEDIA_COLUMNS]
     for start in tqdm(range(0, split.num_rows, batch_size), desc=description, unit=" batches"):
         rows = [split[i] for i in range(start, min(start + batch_size, split.num_rows))]
-        while True:
-            try:
-                batch = collator(rows)
-                break
-            except NoFaceFoundError as error:
-                faceless.append(str(rows[error.sample].get("id", start + error.sample)))
-                rows = rows[: error.sample] + rows[error.sample + 1 :]
+        if "vision" in collator.modalities:
+            rows = collator.with_pictures(rows)
         if not rows:
             continue
+        batch = collator(rows)
         batch.pop("labels")
         outputs = model.get_modality_features(**batch)
         for index, row in enumerate(rows):
@@ -89,7 +79,6 @@ def extract_features(
             raise ValueError(f"{dataset_path} has no {' or '.join(columns)} column for the {modality} encoder.")
     model = ARCHITECTURES[architecture].base_model_class.from_encoders_pretrained(**encoders).eval()
     processor = processor_for_encoders(encoders, **{"max_length": DEFAULT_MAX_TEXT_LENGTH, **processor_settings})
-    collator = RawBatchCollator(processor, list(encoders), label_column)
     splits, faceless = {}, {}
     with torch.inference_mode(), tempfile.TemporaryDirectory(prefix="gia-mic-features-") as cache:
         for name, split in dataset.items():
@@ -108,10 +97,11 @@ def extract_features(
                 gen_kwargs={
                     "split": split,
                     "model": model,
-                    "collator": collator,
+                    "collator": RawBatchCollator(
+                        processor, list(encoders), label_column, faceless=faceless.setdefault(name, [])
+                    ),
                     "batch_size": batch_size,
                     "description": f"Encoding {title or dataset_path} ({name})",
-                    "faceless": faceless.setdefault(name, []),
                 },
             )
         for name, ids in faceless.items():

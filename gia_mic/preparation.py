@@ -3,6 +3,7 @@ How a dataset's raw rows become model inputs: through the model's own [`GiaMicPr
 used by the pipeline, so an item is prepared for training exactly as it is served.
 """
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
 from modeling_gia_mic import GiaMicProcessor
 from modeling_gia_mic.audio_gia_mic import SAMPLING_RATE, read_audio
-from modeling_gia_mic.processing_gia_mic import NoFaceFoundError
+from modeling_gia_mic.processing_gia_mic import NoFaceFoundError, cut_to_faces, uniform_frame_indices
 from modeling_gia_mic.validation_multimodal import check_input_values
 
 
@@ -49,15 +50,24 @@ def row_name(row: dict[str, Any], index: int) -> str:
 class RawBatchCollator:
     """
     Raw rows (text, `Audio(decode=False)` cells, frames or an image) -> a padded batch, through `processor` (audio read
-    as the pipeline reads a file). The batch's values are checked here, on the host: the model reads none.
+    as the pipeline reads a file; faces cut out row by row first, as the pipeline cuts them). The batch's values are
+    checked here, on the host: the model reads none. A row in whose pictures the processor finds no face is an error
+    naming it, or, given a `faceless` list, left out of the batch and named there.
     """
 
     processor: GiaMicProcessor
     modalities: Sequence[str]
     label_column: str = "label"
     regression: bool = False
+    faceless: list[str] | None = None
+
+    def __post_init__(self):
+        self.batch_processor = copy.copy(self.processor)  # faces are cut row by row, before batching
+        self.batch_processor.detect_faces = False
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if "vision" in self.modalities and not all("pictures" in row for row in rows):
+            rows = self.with_pictures(rows)
         inputs: dict[str, Any] = {}
         if "text" in self.modalities:  # a row without transcript is the empty sentence (as in MMSA)
             inputs.update(text=[row["text"] for row in rows], allow_empty_text=True)
@@ -68,16 +78,33 @@ class RawBatchCollator:
             ]
             inputs.update(audio=waveforms, sampling_rate=SAMPLING_RATE)
         if "vision" in self.modalities:
-            inputs["images"] = [row["frames"] if "frames" in row else [row["image"]] for row in rows]
-        try:
-            batch = dict(self.processor(**inputs))
-        except NoFaceFoundError as error:
-            what = row_name(rows[error.sample], error.sample)
-            raise NoFaceFoundError(
-                f"No face was found in the picture of {what} (the processor cuts pictures to their face).",
-                error.sample,
-            ) from None
+            inputs["images"] = [row["pictures"] for row in rows]
+        batch = dict(self.batch_processor(**inputs)) if rows else {}
         check_input_values(batch)
         labels = [row[self.label_column] for row in rows]
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.regression else torch.long)
         return batch
+
+    def with_pictures(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """
+        Each row with its `pictures`: its frames (or image), cut to their faces where the processor detects faces
+        (rows without a face: see `faceless`).
+        """
+        kept = []
+        for index, row in enumerate(rows):
+            frames = row["frames"] if "frames" in row else [row["image"]]
+            frames = [frames[i] for i in uniform_frame_indices(len(frames), self.processor.num_frames)]
+            if self.processor.detect_faces:
+                try:
+                    frames = cut_to_faces([frames])[0]
+                except NoFaceFoundError:
+                    if self.faceless is None:
+                        raise NoFaceFoundError(
+                            f"No face was found in the picture of {row_name(row, index)} (the processor cuts "
+                            "pictures to their face).",
+                            index,
+                        ) from None
+                    self.faceless.append(str(row.get("id", index)))
+                    continue
+            kept.append({**row, "pictures": frames})
+        return kept

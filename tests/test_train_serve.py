@@ -5,6 +5,7 @@ the model and the one audio reader.
 """
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from PIL import Image
 
 from dataset_scripts.common import AUDIO_STRUCT, audio_file_16k, image_file
 from gia_mic.evaluation import evaluate_checkpoint
+from gia_mic.features import extract_features
 from gia_mic.starter import EMOTIONS
 from gia_mic.training import DataArguments, ModelArguments, build_model_and_collator
 from modeling_gia_mic.audio_gia_mic import read_audio
@@ -187,3 +189,17 @@ def test_evaluate_predictions_never_replace_a_file_of_the_users(demo_model, tmp_
         result = run_gia_mic("evaluate", "--model", demo_model, "--dataset", dataset, "--predictions", target, *flags)
         assert_one_line_error(result, message)
     assert notes.read_text() == "my,own\n1,2\n"
+
+
+def test_extract_features_leaves_out_the_rows_without_a_face_and_names_them(demo_model, tmp_path):
+    """With the processor's face detection, a picture without a face is left out of the features and listed."""
+    faces = [path for path in sorted((FER / "test" / "sad").glob("*.jpg"))[:20] if has_face(path)][:2]
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(noise)
+    items = [{"id": path.stem, "image": image_file(path), "label": 0} for path in [faces[0], noise, faces[1]]]
+    dataset = evaluation_set(tmp_path / "faces", items, "image", datasets.Image())
+    vision = str(demo_model.parent / "face")
+    output = extract_features(str(dataset), str(tmp_path / "features"), {"vision": vision}, detect_faces=True)
+    assert output["test"]["id"] == [faces[0].stem, faces[1].stem]
+    left_out = json.loads((tmp_path / "features" / "left_out.json").read_text())
+    assert left_out == {"no face found": {"test": ["noise"]}}

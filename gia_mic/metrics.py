@@ -4,11 +4,12 @@ Emotion-recognition metrics with scikit-learn (`evaluate.load` of Hub metrics fa
 Classification: WA (accuracy), UA (mean per-class recall), macro-F1, weighted-F1 and the confusion matrix over all
 `num_labels` classes. A class absent from the references has no recall: UA averages over the classes present (as
 `balanced_accuracy_score` does), and macro-F1 over the classes present or predicted (a class predicted but never
-true scores F1 = 0). Regression (CMU-MOSI sentiment in [-3, 3]): MAE, Pearson r, Acc-7,
-Acc-5, and Acc-2 / weighted F1 in the two conventions of the literature: "has0" (negative vs non-negative) and "non0"
-(negative vs positive, segments labelled exactly 0 dropped); CMU-MOSEI the same. CH-SIMS (labels in [-1, 1]) as MMSA's
-`metricsTop.py` defines them: predictions and labels clipped to [-1, 1], Acc-2 / Acc-3 / Acc-5 on SIMS's bins, the
-weighted F1 of the two classes, MAE and Pearson r.
+true scores F1 = 0); from logits also the expected calibration error (ECE, 15 bins). Regression (CMU-MOSI
+sentiment in [-3, 3]): MAE, Pearson r, Acc-7, Acc-5, and Acc-2 / weighted F1 in the two conventions of the
+literature: "has0" (negative vs non-negative) and "non0" (negative vs positive, segments labelled exactly 0
+dropped); CMU-MOSEI the same. CH-SIMS (labels in [-1, 1]) as MMSA's `metricsTop.py` defines them: predictions and
+labels clipped to [-1, 1], Acc-2 / Acc-3 / Acc-5 on SIMS's bins, the weighted F1 of the two classes, MAE and
+Pearson r.
 """
 
 from collections.abc import Callable
@@ -17,9 +18,18 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from transformers import EvalPrediction
 
+from .calibration import expected_calibration_error, softmax
+
 
 def classification_metrics(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
-    """`predictions` are class indices (or logits of shape (N, num_labels))."""
+    """
+    `predictions` are class indices, or logits of shape (N, num_labels): then also the expected calibration error of
+    their probabilities (`ece`, 15 bins).
+    """
+    calibration = {}
+    if np.ndim(predictions) == 2:
+        probabilities = softmax(predictions)
+        calibration["ece"] = expected_calibration_error(probabilities, np.asarray(labels).astype(int))
     predictions = _as_classes(predictions)
     labels = np.asarray(labels).astype(int)
     present = sorted(set(labels.tolist()))
@@ -29,6 +39,7 @@ def classification_metrics(predictions: np.ndarray, labels: np.ndarray, num_labe
         "ua": float(recall_score(labels, predictions, labels=present, average="macro", zero_division=0)),
         "macro_f1": float(f1_score(labels, predictions, labels=seen, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(labels, predictions, labels=present, average="weighted", zero_division=0)),
+        **calibration,
         "confusion_matrix": confusion_matrix(labels, predictions, labels=list(range(num_labels))).tolist(),
     }
 

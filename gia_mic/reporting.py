@@ -135,6 +135,26 @@ MODEL_INDEX_METRICS = {
 }
 
 
+def calibration_section(calibration: dict | None) -> str:
+    """The temperatures fitted on the validation split, each with the expected calibration error it leaves."""
+    if not calibration:
+        return ""
+    rows = "\n".join(
+        f"| {key.replace('+', ' + ')} | {fit['temperature']:.3f} | {fit['ece_before']:.4f} | {fit['ece_after']:.4f} |"
+        for key, fit in calibration.items()
+    )
+    return f"""
+## Calibration
+
+The probabilities are calibrated on the validation split: the logits are divided by a temperature for each set of
+inputs given (`temperatures` in `config.json`). Expected calibration error on the validation split (15 bins):
+
+| inputs | temperature | ECE before | ECE after |
+|---|---:|---:|---:|
+{rows}
+"""
+
+
 def write_model_card(output_dir: Path, config, dataset: str, results: dict, split: str | None, args) -> Path:
     """README.md with `model-index` results, so that `push_to_hub` of the folder gives a complete model page."""
     name = Path(dataset).name
@@ -168,6 +188,8 @@ def write_model_card(output_dir: Path, config, dataset: str, results: dict, spli
     table = "\n".join(
         f"| {label} | {scores[key]:.4f} |" for key, (_, label) in MODEL_INDEX_METRICS.items() if key in scores
     )
+    if "ece" in scores:
+        table += f"\n| expected calibration error (15 bins) | {scores['ece']:.4f} |"
     architecture, fusion = architecture_description(config)
     body = f"""
 # {output_dir.name}
@@ -187,6 +209,7 @@ reconstruction of the paper (its equations are not public); every choice is a fi
 |---|---:|
 {table}
 
+{calibration_section(results.get("calibration"))}
 ![confusion matrix](confusion_matrix.png)
 ![training curves](training_curves.png)
 

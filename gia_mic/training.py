@@ -43,6 +43,7 @@ from modeling_gia_mic import (
     MultimodalForEmotionRecognition,
 )
 
+from .calibration import fit_temperatures
 from .collator import MultimodalCollator
 from .folders import check_model_source, claim_training_output, mark_training_output, path_inside, record_outputs
 from .folds import leave_one_group_out
@@ -561,6 +562,14 @@ def fit_and_report(
         mark_output()
     trainer.train(resume_from_checkpoint=resume)
     results: dict[str, Any] = {"train_split": train_split, "train_rows": splits[train_split].num_rows}
+    if eval_split and not trainer.model.regression:  # calibrated on the validation split, then measured
+        given = dataset_modalities(splits[eval_split], None)[1]
+        modalities = [m for m in trainer.model.config.modalities if m in given]
+        fitted = fit_temperatures(trainer, splits[eval_split], modalities)
+        results["calibration"] = {
+            key: {"temperature": t, "ece_before": before, "ece_after": after}
+            for key, (t, before, after) in fitted.items()
+        }
     for name in filter(None, (eval_split, test_split)):
         logits, labels = predict(trainer, splits[name])
         results[name] = split_metrics(trainer.model, logits, labels, metrics)

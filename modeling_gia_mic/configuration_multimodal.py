@@ -1,6 +1,7 @@
 """The configuration every fusion architecture of this package shares: modalities, encoders, widths, regularisation."""
 
 import copy
+import math
 from dataclasses import fields
 from typing import Literal
 
@@ -64,6 +65,10 @@ class MultimodalEmotionConfig(PreTrainedConfig):
         label_smoothing (`float`, defaults to 0.0): Label smoothing of the cross-entropy loss.
         class_weights (`list[float]`, *optional*): Per-class weights of the cross-entropy loss.
         regression_loss (`str`, defaults to `"l1"`): `"l1"` or `"mse"`, for `problem_type="regression"`.
+        temperatures (`dict[str, float]`, *optional*): Temperature scaling of the class logits for each set of
+            inputs given, keyed by the modalities joined with "+" in `modalities`' order (`"audio"`,
+            `"text+audio+vision"`): the logits are divided by it, so that the probabilities are calibrated. Fitted on
+            validation data after training (`gia-mic train`, `gia_mic.calibration`); a set without one keeps 1.
     """
 
     sub_configs_defaults = {
@@ -98,6 +103,7 @@ class MultimodalEmotionConfig(PreTrainedConfig):
     label_smoothing: float = 0.0
     class_weights: list[float] | None = None
     regression_loss: Literal["l1", "mse"] = "l1"
+    temperatures: dict[str, float] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -115,6 +121,12 @@ class MultimodalEmotionConfig(PreTrainedConfig):
             raise ValueError(f"`audio_downsample` must be a positive integer, got {self.audio_downsample}.")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"`modality_dropout` must lie in [0, 1), got {self.modality_dropout}.")
+        for key, value in (self.temperatures or {}).items():
+            unknown = set(key.split("+")) - set(self.modalities)
+            if unknown or not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"`temperatures[{key!r}]` = {value!r}: expected a positive number for a set of {self.modalities}."
+                )
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ValueError(
                 f"`class_weights` has {len(self.class_weights)} entries but the model has {self.num_labels} labels."

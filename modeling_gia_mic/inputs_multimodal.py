@@ -64,3 +64,12 @@ MASK_NAMES = tuple(dict.fromkeys(spec.mask for spec in PADDED_INPUTS))
 def model_inputs(arguments: dict) -> dict:
     """The model inputs among a `forward`'s arguments (its `locals()`), by name."""
     return {name: arguments[name] for name in MODEL_INPUT_NAMES}
+
+
+def given_modalities(inputs: dict) -> tuple[str, ...]:
+    """The modalities of which an input (raw or features) is given, in the table's order."""
+    return tuple(
+        modality
+        for modality, spec in MODALITY_INPUTS.items()
+        if any(inputs.get(name) is not None for name in (*spec.raw_names, spec.features.name))
+    )

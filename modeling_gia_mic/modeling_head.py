@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification,
 from transformers import initialization as init
 
 from .configuration_multimodal import MultimodalEmotionConfig
-from .inputs_multimodal import model_inputs
+from .inputs_multimodal import given_modalities, model_inputs
 from .modeling_layers import mlp
 from .modeling_multimodal import MultimodalModel, MultimodalPreTrainedModel, tracing
 from .modeling_outputs import MultimodalEmotionRecognitionOutput, MultimodalModelOutput
@@ -97,6 +97,11 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
             reduction=reduction,
         )
 
+    def temperature(self, given: tuple[str, ...]) -> float:
+        """The calibration temperature of the set of inputs given (`config.temperatures`; 1 where it has none)."""
+        key = "+".join(m for m in self.config.modalities if m in given)
+        return float((self.config.temperatures or {}).get(key, 1.0))
+
     def compute_loss(
         self, outputs: MultimodalModelOutput, logits: torch.Tensor, labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
@@ -135,6 +140,8 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
             **inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True
         )
         logits = self.classifier(outputs.fused_embedding)
+        if not self.regression:
+            logits = logits / self.temperature(given_modalities(inputs))
         losses = {}
         if labels is not None:
             check_label_shape(labels, logits.shape[0], self.config.num_labels, self.regression)

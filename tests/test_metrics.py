@@ -8,6 +8,7 @@ import pytest
 from transformers import EvalPrediction
 
 import gia_mic
+from gia_mic.calibration import expected_calibration_error, fit_temperature, softmax
 from gia_mic.metrics import build_compute_metrics, classification_metrics, regression_metrics
 
 
@@ -62,7 +63,7 @@ def test_trainer_compute_metrics_takes_model_output_tuples():
     logits = np.eye(4)[PREDICTIONS]
     compute = build_compute_metrics(num_labels=4, regression=False)
     metrics = compute(EvalPrediction(predictions=(logits, np.zeros((6, 2))), label_ids=np.array(LABELS)))
-    assert set(metrics) == {"wa", "ua", "macro_f1", "weighted_f1"}
+    assert set(metrics) == {"wa", "ua", "macro_f1", "weighted_f1", "ece"}
     assert metrics["wa"] == pytest.approx(4 / 6), "the logits are the first element of the model's output tuple"
     regression = build_compute_metrics(num_labels=1, regression=True)
     assert regression(EvalPrediction(predictions=PRED[:, None], label_ids=TRUE))["acc7"] == pytest.approx(0.4)
@@ -155,3 +156,25 @@ def test_sims_metrics_by_hand():
         predictions=SIMS_PREDICTIONS, references=SIMS_LABELS
     )
     assert through_module == pytest.approx(m)
+
+
+def test_expected_calibration_error_equals_the_one_computed_by_hand():
+    """Six items, 15 bins of the top probability: (14/15, 1], (7/15, 8/15] and (8/15, 9/15] hold two items each."""
+    probabilities = np.array([[0.95, 0.05], [0.95, 0.05], [0.5, 0.5], [0.5, 0.5], [0.45, 0.55], [0.6, 0.4]])
+    labels = np.array([0, 1, 0, 1, 1, 1])
+    # top probabilities 0.95, 0.95 (one right); 0.5, 0.5 (argmax 0 on a tie: one right); 0.55 (right), 0.6 (wrong)
+    by_hand = 2 / 6 * abs(1 / 2 - 0.95) + 2 / 6 * abs(1 / 2 - 0.5) + 2 / 6 * abs(1 / 2 - 0.575)
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(by_hand, abs=1e-9)
+    assert classification_metrics(np.log(probabilities), labels, 2)["ece"] == pytest.approx(by_hand, abs=1e-9)
+
+
+def test_a_fitted_temperature_undoes_overconfidence():
+    """Logits of a calibrated classifier made 4x too sharp: the fitted temperature is about 4 and the ECE falls."""
+    rng = np.random.default_rng(0)
+    calibrated = rng.normal(size=(4000, 5))
+    labels = np.array([rng.choice(5, p=row) for row in softmax(calibrated)])
+    temperature = fit_temperature(4 * calibrated, labels)
+    assert temperature == pytest.approx(4.0, rel=0.1)
+    before = expected_calibration_error(softmax(4 * calibrated), labels)
+    after = expected_calibration_error(softmax(4 * calibrated / temperature), labels)
+    assert before > 0.15 and after < 0.03

@@ -261,3 +261,27 @@ def test_the_forward_pass_follows_the_documented_equations(pooling, layers, give
     cross_entropy = torch.nn.functional.cross_entropy(logits, labels)
     assert output.loss.item() == pytest.approx(cross_entropy.item() + config.invariance_weight * invariance, rel=1e-4)
     assert output.hidden_states is None and output.attentions is None, "only when asked for"
+
+
+def test_calibration_temperatures_divide_the_logits_of_their_set_of_inputs(architecture, tmp_path):
+    """Each set of inputs given has its own temperature; a set without one is unchanged; it saves with the model."""
+    config = feature_config(architecture=architecture, **NO_DROPOUT)
+    model = model_class(architecture)(config).eval()
+    inputs = {m: torch.randn(2, 4, FEATURE_SIZES[f"{m}_feature_size"]) for m in ("text", "audio", "vision")}
+
+    def logits(*given: str) -> torch.Tensor:
+        with torch.no_grad():
+            return model(**{f"{m}_features": inputs[m] for m in given}).logits
+
+    plain = {given: logits(*given) for given in (("audio",), ("text", "audio"), ("text", "audio", "vision"))}
+    model.config.temperatures = {"audio": 2.0, "text+audio+vision": 0.5}
+    torch.testing.assert_close(logits("audio"), plain[("audio",)] / 2.0)
+    torch.testing.assert_close(logits("text", "audio", "vision"), plain[("text", "audio", "vision")] / 0.5)
+    torch.testing.assert_close(logits("text", "audio"), plain[("text", "audio")])
+    model.save_pretrained(tmp_path)
+    reloaded = model_class(architecture).from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(audio_features=inputs["audio"]).logits, plain[("audio",)] / 2.0)
+    for wrong in ({"smell": 1.0}, {"audio": 0.0}, {"audio": float("nan")}):
+        with pytest.raises(ValueError, match="temperatures"):
+            type(config)(**{**config.to_dict(), "temperatures": wrong})

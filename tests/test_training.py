@@ -21,6 +21,7 @@ from transformers import (
     set_seed,
 )
 
+from gia_mic import MultimodalCollator
 from gia_mic.cli import main as cli
 from gia_mic.folds import leave_one_group_out
 from gia_mic.training import (
@@ -32,6 +33,7 @@ from gia_mic.training import (
     resume_checkpoint,
     with_length_column,
 )
+from modeling_gia_mic import GiaMicForEmotionRecognition
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -385,3 +387,32 @@ def test_training_with_length_buckets_and_bfloat16_on_cpu(feature_dataset, tmp_p
     shuffled = TrainingArguments(output_dir=str(tmp_path / "shuffled"), per_device_train_batch_size=8, use_cpu=True)
     random_batches = list(make_trainer(model, collator, shuffled, dataset["train"], None).get_train_dataloader())
     assert padded_steps < sum(b["text_features"].shape[1] + b["audio_features"].shape[1] for b in random_batches)
+
+
+def test_training_calibrates_on_the_validation_split_and_reports_the_ece(feature_dataset, tmp_path):
+    """A temperature per set of inputs, fitted on validation, saved in the config; the test split's ECE is that of
+    the saved model's probabilities, computed by hand."""
+    dataset = datasets.load_from_disk(str(feature_dataset))
+    splits = tmp_path / "dataset"
+    DatasetDict(train=dataset["train"], validation=dataset["test"], test=dataset["test"]).save_to_disk(str(splits))
+    output = tmp_path / "run"
+    cli(train_command(splits, output, batch_size=8, steps=12))
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert set(metrics["calibration"]) == {"text", "audio", "text+audio"}
+    config = json.loads((output / "config.json").read_text())
+    assert config["temperatures"] == {key: value["temperature"] for key, value in metrics["calibration"].items()}
+    model = GiaMicForEmotionRecognition.from_pretrained(output).eval()
+    rows = [dataset["test"][i] for i in range(dataset["test"].num_rows)]
+    batch = MultimodalCollator(ignore_keys=("id",))(rows)
+    with torch.no_grad():
+        probabilities = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.softmax(-1).numpy()
+    labels = batch["labels"].numpy()
+    confidence, correct = probabilities.max(1), probabilities.argmax(1) == labels
+    by_hand = sum(
+        in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+        for in_bin in (np.ceil(confidence * 15).clip(1, 15) == b for b in range(1, 16))
+        if in_bin.any()
+    )
+    assert metrics["test"]["ece"] == pytest.approx(by_hand, abs=1e-5)
+    card = (output / "README.md").read_text()
+    assert f"| expected calibration error (15 bins) | {by_hand:.4f} |" in card and "## Calibration" in card

@@ -1,7 +1,8 @@
 """
 Calibrated probabilities: a temperature per set of inputs given (each alone, each pair, all), fitted on validation
 data after training by the least negative log-likelihood (temperature scaling, Guo et al. 2017), stored in the
-config's `temperatures`; and the expected calibration error that measures it.
+config's `temperatures`; the expected calibration error that measures it; and the top probability under which an
+answer is "not sure" (`uncertain_below`).
 """
 
 import itertools
@@ -48,6 +49,24 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     labels = np.asarray(labels).astype(int)
     losses = [-np.log(softmax(logits / t)[np.arange(len(labels)), labels] + 1e-12).mean() for t in TEMPERATURE_GRID]
     return float(TEMPERATURE_GRID[int(np.argmin(losses))])
+
+
+def uncertainty_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """
+    The largest top probability under which the answers were right less than half the time: the answers ranked by
+    their top probability, the longest run of least confident ones whose accuracy is under 1/2 ends there (0 where
+    no such run exists: no answer is "not sure").
+    """
+    confidence = probabilities.max(axis=1)
+    order = np.argsort(confidence, kind="stable")
+    correct = (probabilities.argmax(axis=1) == np.asarray(labels))[order]
+    accuracy = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    below = np.flatnonzero(accuracy < 0.5)
+    if below.size == 0:
+        return 0.0
+    last = int(below[-1])
+    ranked = confidence[order]
+    return float(ranked[last + 1] if last + 1 < len(ranked) else np.nextafter(ranked[last], 1.0))
 
 
 def input_sets(modalities: Sequence[str]) -> list[tuple[str, ...]]:

@@ -37,7 +37,8 @@ def summary_line(segment: dict) -> str:
         if own["label"] != segment["label"]
     ]
     others = f"  ({'; '.join(disagreeing)})" if disagreeing else ""
-    return f"{span}  {segment['label']} {segment['score']:.2f}{text}{others}"
+    unsure = " (not sure)" if segment.get("uncertain") else ""
+    return f"{span}  {segment['label']} {segment['score']:.2f}{unsure}{text}{others}"
 
 
 def rows(timeline: dict, labels: list[str]) -> tuple[list[str], list[dict]]:
@@ -46,12 +47,12 @@ def rows(timeline: dict, labels: list[str]) -> tuple[list[str], list[dict]]:
     segments = timeline["segments"]
     inputs = [name for name in ("text", "speech", "face") if any(name in s["inputs"] for s in segments)]
     gates = list(dict.fromkeys(pair for s in segments for pair in s["gates"]))
-    columns = ["start", "end", "text", "label", "score", *(f"p_{label}" for label in labels)]
+    columns = ["start", "end", "text", "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
     columns += [f"{name}_{what}" for name in inputs for what in ("label", "score")]
     columns += [f"gate_{pair}" for pair in gates] + ["notes"]
     table = []
     for segment in segments:
-        row = {key: segment[key] for key in ("start", "end", "text", "label", "score")}
+        row = {key: segment.get(key) for key in ("start", "end", "text", "label", "score", "uncertain")}
         row.update({f"p_{label}": segment["scores"].get(label) for label in labels})
         for name in inputs:
             own = segment["inputs"].get(name, {})

@@ -43,7 +43,7 @@ from modeling_gia_mic import (
     MultimodalForEmotionRecognition,
 )
 
-from .calibration import fit_temperatures
+from .calibration import fit_temperatures, softmax, uncertainty_threshold
 from .collator import MultimodalCollator
 from .folders import check_model_source, claim_training_output, mark_training_output, path_inside, record_outputs
 from .folds import leave_one_group_out
@@ -570,6 +570,9 @@ def fit_and_report(
             key: {"temperature": t, "ece_before": before, "ece_after": after}
             for key, (t, before, after) in fitted.items()
         }
+        logits, labels = predict(trainer, splits[eval_split])
+        trainer.model.config.uncertain_below = uncertainty_threshold(softmax(logits), labels)
+        results["uncertain_below"] = trainer.model.config.uncertain_below
     for name in filter(None, (eval_split, test_split)):
         logits, labels = predict(trainer, splits[name])
         results[name] = split_metrics(trainer.model, logits, labels, metrics)

@@ -69,6 +69,9 @@ class MultimodalEmotionConfig(PreTrainedConfig):
             inputs given, keyed by the modalities joined with "+" in `modalities`' order (`"audio"`,
             `"text+audio+vision"`): the logits are divided by it, so that the probabilities are calibrated. Fitted on
             validation data after training (`gia-mic train`, `gia_mic.calibration`); a set without one keeps 1.
+        uncertain_below (`float`, *optional*): An answer whose top probability is under it is "not sure" (the
+            pipeline's `uncertain`): chosen on validation data after calibration, as the top probability under which
+            the answers were right less than half the time.
     """
 
     sub_configs_defaults = {
@@ -104,6 +107,7 @@ class MultimodalEmotionConfig(PreTrainedConfig):
     class_weights: list[float] | None = None
     regression_loss: Literal["l1", "mse"] = "l1"
     temperatures: dict[str, float] | None = None
+    uncertain_below: float | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -127,6 +131,10 @@ class MultimodalEmotionConfig(PreTrainedConfig):
                 raise ValueError(
                     f"`temperatures[{key!r}]` = {value!r}: expected a positive number for a set of {self.modalities}."
                 )
+        if self.uncertain_below is not None and not (
+            isinstance(self.uncertain_below, int | float) and 0 <= self.uncertain_below <= 1
+        ):
+            raise ValueError(f"`uncertain_below` must be a probability in [0, 1]; got {self.uncertain_below!r}.")
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ValueError(
                 f"`class_weights` has {len(self.class_weights)} entries but the model has {self.num_labels} labels."

@@ -217,7 +217,8 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     Emotion recognition with a GIA-MIC, MCIHN or MIAR model.
 
     Call it with a dict of any of `text` (str), `audio` (a file path, or a 1-D array with `sampling_rate`), `image`
-    (a path, PIL image or array) and `video` (a path): it returns `[{"label", "score"}, ...]`, best first. Call it with
+    (a path, PIL image or array) and `video` (a path): it returns `[{"label", "score"}, ...]`, best first, the first
+    with `"uncertain"` (True where its probability is under the model's `uncertain_below`: "not sure"). Call it with
     the path of a recording (audio or video, any length): it returns `{"duration", "segments", "notes"}`, one segment
     per utterance with its span, words, label, class probabilities, each input's own prediction and the gates. A list,
     generator, dataset or `KeyDataset` of either gives one such result per item (a list for a list, an iterator
@@ -235,7 +236,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
 
     Per call: `top_k` (labels kept), `transcribe` (False: speech without words), `max_seconds` (a limit on the
     speech or recording), `progress` (a `(stage, done, total)` callback for a recording) and `explain`: True gives,
-    for a sample, `{"label", "score", "scores", "text", "inputs", "contributions", "gates", "notes"}`: the
+    for a sample, `{"label", "score", "uncertain", "scores", "text", "inputs", "contributions", "gates", "notes"}`: the
     prediction, the words used, each input's own prediction, each input's contribution (the top label's probability
     with every input minus without that one; one input alone: minus the uniform guess) and each gate.
     """
@@ -426,7 +427,14 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         if explain:
             return self.result(sample, prediction)
         ranked = sorted(zip(self.labels, prediction.probabilities.tolist()), key=lambda pair: -pair[1])
-        return [{"label": label, "score": score} for label, score in ranked[:top_k]]
+        answers = [{"label": label, "score": score} for label, score in ranked[:top_k]]
+        answers[0]["uncertain"] = self.uncertain(prediction.probabilities)
+        return answers
+
+    def uncertain(self, probabilities: np.ndarray) -> bool:
+        """Whether the answer is "not sure": its top probability under the model's `uncertain_below`."""
+        threshold = self.model.config.uncertain_below
+        return threshold is not None and float(probabilities.max()) < threshold
 
     # --- the model, batched ------------------------------------------------------------------------------------
 
@@ -616,7 +624,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     def result(self, sample: EmotionInputs, prediction: EmotionPrediction | None) -> dict:
         """A sample's answer with its reasons: words, each input alone, contributions (if computed), gates, notes."""
         if prediction is None:
-            nothing = {"label": None, "score": None, "scores": {}, "inputs": {}, "gates": {}}
+            nothing = {"label": None, "score": None, "uncertain": None, "scores": {}, "inputs": {}, "gates": {}}
             return {"text": sample.text, **nothing, "notes": sample.notes}
         pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         present = set(self.used_modalities(sample))
@@ -629,6 +637,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             "text": sample.text,
             "label": self.labels[top],
             "score": float(prediction.probabilities[top]),
+            "uncertain": self.uncertain(prediction.probabilities),
             "scores": dict(zip(self.labels, prediction.probabilities.tolist())),
             "inputs": {
                 NAMES[m]: {"label": self.labels[int(p.argmax())], "score": float(p.max())}

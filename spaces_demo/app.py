@@ -172,7 +172,7 @@ class EmotionDemo:
         return (
             result["scores"],
             contributions,
-            self.sentence(contributions, result["label"]),
+            self.unsure(result) + self.sentence(contributions, result["label"]),
             self.gate_table(result["gates"]),
             result["text"] or "",
             table,
@@ -240,6 +240,13 @@ class EmotionDemo:
         rows = [{"input": name, "contribution": round(value, 4)} for name, value in contributions.items()]
         rows.sort(key=lambda row: -abs(row["contribution"]))
         return pd.DataFrame(rows, columns=["input", "contribution"])
+
+    @staticmethod
+    def unsure(result: dict) -> str:
+        """Said first where the model is not sure of its answer (its probability under `uncertain_below`)."""
+        if not result["uncertain"]:
+            return ""
+        return f"**Not sure**: the best guess, *{result['label']}*, has only {round(100 * result['score'])} %. "
 
     @staticmethod
     def sentence(contributions: pd.DataFrame, label: str) -> str:

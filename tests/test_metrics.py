@@ -8,7 +8,7 @@ import pytest
 from transformers import EvalPrediction
 
 import gia_mic
-from gia_mic.calibration import expected_calibration_error, fit_temperature, softmax
+from gia_mic.calibration import expected_calibration_error, fit_temperature, softmax, uncertainty_threshold
 from gia_mic.metrics import build_compute_metrics, classification_metrics, regression_metrics
 
 
@@ -178,3 +178,13 @@ def test_a_fitted_temperature_undoes_overconfidence():
     before = expected_calibration_error(softmax(4 * calibrated), labels)
     after = expected_calibration_error(softmax(4 * calibrated / temperature), labels)
     assert before > 0.15 and after < 0.03
+
+
+def test_the_not_sure_threshold_ends_the_least_confident_answers_that_were_mostly_wrong():
+    """Top probabilities 0.3 (wrong), 0.35 (right), 0.4 (wrong), 0.6 (right), 0.7 (right): the three least confident
+    are right 1/3 of the time, the four 2/4 (not under half): the threshold is the fourth's top probability, 0.6."""
+    top = np.array([0.3, 0.35, 0.4, 0.6, 0.7])
+    probabilities = np.stack([top, *[(1 - top) / 3] * 3], axis=1)  # class 0 is every answer
+    labels = np.array([1, 0, 1, 0, 0])
+    assert uncertainty_threshold(probabilities, labels) == pytest.approx(0.6)
+    assert uncertainty_threshold(probabilities[3:], labels[3:]) == 0.0

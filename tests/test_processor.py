@@ -310,4 +310,3 @@ def test_the_face_detector_finds_a_small_real_face_where_it_is_and_nothing_in_no
     noise = np.random.default_rng(0).integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
     with pytest.raises(NoFaceFoundError, match="No face was found in image of sample 0"):
         crop_faces([[noise]])
-

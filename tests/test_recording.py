@@ -342,3 +342,24 @@ def test_each_target_time_gets_the_picture_on_screen_then(tmp_path):
     (segment,) = cut_segments(probe(path), [(0.0, 1.0)], num_frames=4, audio=False)
     # targets 0.125, 0.375, 0.625, 0.875 s
     assert [int(frame[0, 0, 0]) for frame in segment.frames] == [20, 60, 120, 160]
+
+
+def test_an_answer_under_the_models_threshold_is_not_sure(classifier, talk):
+    """`uncertain_below` from the config marks the answer, its explanation and a recording's segments; none: never."""
+    config, sentence = classifier.model.config, {"text": "The meeting starts at ten tomorrow."}
+    saved = config.uncertain_below
+    try:
+        answer = classifier(sentence)[0]
+        config.uncertain_below = answer["score"] + 1e-3
+        assert classifier(sentence)[0]["uncertain"] is True
+        assert classifier(sentence, explain=True)["uncertain"] is True
+        timeline = classifier(str(talk["audio"]), transcribe=False)
+        assert all(s["uncertain"] == (s["score"] < config.uncertain_below) for s in timeline["segments"])
+        config.uncertain_below = answer["score"] - 1e-3
+        assert classifier(sentence)[0]["uncertain"] is False
+        config.uncertain_below = None
+        assert (
+            classifier(sentence)[0]["uncertain"] is False and classifier(sentence, explain=True)["uncertain"] is False
+        )
+    finally:
+        config.uncertain_below = saved

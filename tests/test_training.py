@@ -401,6 +401,7 @@ def test_training_calibrates_on_the_validation_split_and_reports_the_ece(feature
     assert set(metrics["calibration"]) == {"text", "audio", "text+audio"}
     config = json.loads((output / "config.json").read_text())
     assert config["temperatures"] == {key: value["temperature"] for key, value in metrics["calibration"].items()}
+    assert 0 <= config["uncertain_below"] == metrics["uncertain_below"] <= 1
     model = GiaMicForEmotionRecognition.from_pretrained(output).eval()
     rows = [dataset["test"][i] for i in range(dataset["test"].num_rows)]
     batch = MultimodalCollator(ignore_keys=("id",))(rows)

@@ -61,11 +61,12 @@ def uncertainty_threshold(probabilities: np.ndarray, labels: np.ndarray) -> floa
     order = np.argsort(confidence, kind="stable")
     correct = (probabilities.argmax(axis=1) == np.asarray(labels))[order]
     accuracy = np.cumsum(correct) / np.arange(1, len(correct) + 1)
-    below = np.flatnonzero(accuracy < 0.5)
+    ranked = confidence[order]
+    group_ends = np.append(ranked[:-1] < ranked[1:], True)  # answers of equal top probability fall on one side
+    below = np.flatnonzero((accuracy < 0.5) & group_ends)
     if below.size == 0:
         return 0.0
     last = int(below[-1])
-    ranked = confidence[order]
     return float(ranked[last + 1] if last + 1 < len(ranked) else np.nextafter(ranked[last], 1.0))
 
 

@@ -78,8 +78,9 @@ def command_cv(argv: list[str]) -> None:
 
 
 def command_evaluate(argv: list[str]) -> None:
-    from .evaluation import PREDICTION_HEADERS, evaluate_checkpoint
+    from .evaluation import evaluate_checkpoint, predictions_header
     from .folders import claim_file
+    from .training import saved_config
 
     parser = ArgumentParser(prog="gia-mic evaluate", description="Evaluate a saved model on a split.")
     parser.add_argument("--model", required=True)
@@ -98,9 +99,11 @@ def command_evaluate(argv: list[str]) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier --predictions file")
     args = parser.parse_args(argv)
-    if args.predictions:
-        inputs = {"--model": args.model, "--dataset": args.dataset}
-        claim_file(args.predictions, PREDICTION_HEADERS, inputs, args.overwrite)
+    if args.predictions is not None:
+        if not args.predictions.strip():
+            parser.error("--predictions needs the path of a CSV file")
+        header = ",".join(predictions_header(saved_config(args.model)))
+        claim_file(args.predictions, (header,), {"--model": args.model, "--dataset": args.dataset}, args.overwrite)
     data_args = DataArguments(dataset=args.dataset, label_column=args.label_column, problem_type=args.problem_type)
     model_args = ModelArguments(model=args.model, architecture=args.architecture)
     results = evaluate_checkpoint(model_args, data_args, args.split, args.batch_size, args.predictions)

@@ -10,6 +10,7 @@ import numpy as np
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
+from .calibration import softmax
 from .folders import write_file
 from .training import (
     DataArguments,
@@ -21,10 +22,6 @@ from .training import (
     split_metrics,
     with_numpy_features,
 )
-
-
-# The first columns of a predictions file: how `claim_file` knows one it may replace.
-PREDICTION_HEADERS = ("id,label,", "id,prediction")
 
 
 def evaluate_checkpoint(
@@ -50,29 +47,40 @@ def evaluate_checkpoint(
         )
         trainer = Trainer(model=model, args=args, data_collator=collator)
         logits, labels = predict(trainer, dataset[split])
+    left_out = list(dict.fromkeys(getattr(collator, "faceless", [])))
     if predictions is not None:
-        write_file(predictions, predictions_csv(dataset[split], logits, model.config))
-    return split_metrics(model, logits, labels, data_args.metrics)
+        write_file(predictions, predictions_csv(kept_ids(dataset[split], left_out), logits, model.config))
+    results = split_metrics(model, logits, labels, data_args.metrics)
+    return {**results, "left_out": {"no face found": left_out}} if left_out else results
 
 
-def item_ids(split: Dataset) -> list[str]:
-    """Each row's `id`, or its position where the dataset has no id column."""
-    return [str(i) for i in split["id"]] if "id" in split.column_names else [str(i) for i in range(split.num_rows)]
+def kept_ids(split: Dataset, left_out: list[str]) -> list[str]:
+    """The ids of the rows evaluated: every row's but those left out (named by id; positions where there is none)."""
+    if "id" not in split.column_names:
+        if left_out:
+            raise ValueError("Rows without a face were left out; name them with an `id` column to write predictions.")
+        return [str(i) for i in range(split.num_rows)]
+    skipped = set(left_out)
+    return [str(i) for i in split["id"] if str(i) not in skipped]
 
 
-def predictions_csv(split: Dataset, logits: np.ndarray, config) -> str:
+def predictions_header(config) -> list[str]:
+    """The columns of a predictions file: `id`, the top `label` and each label's probability; or `id`, `prediction`."""
+    if config.problem_type == "regression":
+        return ["id", "prediction"]
+    return ["id", "label", *(config.id2label[i] for i in range(config.num_labels))]
+
+
+def predictions_csv(ids: list[str], logits: np.ndarray, config) -> str:
     """One row per item: its id, then the top label and every label's probability (softmax), or the predicted score."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    ids = item_ids(split)
+    writer.writerow(predictions_header(config))
     if config.problem_type == "regression":
-        writer.writerow(["id", "prediction"])
         writer.writerows([i, f"{value:.6f}"] for i, value in zip(ids, logits.reshape(-1)))
         return buffer.getvalue()
     names = [config.id2label[i] for i in range(config.num_labels)]
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    writer.writerow(["id", "label", *names])
+    probabilities = softmax(logits)
     for item, row in zip(ids, probabilities):
         writer.writerow([item, names[int(row.argmax())], *(f"{p:.6f}" for p in row)])
     return buffer.getvalue()

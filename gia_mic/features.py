@@ -82,28 +82,34 @@ def extract_features(
     splits, faceless = {}, {}
     with torch.inference_mode(), tempfile.TemporaryDirectory(prefix="gia-mic-features-") as cache:
         for name, split in dataset.items():
+            collator = RawBatchCollator(
+                processor, list(encoders), label_column, faceless=faceless.setdefault(name, [])
+            )
             features = Features(
                 {
                     **{c: f for c, f in split.features.items() if c not in MEDIA_COLUMNS},
                     **{FEATURE_COLUMNS[m]: feature_array(model.input_size(m)) for m in encoders},
                 }
             )
-            splits[name] = Dataset.from_generator(  # streamed to Arrow on disk: memory stays bounded
-                feature_rows,
-                features=features,
-                cache_dir=cache,
-                split=datasets.NamedSplit(name),
-                fingerprint=f"gia-mic-features-{name}-{uuid.uuid4().hex}",  # no hashing of the model
-                gen_kwargs={
-                    "split": split,
-                    "model": model,
-                    "collator": RawBatchCollator(
-                        processor, list(encoders), label_column, faceless=faceless.setdefault(name, [])
-                    ),
-                    "batch_size": batch_size,
-                    "description": f"Encoding {title or dataset_path} ({name})",
-                },
-            )
+            try:
+                splits[name] = Dataset.from_generator(  # streamed to Arrow on disk: memory stays bounded
+                    feature_rows,
+                    features=features,
+                    cache_dir=cache,
+                    split=datasets.NamedSplit(name),
+                    fingerprint=f"gia-mic-features-{name}-{uuid.uuid4().hex}",  # no hashing of the model
+                    gen_kwargs={
+                        "split": split,
+                        "model": model,
+                        "collator": collator,
+                        "batch_size": batch_size,
+                        "description": f"Encoding {title or dataset_path} ({name})",
+                    },
+                )
+            except ValueError:
+                if split.num_rows and len(collator.faceless) == split.num_rows:
+                    raise ValueError(f"{dataset_path} ({name}): no face was found in any of its pictures.") from None
+                raise
         for name, ids in faceless.items():
             if ids:
                 print(f"{title or dataset_path} ({name}): {len(ids)} rows without a face found were left out")

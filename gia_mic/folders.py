@@ -206,19 +206,21 @@ def write_folder(output: str | os.PathLike, write: Callable[[Path], None], *, co
 def claim_file(output: str | os.PathLike, headers: tuple[str, ...], inputs: Inputs, overwrite: bool) -> None:
     """
     The output rule for one file, before any work: apart from the inputs; an existing file replaced only with
-    `overwrite` and only if its first line begins with one of `headers` (a file this command writes, not the user's).
+    `overwrite` and only if its first line is one of `headers` (a file this command writes, not the user's).
     """
     path = Path(output)
     if path.is_dir():
         raise UnsafePathError(f"The output {output} is a folder; give the path of a file.")
     check_apart(output, inputs)
+    if path.exists() and not path.is_file():
+        raise UnsafePathError(f"The output {output} exists and is not a regular file; choose another path.")
     if path.exists() or path.is_symlink():
         try:
             with open(path, encoding="utf-8") as handle:
                 first = handle.readline().rstrip("\r\n")
         except (OSError, UnicodeDecodeError):
             first = None
-        if first is None or not first.startswith(headers):
+        if first not in headers:
             raise UnsafePathError(
                 f"The output {output} exists and was not written by this command; it is left untouched: choose "
                 "another path."

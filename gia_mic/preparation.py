@@ -6,7 +6,7 @@ used by the pipeline, so an item is prepared for training exactly as it is serve
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,17 @@ def saved_processor(folder: str, modalities: Sequence[str]) -> GiaMicProcessor:
 
 
 def row_name(row: dict[str, Any], index: int) -> str:
-    return f"row {row['id']!r}" if "id" in row else f"row {index} of the batch"
+    """A row's `id`, or where the dataset has none, its place in its batch."""
+    return str(row["id"]) if "id" in row else f"row {index} of a batch (the dataset has no id column)"
+
+
+def audio_of(row: dict[str, Any], index: int):
+    """A row's `Audio(decode=False)` cell read as the pipeline reads a file: its bytes, else the file it names."""
+    cell = row["audio"] or {}
+    source = cell.get("bytes") or cell.get("path")
+    if not source:
+        raise ValueError(f"The audio of {row_name(row, index)} has neither bytes nor a path.")
+    return read_audio(source, math.inf, f"the audio of {row_name(row, index)}")
 
 
 @dataclass
@@ -51,15 +61,16 @@ class RawBatchCollator:
     """
     Raw rows (text, `Audio(decode=False)` cells, frames or an image) -> a padded batch, through `processor` (audio read
     as the pipeline reads a file; faces cut out row by row first, as the pipeline cuts them). The batch's values are
-    checked here, on the host: the model reads none. A row in whose pictures the processor finds no face is an error
-    naming it, or, given a `faceless` list, left out of the batch and named there.
+    checked here, on the host: the model reads none. A row in whose pictures the processor finds no face is left out
+    of the batch (as the pipeline has nothing to answer for a face that is not there) and named in `faceless`; the
+    callers report them.
     """
 
     processor: GiaMicProcessor
     modalities: Sequence[str]
     label_column: str = "label"
     regression: bool = False
-    faceless: list[str] | None = None
+    faceless: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.batch_processor = copy.copy(self.processor)  # faces are cut row by row, before batching
@@ -68,14 +79,13 @@ class RawBatchCollator:
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if "vision" in self.modalities and not all("pictures" in row for row in rows):
             rows = self.with_pictures(rows)
+        if not rows:
+            raise NoFaceFoundError("No face was found in any picture of a batch; see the rows left out.")
         inputs: dict[str, Any] = {}
         if "text" in self.modalities:  # a row without transcript is the empty sentence (as in MMSA)
             inputs.update(text=[row["text"] for row in rows], allow_empty_text=True)
         if "audio" in self.modalities:
-            waveforms = [
-                read_audio(row["audio"]["bytes"], math.inf, f"the audio of {row_name(row, i)}")
-                for i, row in enumerate(rows)
-            ]
+            waveforms = [audio_of(row, i) for i, row in enumerate(rows)]
             inputs.update(audio=waveforms, sampling_rate=SAMPLING_RATE)
         if "vision" in self.modalities:
             inputs["images"] = [row["pictures"] for row in rows]
@@ -88,7 +98,7 @@ class RawBatchCollator:
     def with_pictures(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """
         Each row with its `pictures`: its frames (or image), cut to their faces where the processor detects faces
-        (rows without a face: see `faceless`).
+        (rows without a face are left out, named in `faceless`).
         """
         kept = []
         for index, row in enumerate(rows):
@@ -98,13 +108,7 @@ class RawBatchCollator:
                 try:
                     frames = cut_to_faces([frames])[0]
                 except NoFaceFoundError:
-                    if self.faceless is None:
-                        raise NoFaceFoundError(
-                            f"No face was found in the picture of {row_name(row, index)} (the processor cuts "
-                            "pictures to their face).",
-                            index,
-                        ) from None
-                    self.faceless.append(str(row.get("id", index)))
+                    self.faceless.append(row_name(row, index))
                     continue
             kept.append({**row, "pictures": frames})
         return kept

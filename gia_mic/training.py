@@ -560,10 +560,11 @@ def fit_and_report(
     )
     if training_args.process_index == 0:
         mark_output()
+    model.config.temperatures = model.config.uncertain_below = None  # a fine-tuned model is calibrated afresh
     trainer.train(resume_from_checkpoint=resume)
     results: dict[str, Any] = {"train_split": train_split, "train_rows": splits[train_split].num_rows}
     if eval_split and not trainer.model.regression:  # calibrated on the validation split, then measured
-        given = dataset_modalities(splits[eval_split], None)[1]
+        given = dataset_modalities(splits[eval_split], model_args.modalities)[1]
         modalities = [m for m in trainer.model.config.modalities if m in given]
         fitted = fit_temperatures(trainer, splits[eval_split], modalities)
         results["calibration"] = {
@@ -576,6 +577,10 @@ def fit_and_report(
     for name in filter(None, (eval_split, test_split)):
         logits, labels = predict(trainer, splits[name])
         results[name] = split_metrics(trainer.model, logits, labels, metrics)
+    left_out = list(dict.fromkeys(getattr(collator, "faceless", [])))
+    if left_out:  # rows whose pictures hold no face the processor finds: named, never silently dropped
+        results["left_out"] = {"no face found": left_out}
+        print(f"{len(left_out)} rows without a face the processor finds were left out (listed in metrics.json)")
     if trainer.is_world_process_zero():
         save_outputs(trainer, processor, data_args, results, test_split or eval_split)
     return results

@@ -125,20 +125,33 @@ class MultimodalEmotionConfig(PreTrainedConfig):
             raise ValueError(f"`audio_downsample` must be a positive integer, got {self.audio_downsample}.")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"`modality_dropout` must lie in [0, 1), got {self.modality_dropout}.")
-        for key, value in (self.temperatures or {}).items():
-            unknown = set(key.split("+")) - set(self.modalities)
-            if unknown or not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(
-                    f"`temperatures[{key!r}]` = {value!r}: expected a positive number for a set of {self.modalities}."
-                )
-        if self.uncertain_below is not None and not (
-            isinstance(self.uncertain_below, int | float) and 0 <= self.uncertain_below <= 1
+        if self.temperatures is not None:
+            self.temperatures = self._ordered_temperatures(self.temperatures)
+        threshold = self.uncertain_below
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1
         ):
             raise ValueError(f"`uncertain_below` must be a probability in [0, 1]; got {self.uncertain_below!r}.")
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ValueError(
                 f"`class_weights` has {len(self.class_weights)} entries but the model has {self.num_labels} labels."
             )
+
+    def _ordered_temperatures(self, temperatures: dict) -> dict[str, float]:
+        """Each key rewritten as its modalities in `modalities`' order (what the head looks up); values checked."""
+        ordered = {}
+        for key, value in temperatures.items():
+            given = key.split("+")
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if set(given) - set(self.modalities) or len(set(given)) != len(given) or not numeric:
+                raise ValueError(
+                    f"`temperatures[{key!r}]` = {value!r}: expected a positive number for a set of {self.modalities}."
+                )
+            name = "+".join(m for m in self.modalities if m in given)
+            if not (math.isfinite(value) and value > 0) or name in ordered:
+                raise ValueError(f"`temperatures[{key!r}]` = {value!r}: a positive number, once for each set.")
+            ordered[name] = float(value)
+        return ordered
 
     def _check_choice(self, field: str, choices: tuple[str, ...]) -> None:
         value = getattr(self, field)

@@ -188,3 +188,12 @@ def test_the_not_sure_threshold_ends_the_least_confident_answers_that_were_mostl
     labels = np.array([1, 0, 1, 0, 0])
     assert uncertainty_threshold(probabilities, labels) == pytest.approx(0.6)
     assert uncertainty_threshold(probabilities[3:], labels[3:]) == 0.0
+
+
+def test_answers_of_equal_confidence_fall_on_one_side_of_the_not_sure_threshold():
+    """Two answers at 0.6, one right and one wrong, after a wrong one at 0.4 (1 of 3 right up to there): in either
+    order, both are under the threshold, the next top probability."""
+    top = np.array([0.4, 0.6, 0.6, 0.9])
+    probabilities = np.stack([top, *[(1 - top) / 3] * 3], axis=1)
+    one, other = np.array([1, 0, 1, 0]), np.array([1, 1, 0, 0])
+    assert uncertainty_threshold(probabilities, one) == uncertainty_threshold(probabilities, other) == 0.9

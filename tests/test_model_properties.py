@@ -282,6 +282,8 @@ def test_calibration_temperatures_divide_the_logits_of_their_set_of_inputs(archi
     reloaded = model_class(architecture).from_pretrained(tmp_path).eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(audio_features=inputs["audio"]).logits, plain[("audio",)] / 2.0)
-    for wrong in ({"smell": 1.0}, {"audio": 0.0}, {"audio": float("nan")}):
+    reordered = type(config)(**{**config.to_dict(), "temperatures": {"audio+text": 2.0}})
+    assert reordered.temperatures == {"text+audio": 2.0}, "keys follow `modalities`' order, as the head looks up"
+    for wrong in ({"smell": 1.0}, {"audio": 0.0}, {"audio": float("nan")}, {"audio": True}, {"text+text": 2.0}):
         with pytest.raises(ValueError, match="temperatures"):
             type(config)(**{**config.to_dict(), "temperatures": wrong})

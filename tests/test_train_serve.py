@@ -147,26 +147,29 @@ def test_evaluate_predictions_equal_the_pipeline_on_real_speech(demo_model, clas
     clips = sorted(RAVDESS.glob("Actor_0[12]/*.flac"))[::12]
     items = [{"id": clip.stem, "audio": audio_file_16k(clip), "label": 0} for clip in clips]
     dataset = evaluation_set(tmp_path / "speech", items, "audio", AUDIO_STRUCT)
-    evaluate_checkpoint(
-        ModelArguments(model=str(demo_model)), DataArguments(dataset=str(dataset)), "test", 4, str(tmp_path / "p.csv")
-    )
+    evaluate(demo_model, dataset, tmp_path / "p.csv")
     served = {clip.stem: classifier({"audio": str(clip)}, transcribe=False) for clip in clips}
     assert_same_answers(read_predictions(tmp_path / "p.csv"), served)
 
 
 def test_evaluate_predictions_equal_the_pipeline_on_real_faces(demo_model, classifier, tmp_path):
+    """A picture without a face is left out of the metrics and the file, and named (the pipeline has no answer)."""
     faces = [path for path in sorted((FER / "test" / "happy").glob("*.jpg"))[:30] if has_face(path)][:8]
-    items = [{"id": face.stem, "image": image_file(face), "label": 0} for face in faces]
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(noise)
+    items = [{"id": face.stem, "image": image_file(face), "label": 0} for face in [*faces[:4], noise, *faces[4:]]]
     dataset = evaluation_set(tmp_path / "faces", items, "image", datasets.Image())
-    evaluate_checkpoint(
-        ModelArguments(model=str(demo_model)), DataArguments(dataset=str(dataset)), "test", 4, str(tmp_path / "p.csv")
-    )
+    results = evaluate(demo_model, dataset, tmp_path / "p.csv")
+    assert results["left_out"] == {"no face found": ["noise"]}
+    assert sum(map(sum, results["confusion_matrix"])) == len(faces)
     served = {face.stem: classifier({"image": str(face)}) for face in faces}
     assert_same_answers(read_predictions(tmp_path / "p.csv"), served)
+    with pytest.raises(ValueError, match="No face was found"):
+        classifier({"image": str(noise)})
 
 
-def evaluate(model: Path, dataset: Path, predictions: Path) -> None:
-    evaluate_checkpoint(
+def evaluate(model: Path, dataset: Path, predictions: Path) -> dict:
+    return evaluate_checkpoint(
         ModelArguments(model=str(model)), DataArguments(dataset=str(dataset)), "test", 4, str(predictions)
     )
 
@@ -181,14 +184,17 @@ def test_evaluate_predictions_never_replace_a_file_of_the_users(demo_model, tmp_
     notes.write_text("my,own\n1,2\n")
     dataset = tmp_path / "d"
     dataset.mkdir()
+    lookalike = tmp_path / "lookalike.csv"  # a user's file with the first two columns of ours
+    lookalike.write_text("id,label,comment\n1,happy,ok\n")
     for target, flags, message in (
         (notes, ["--overwrite"], "was not written by this command"),
+        (lookalike, ["--overwrite"], "was not written by this command"),
         (demo_model / "p.csv", [], "lies inside the input --model"),
         (tmp_path, [], "is a folder"),
     ):
         result = run_gia_mic("evaluate", "--model", demo_model, "--dataset", dataset, "--predictions", target, *flags)
         assert_one_line_error(result, message)
-    assert notes.read_text() == "my,own\n1,2\n"
+    assert notes.read_text() == "my,own\n1,2\n" and lookalike.read_text() == "id,label,comment\n1,happy,ok\n"
 
 
 def test_extract_features_leaves_out_the_rows_without_a_face_and_names_them(demo_model, tmp_path):

@@ -245,7 +245,7 @@ def test_cross_validation_on_a_fixture_iemocap(iemocap_fixture, tiny_encoders, t
     )
     results = json.loads((tmp_path / "cv" / "cv_results.json").read_text())
     assert list(results["folds"]) == [f"session={s}" for s in range(1, 6)]
-    assert set(results["summary"]) == {"wa", "ua", "macro_f1", "weighted_f1"}
+    assert set(results["summary"]) == {"wa", "ua", "macro_f1", "weighted_f1", "ece"}
     sessions = Counter(datasets.load_from_disk(str(iemocap_fixture))["train"]["session"])
     total = sum(sessions.values())
     for session, count in sessions.items():

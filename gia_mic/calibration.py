@@ -44,10 +44,14 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(error)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature of `TEMPERATURE_GRID` whose probabilities give the labels the least negative log-likelihood."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, adjustment: np.ndarray | float = 0.0) -> float:
+    """
+    The temperature of `TEMPERATURE_GRID` whose probabilities give the labels the least negative log-likelihood. The
+    model's logit `adjustment` (its priors' correction, added after the temperature) is part of those probabilities.
+    """
     labels = np.asarray(labels).astype(int)
-    losses = [-np.log(softmax(logits / t)[np.arange(len(labels)), labels] + 1e-12).mean() for t in TEMPERATURE_GRID]
+    rows = np.arange(len(labels))
+    losses = [-np.log(softmax(logits / t + adjustment)[rows, labels] + 1e-12).mean() for t in TEMPERATURE_GRID]
     return float(TEMPERATURE_GRID[int(np.argmin(losses))])
 
 
@@ -95,6 +99,7 @@ def fit_temperatures(
     """
     model: MultimodalForEmotionRecognition = trainer.model
     model.config.temperatures = None
+    adjustment = model.logit_adjustment.cpu().numpy() if model.config.target_prior is not None else 0.0
     collator, fitted = trainer.data_collator, {}
     try:
         for kept in input_sets(modalities):
@@ -102,9 +107,10 @@ def fit_temperatures(
             output = trainer.predict(split)
             logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
             labels = np.asarray(output.label_ids).astype(int)
-            temperature = fit_temperature(logits, labels)
-            before = expected_calibration_error(softmax(logits), labels)
-            after = expected_calibration_error(softmax(logits / temperature), labels)
+            logits = logits - adjustment  # the model's logits before the priors' correction
+            temperature = fit_temperature(logits, labels, adjustment)
+            before = expected_calibration_error(softmax(logits + adjustment), labels)
+            after = expected_calibration_error(softmax(logits / temperature + adjustment), labels)
             fitted["+".join(kept)] = (temperature, before, after)
     finally:
         trainer.data_collator = collator

@@ -155,6 +155,18 @@ inputs given (`temperatures` in `config.json`). Expected calibration error on th
 """
 
 
+def priors_line(config) -> str:
+    """The class frequencies the outputs are corrected between (training -> target prior), when they differ."""
+    target, training = config.target_prior, config.training_prior
+    if target is None or training == target:
+        return ""
+    learned = training or dict.fromkeys(target, 1 / len(target))
+    pairs = ", ".join(f"{name} {learned[name]:.3f} -> {target[name]:.3f}" for name in target)
+    return (
+        f"- priors: the outputs are corrected from the training sample's class frequencies to the target's: {pairs}\n"
+    )
+
+
 def write_model_card(output_dir: Path, config, dataset: str, results: dict, split: str | None, args) -> Path:
     """README.md with `model-index` results, so that `push_to_hub` of the folder gives a complete model page."""
     name = Path(dataset).name
@@ -200,7 +212,7 @@ reconstruction of the paper (its equations are not public); every choice is a fi
 - modalities: {", ".join(config.modalities)}
 - labels: {labels}
 - fusion: {fusion}
-- training: {args.num_train_epochs:g} epochs, learning rate {args.learning_rate:g}, batch size
+{priors_line(config)}- training: {args.num_train_epochs:g} epochs, learning rate {args.learning_rate:g}, batch size
   {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x {args.world_size} processes
 
 ## Results on `{split}`

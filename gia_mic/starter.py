@@ -179,6 +179,15 @@ def features_folder(work: Path, corpus: str) -> Path:
     return work / "features" / "-".join([corpus, *(f"{name}={value}" for name, value in PROCESSOR.items())])
 
 
+def conversation_prior(work: Path) -> dict[str, float]:
+    """
+    The emotions' frequencies in conversation, the world the demo is meant for: those of MELD's whole training split
+    (TV dialogue, about half neutral). The starter learns from balanced pairs; its outputs are corrected to these.
+    """
+    labels = shared_labels(datasets.load_from_disk(str(work / "datasets" / "meld"))["train"], "meld")
+    return dict(zip(EMOTIONS, (np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)).tolist()))
+
+
 def shared_labels(split: datasets.Dataset, corpus: str) -> np.ndarray:
     names = split.features["label"].names
     mapping = CORPORA[corpus][1]
@@ -382,9 +391,8 @@ def build_starter(
     train_parts, test_parts, encoders = paired_parts(data, work, stage)
     set_seed(seed)
     sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
-    head = GiaMicForEmotionRecognition(
-        GiaMicConfig(**sizes, **HEAD, num_labels=len(EMOTIONS), id2label=dict(enumerate(EMOTIONS)))
-    )
+    labels = {"num_labels": len(EMOTIONS), "id2label": dict(enumerate(EMOTIONS))}
+    head = GiaMicForEmotionRecognition(GiaMicConfig(**sizes, **HEAD, **labels, target_prior=conversation_prior(work)))
     stage(STAGES, f"Training the fusion head ({epochs} epochs of {examples} label-paired examples) and scoring it")
     trainer, scores = train_paired(head, train_parts, test_parts, work, examples, epochs, seed)
     disagreement = disagreement_scores(trainer, test_parts, seed)
@@ -409,7 +417,7 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
         copy_voice_activity_detector(folder)
         plot_training_curves(log_history, folder / "training_curves.png", "GIA-MIC starter training")
         (folder / "starter_scores.json").write_text(json.dumps(scores, indent=2))
-        (folder / "README.md").write_text(starter_card(scores, build), encoding="utf-8")
+        (folder / "README.md").write_text(starter_card(scores, build, model.config.target_prior), encoding="utf-8")
 
     # An earlier starter build is replaced (atomically, once this one is complete); a folder of the user's is not.
     write_folder(output, write, command=COMMAND, overwrite=True)
@@ -447,7 +455,8 @@ is confident in its own emotion (top prediction, probability >= 0.5):
 """
 
 
-def starter_card(scores: dict, build: dict) -> str:
+def starter_card(scores: dict, build: dict, target_prior: dict[str, float]) -> str:
+    prior = ", ".join(f"{name} {value:.3f}" for name, value in target_prior.items())
     cached = " (encoder features already cached)" if build["features_cached"] else ""
     rows = "\n".join(f"| {name} | {s['rows']} | {s['accuracy']:.3f} | {s['ua']:.3f} |" for name, s in scores.items())
     return f"""---
@@ -482,6 +491,10 @@ how to fuse them, but the pairs are not real co-occurring recordings. Every item
 saved here, as served: text cut at {PROCESSOR["max_length"]} tokens, faces found and aligned by dlib (FER-2013
 images in which no face is found are left out of training, as the pipeline leaves such a face out). Built by
 `gia-mic build-starter` in {build["minutes"]:.1f} minutes on 2 CPU cores{cached}.
+
+The pairs are balanced (each emotion equally often); conversation is not. The outputs are corrected to the emotions'
+frequencies in MELD's training dialogue (`target_prior` in `config.json`, logit adjustment: a plain statement is
+neutral unless something in it says otherwise): {prior}.
 
 ## Held-out scores
 Single-modality rows use each corpus' own held-out split (RAVDESS actors 21-24, MELD test, FER-2013 test) with the

@@ -50,6 +50,7 @@ from .folds import leave_one_group_out
 from .metrics import REGRESSION_METRICS, build_compute_metrics, classification_metrics
 from .overrides import parse_overrides
 from .preparation import DEFAULT_MAX_TEXT_LENGTH, RawBatchCollator, processor_for_encoders, saved_processor
+from .priors import class_priors, label_counts
 from .reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
 
@@ -103,6 +104,13 @@ class DataArguments:
     )
     num_frames: int | None = field(default=None, metadata={"help": "frames per video (a new model: 8)"})
     balanced_class_weights: bool = field(default=False, metadata={"help": "weight CE by inverse class frequency"})
+    target_prior: str | None = field(
+        default=None,
+        metadata={
+            "help": "the class frequencies the model is meant for, its outputs corrected to them: 'uniform' or "
+            "'label=frequency,...' (default: the training split's own)"
+        },
+    )
     early_stopping_patience: int | None = field(default=None)
 
     @property
@@ -358,10 +366,18 @@ def build_model_and_collator(
             raise ValueError(f"{model_args.model} reads {reads}; the dataset has none of them.")
     labels = label_info(split, data_args.label_column, data_args.problem_type)
     overrides = parse_overrides(model_args.config_overrides, model_class.config_class)
-    if data_args.balanced_class_weights and labels["num_labels"] > 1:
-        counts = np.bincount(split[data_args.label_column], minlength=labels["num_labels"]).astype(float)
-        overrides["class_weights"] = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
     regression = labels.get("problem_type") == "regression"
+    if not regression:
+        counts = label_counts(split[data_args.label_column], labels["num_labels"])
+        if data_args.balanced_class_weights:
+            overrides["class_weights"] = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
+        weights = overrides.get(
+            "class_weights", saved_config(model_args.model).class_weights if model_args.model else None
+        )
+        names = [labels["id2label"][i] for i in range(labels["num_labels"])]
+        overrides = {**class_priors(counts, names, weights, data_args.target_prior), **overrides}
+    elif data_args.target_prior is not None:
+        raise ValueError("--target_prior: a regression model has no classes to correct.")
 
     if model_args.model:
         model = load_saved_model(model_class, model_args.model, **labels, **overrides)

@@ -72,6 +72,14 @@ class MultimodalEmotionConfig(PreTrainedConfig):
         uncertain_below (`float`, *optional*): An answer whose top probability is under it is "not sure" (the
             pipeline's `uncertain`): chosen on validation data after calibration, as the top probability under which
             the answers were right less than half the time.
+        target_prior (`dict[str, float]`, *optional*): The class frequencies the model is meant for, by label name
+            (e.g. conversation's: mostly neutral). With it, the class logits are corrected from `training_prior` to
+            it (logit adjustment, Menon et al. 2021: `log(target_prior) - log(training_prior)` is added), so that a
+            model that learned from a class-balanced sample answers with the world's priors. The loss is computed
+            before the correction: the model keeps learning the balanced sample.
+        training_prior (`dict[str, float]`, *optional*): The class frequencies of the sample the model learned from,
+            by label name, after the loss's class weights (`gia-mic train` records them); uniform when only
+            `target_prior` is given (a class-balanced sample). Both priors are normalised to sum to 1.
     """
 
     sub_configs_defaults = {
@@ -108,6 +116,8 @@ class MultimodalEmotionConfig(PreTrainedConfig):
     regression_loss: Literal["l1", "mse"] = "l1"
     temperatures: dict[str, float] | None = None
     uncertain_below: float | None = None
+    target_prior: dict[str, float] | None = None
+    training_prior: dict[str, float] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -136,6 +146,27 @@ class MultimodalEmotionConfig(PreTrainedConfig):
             raise ValueError(
                 f"`class_weights` has {len(self.class_weights)} entries but the model has {self.num_labels} labels."
             )
+        for field in ("target_prior", "training_prior"):
+            if getattr(self, field) is not None:
+                setattr(self, field, self._normalised_prior(field))
+        if self.training_prior is not None and self.target_prior is None:
+            raise ValueError("`training_prior` is set without `target_prior`: give the priors to correct to.")
+
+    def _normalised_prior(self, field: str) -> dict[str, float]:
+        """A class frequency for each label name (in label order), summing to 1; anything else is one clear error."""
+        prior, names = getattr(self, field), [self.id2label[i] for i in range(self.num_labels)]
+        if self.num_labels < 2 or not isinstance(prior, dict) or set(prior) != set(names):
+            raise ValueError(f"`{field}` = {prior!r}: expected a frequency for each label of {names}.")
+        for name in names:
+            value = prior[name]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (math.isfinite(value) and value > 0)
+            ):
+                raise ValueError(f"`{field}[{name!r}]` = {value!r}: expected a positive frequency.")
+        total = sum(prior.values())
+        return {name: prior[name] / total for name in names}
 
     def _ordered_temperatures(self, temperatures: dict) -> dict[str, float]:
         """Each key rewritten as its modalities in `modalities`' order (what the head looks up); values checked."""

@@ -35,6 +35,15 @@ def mean_over_given(terms: list[tuple[torch.Tensor, torch.Tensor]], reference: t
     return total / sum(given, reference.new_zeros(())).clamp(min=1.0)
 
 
+def logit_adjustment(config: MultimodalEmotionConfig) -> torch.Tensor:
+    """`log(target_prior) - log(training_prior)` per class (uniform `training_prior` when the config has none)."""
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    target = torch.tensor([config.target_prior[name] for name in names], dtype=torch.float64)
+    training = config.training_prior
+    learned = torch.tensor([training[name] for name in names], dtype=torch.float64) if training else 1 / len(names)
+    return (target.log() - torch.as_tensor(learned).log()).float()
+
+
 def emotion_classifier(config: MultimodalEmotionConfig, fused_size: int) -> nn.Sequential:
     """The head: a 2-layer MLP from the fused representation to the class scores (or the score)."""
     return mlp(fused_size, config, config.num_labels, config.classifier_dropout)
@@ -62,13 +71,17 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
             )
         if config.class_weights is not None:
             self.register_buffer("class_weights", torch.tensor(config.class_weights), persistent=False)
+        if config.target_prior is not None:
+            self.register_buffer("logit_adjustment", logit_adjustment(config), persistent=False)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Also the class weights of the loss, a buffer from the config (no checkpoint holds it)."""
+        """Also the class weights and the logit adjustment: buffers from the config (no checkpoint holds them)."""
         super()._init_weights(module)
         if module is self and self.config.class_weights is not None:
             init.copy_(self.class_weights, torch.tensor(self.config.class_weights, dtype=self.class_weights.dtype))
+        if module is self and self.config.target_prior is not None:
+            init.copy_(self.logit_adjustment, logit_adjustment(self.config).to(self.logit_adjustment.dtype))
 
     @property
     def regression(self) -> bool:
@@ -148,6 +161,8 @@ class MultimodalForEmotionRecognition(MultimodalPreTrainedModel):
             if self.config.validate_inputs and not tracing():
                 check_label_values(labels, self.config.num_labels, self.regression)
             losses = self.compute_loss(outputs, logits, labels)
+        if self.config.target_prior is not None and not self.regression:
+            logits = logits + self.logit_adjustment
         carried = {name: value for name, value in outputs.items() if name != "fused_embedding"}
         output = self.output_class(logits=logits, **{**carried, **losses})
         return output if return_dict else output.to_tuple()

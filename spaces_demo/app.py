@@ -236,9 +236,9 @@ class EmotionDemo:
 
     @staticmethod
     def contributions(contributions: dict[str, float]) -> pd.DataFrame:
-        """The pipeline's contribution of each input, largest effect first."""
+        """The pipeline's contribution of each input: those that raised the answer first, the largest first."""
         rows = [{"input": name, "contribution": round(value, 4)} for name, value in contributions.items()]
-        rows.sort(key=lambda row: -abs(row["contribution"]))
+        rows.sort(key=lambda row: -row["contribution"])
         return pd.DataFrame(rows, columns=["input", "contribution"])
 
     @staticmethod
@@ -250,12 +250,16 @@ class EmotionDemo:
 
     @staticmethod
     def sentence(contributions: pd.DataFrame, label: str) -> str:
-        """'Your face raised *happy* by 41 points; your words lowered it by 5.'"""
-        parts = []
-        for index, row in enumerate(contributions.itertuples()):
+        """
+        'Your face raised *happy* by 41 points; your words lowered it by 5.' The sentence starts with what raised the
+        answer (`contributions` comes ordered so); where nothing did, with the answer itself.
+        """
+        nothing_raised = not contributions.empty and contributions["contribution"].iloc[0] < 0
+        parts = [f"your inputs together gave *{label}*"] if nothing_raised else []
+        for row in contributions.itertuples():
             points = round(100 * row.contribution)
             verb = "raised" if points >= 0 else "lowered"
-            target = f"*{label}*" if index == 0 else "it"
+            target = "it" if parts else f"*{label}*"
             parts.append(
                 f"{OWNERS[row.input]} {verb} {target} by {abs(points)} point{'s' if abs(points) != 1 else ''}"
             )
@@ -266,7 +270,7 @@ class EmotionDemo:
     def gate_table(gates: dict[str, float]) -> pd.DataFrame:
         """The pipeline's gates ('speech->text': how much speech took in of the text), largest first."""
         rows = [
-            {"interaction": pair.replace("->", " listened to "), "gate": value}
+            {"interaction": pair.replace("->", " listened to "), "gate": round(value, 3)}
             for pair, value in sorted(gates.items(), key=lambda item: -item[1])
         ]
         return pd.DataFrame(rows, columns=["interaction", "gate"])
@@ -332,13 +336,12 @@ def one_sample(demo_model: EmotionDemo, workers: int) -> None:
             per_modality = gr.Dataframe(
                 headers=["input", "prediction alone", "confidence"], label="Each input alone", interactive=False
             )
-            gates = gr.BarPlot(
-                x="interaction",
-                y="gate",
-                y_lim=[0, 1],
-                sort="-y",
-                label="How much each input listened to the others (gate values: 1 = took in all of it)",
-            )
+            with gr.Accordion("Details: how much each input listened to the others", open=False):
+                gates = gr.Dataframe(
+                    headers=["interaction", "gate"],
+                    label="Gate values of the fusion (1 = took in all of the other input, 0 = none of it)",
+                    interactive=False,
+                )
     button.click(
         demo_model.predict,
         [audio, text, use_speech, image, video],

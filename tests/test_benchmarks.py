@@ -98,3 +98,9 @@ def test_pipeline_batching_benchmark_smoke(demo_model, talk):
         "pipeline_batching", "--model", str(demo_model), "--texts", "4", "--clips", "2", "--batch-size", "2"
     )
     assert "| 4 texts |" in output and "| 2 speech clips |" in output and "one by one / batched" in output
+
+
+def test_statements_benchmark_smoke(demo_model):
+    output = run_benchmark("statements", "--model", str(demo_model))
+    assert "plain statements neutral" in output and "emotional kept" in output
+    assert "The meeting starts at ten tomorrow." in output

@@ -127,10 +127,11 @@ def test_speech_text_and_face_together(server, media):
     contributions = plot_rows(result["contributions"])
     values = [row["contribution"] for row in contributions]
     assert {row["input"] for row in contributions} == {"speech", "text", "face"}
-    assert all(-1.0 <= v <= 1.0 for v in values) and values == sorted(values, key=lambda v: -abs(v))
+    assert all(-1.0 <= v <= 1.0 for v in values) and values == sorted(values, reverse=True), "what raised it first"
     owners = {"speech": "Your voice", "text": "Your words", "face": "Your face"}
     top = max(result["label"]["confidences"], key=lambda entry: entry["confidence"])["label"]
-    assert result["sentence"].startswith(f"{owners[contributions[0]['input']]} ") and f"*{top}*" in result["sentence"]
+    first = f"{owners[contributions[0]['input']]} raised" if values[0] >= 0 else "Your inputs together gave"
+    assert result["sentence"].startswith(first) and f"*{top}*" in result["sentence"]
     gates = plot_rows(result["gates"])
     assert len(gates) == 6 and all(0.0 <= row["gate"] <= 1.0 for row in gates)
     assert [row["gate"] for row in gates] == sorted((row["gate"] for row in gates), reverse=True)
@@ -432,3 +433,27 @@ def test_a_taken_port_is_one_line_before_the_model_loads(tmp_path):
         f"error: cannot serve on 127.0.0.1:{port} (Address already in use): another program uses it; pass --port N "
         "(make demo PORT=N)."
     )
+
+
+@pytest.mark.parametrize(
+    ("contributions", "sentence"),
+    [
+        (
+            {"speech": -0.05, "text": 0.3, "face": -0.2},
+            "Your words raised *happy* by 30 points; your voice lowered it by 5 points; "
+            "your face lowered it by 20 points.",
+        ),
+        (
+            {"speech": -0.01, "face": -0.12},
+            "Your inputs together gave *happy*; your voice lowered it by 1 point; your face lowered it by 12 points.",
+        ),
+    ],
+)
+def test_the_explanation_never_starts_with_an_input_that_lowered_the_answer(contributions, sentence):
+    """The page's sentence: what raised the answer first; where nothing did, the answer itself."""
+    sys.path.insert(0, str(ROOT / "spaces_demo"))
+    try:
+        from app import EmotionDemo
+    finally:
+        sys.path.remove(str(ROOT / "spaces_demo"))
+    assert EmotionDemo.sentence(EmotionDemo.contributions(contributions), "happy") == sentence

@@ -180,6 +180,19 @@ def test_a_fitted_temperature_undoes_overconfidence():
     assert before > 0.15 and after < 0.03
 
 
+def test_the_temperature_is_fitted_under_the_models_prior_correction():
+    """
+    Labels drawn from a balanced classifier's probabilities corrected to other priors: with the correction given,
+    the fit finds the 4x sharpening again; without it, the priors' mismatch pulls the temperature away.
+    """
+    rng = np.random.default_rng(1)
+    calibrated = rng.normal(size=(4000, 5))
+    adjustment = np.log([0.5, 0.2, 0.1, 0.1, 0.1]) - np.log(0.2)
+    labels = np.array([rng.choice(5, p=row) for row in softmax(calibrated + adjustment)])
+    assert fit_temperature(4 * calibrated, labels, adjustment) == pytest.approx(4.0, rel=0.1)
+    assert fit_temperature(4 * calibrated, labels) != pytest.approx(4.0, rel=0.1)
+
+
 def test_the_not_sure_threshold_ends_the_least_confident_answers_that_were_mostly_wrong():
     """Top probabilities 0.3 (wrong), 0.35 (right), 0.4 (wrong), 0.6 (right), 0.7 (right): the three least confident
     are right 1/3 of the time, the four 2/4 (not under half): the threshold is the fourth's top probability, 0.6."""

@@ -287,3 +287,53 @@ def test_calibration_temperatures_divide_the_logits_of_their_set_of_inputs(archi
     for wrong in ({"smell": 1.0}, {"audio": 0.0}, {"audio": float("nan")}, {"audio": True}, {"text+text": 2.0}):
         with pytest.raises(ValueError, match="temperatures"):
             type(config)(**{**config.to_dict(), "temperatures": wrong})
+
+
+def test_target_prior_adjusts_the_logits_after_the_loss(architecture, tmp_path):
+    """
+    Logit adjustment: the output logits gain log(target) - log(training) (uniform training prior when none is given)
+    after the temperature; the loss is the unadjusted model's; the priors save with the model and are validated.
+    """
+    config = feature_config(architecture=architecture, **NO_DROPOUT)
+    model = model_class(architecture)(config).eval()
+    inputs = {"audio_features": torch.randn(3, 4, FEATURE_SIZES["audio_feature_size"])}
+    labels = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        plain = model(**inputs, labels=labels)
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    target = dict(zip(names, [4.0, 2.0, 1.0, 1.0]))  # normalised: 0.5, 0.25, 0.125, 0.125
+    training = dict(zip(names, [1.0, 1.0, 1.0, 5.0]))  # 0.125, 0.125, 0.125, 0.625
+    expected = torch.log(torch.tensor([0.5, 0.25, 0.125, 0.125])) - torch.log(
+        torch.tensor([0.125, 0.125, 0.125, 0.625])
+    )
+    adjusted_config = type(config)(
+        **{**config.to_dict(), "target_prior": target, "training_prior": training, "temperatures": {"audio": 2.0}}
+    )
+    adjusted = model_class(architecture)(adjusted_config).eval()
+    adjusted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        output = adjusted(**inputs, labels=labels)
+    torch.testing.assert_close(output.logits, plain.logits / 2.0 + expected)
+    unadjusted_loss = torch.nn.functional.cross_entropy(plain.logits / 2.0, labels)
+    assert output.classification_loss.item() == pytest.approx(unadjusted_loss.item(), rel=1e-5), "loss before it"
+    adjusted.save_pretrained(tmp_path)
+    reloaded = model_class(architecture).from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).logits, output.logits)
+    only_target = type(config)(**{**config.to_dict(), "target_prior": target})
+    uniform = model_class(architecture)(only_target).eval()
+    uniform.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(
+            uniform(**inputs).logits, plain.logits + torch.log(torch.tensor([0.5, 0.25, 0.125, 0.125]) * 4)
+        )
+    wrong_priors = (
+        {"target_prior": {names[0]: 1.0}},
+        {"target_prior": {**target, names[1]: 0.0}},
+        {"target_prior": {**target, names[1]: True}},
+        {"target_prior": {**target, "smell": 1.0}},
+        {"training_prior": training},
+    )
+    for wrong in wrong_priors:
+        with pytest.raises(ValueError, match="prior"):
+            type(config)(**{**config.to_dict(), **wrong})

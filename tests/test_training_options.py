@@ -90,6 +90,50 @@ def test_balanced_class_weights_are_the_inverse_class_frequencies(tmp_path):
     assert weights == pytest.approx([44 / (3 * 30), 44 / (3 * 10), 44 / (3 * 4)])
 
 
+@pytest.mark.parametrize(
+    ("extra", "training", "target"),
+    [
+        ((), (30, 10, 4), (30, 10, 4)),  # nothing to correct: the sample is the corpus
+        (("--balanced_class_weights", "true"), (1, 1, 1), (30, 10, 4)),  # balanced learning, the corpus's priors
+        (("--target_prior", "uniform"), (30, 10, 4), (1, 1, 1)),
+        (
+            ("--balanced_class_weights", "true", "--target_prior", "neutral=0.5, happy=0.3,sad=0.2"),
+            (1, 1, 1),
+            (5, 3, 2),
+        ),
+    ],
+)
+def test_training_records_the_priors_the_outputs_are_corrected_between(tmp_path, extra, training, target):
+    """The training sample's class frequencies after the loss's class weights, and the target's, in the config."""
+    dataset = feature_dataset(tmp_path / "data", class_sizes=(30, 10, 4))
+    train(dataset, tmp_path / "run", "--max_steps", "1", "--save_strategy", "no", *extra)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    names = ["neutral", "happy", "sad"]
+    assert [config["training_prior"][n] for n in names] == pytest.approx(np.divide(training, sum(training)))
+    assert [config["target_prior"][n] for n in names] == pytest.approx(np.divide(target, sum(target)))
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert ("- priors: the outputs are corrected" in card) == (training != target), "the card says when they differ"
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("neutral=1,happy=1", "no frequency for ['sad']"),
+        ("neutral=1,happy=1,sad=0", "'sad=0'"),
+        ("balanced", "'balanced'"),
+    ],
+)
+def test_a_bad_target_prior_is_one_line_before_training(tmp_path, capsys, value, named):
+    dataset = feature_dataset(tmp_path / "data")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train(dataset, tmp_path / "run", "--max_steps", "1", "--target_prior", value)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: --target_prior") and named in error[0], error
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
 def test_early_stopping_stops_when_the_metric_stops_improving(tmp_path):
     dataset = feature_dataset(tmp_path / "data")
     train(

@@ -363,7 +363,8 @@ def test_the_page_in_a_real_browser_explains_a_prediction(server, media):
         page.get_by_text("raised", exact=False).first.wait_for(timeout=120_000)  # the explanation sentence
         page.locator("#contributions svg .mark-rect path").first.wait_for(timeout=60_000)  # the bars are drawn
         body = page.inner_text("body")
-        assert "What each input did to the decision" in body and "How much each input listened" in body
+        assert "What each input did to the decision" in body and "Each input alone" in body
+        assert "Details: how much each input listened to the others" in body, "the gates, folded"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "demo-page.png"), full_page=True)
         browser.close()

@@ -59,11 +59,11 @@ def paired_runs(data: Path, work: Path, seeds: list[int]) -> dict[str, list[dict
     """Each architecture trained as the starter model is, per seed: paired and per-modality test accuracy."""
     from transformers import set_seed
 
-    from gia_mic.starter import EMOTIONS, HEAD, paired_parts, train_paired
+    from gia_mic.starter import EMOTIONS, HEAD, held_out_scores, paired_parts, train_paired
     from gia_mic.training import feature_sizes
     from modeling_gia_mic import ARCHITECTURES as HEADS
 
-    train_parts, test_parts, _ = paired_parts(data, work)
+    train_parts, _, test_parts, _ = paired_parts(data, work)
     sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
     shared = {key: value for key, value in HEAD.items() if key != "num_gia_layers"}
     runs = {}
@@ -73,7 +73,8 @@ def paired_runs(data: Path, work: Path, seeds: list[int]) -> dict[str, list[dict
             set_seed(seed)
             own = {"num_gia_layers": HEAD["num_gia_layers"]} if architecture == "gia_mic" else {}
             config = HEADS[architecture].config_class(**sizes, **shared, **own, num_labels=len(EMOTIONS))
-            _, scores = train_paired(HEADS[architecture](config), train_parts, test_parts, work, seed=seed)
+            trainer = train_paired(HEADS[architecture](config), train_parts, work, seed=seed)
+            scores = held_out_scores(trainer, test_parts, seed)
             runs[architecture].append({name: score["accuracy"] for name, score in scores.items()})
     return runs
 

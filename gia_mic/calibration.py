@@ -90,6 +90,51 @@ def only(batch: dict[str, torch.Tensor], kept: tuple[str, ...]) -> dict[str, tor
     return {name: value for name, value in batch.items() if name not in dropped}
 
 
+def served_adjustment(model: MultimodalForEmotionRecognition) -> np.ndarray | float:
+    """The logit adjustment the model adds to its outputs (its priors' correction; 0 without one)."""
+    return model.logit_adjustment.cpu().numpy() if model.config.target_prior is not None else 0.0
+
+
+def split_adjustment(model: MultimodalForEmotionRecognition, labels: np.ndarray) -> np.ndarray | float:
+    """
+    The correction under which a split's labels are drawn: from the model's training prior to the split's own class
+    frequencies (a validation split need not follow the target prior). 0 for a model without priors: its outputs are
+    taken as they are.
+    """
+    config = model.config
+    if config.target_prior is None:
+        return 0.0
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    learned = np.array([config.training_prior[n] for n in names]) if config.training_prior else 1 / len(names)
+    frequencies = np.bincount(labels, minlength=len(names)) / len(labels)
+    return np.log(np.maximum(frequencies, 1e-12)) - np.log(learned)
+
+
+def input_set_logits(trainer: Trainer, split, kept: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The model's logits for `split` given only the `kept` inputs, before its priors' correction, and the labels."""
+    collator = trainer.data_collator
+    trainer.data_collator = lambda rows: only(collator(rows), kept)
+    try:
+        output = trainer.predict(split)
+    finally:
+        trainer.data_collator = collator
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return logits - served_adjustment(trainer.model), np.asarray(output.label_ids).astype(int)
+
+
+def calibrate_input_set(logits: np.ndarray, labels: np.ndarray, model) -> tuple[float, float, float, np.ndarray]:
+    """
+    One set of inputs: the temperature fitted under the split's own prior correction, and with that correction (the
+    probabilities the model gives where the classes are as frequent as in the split) the ECE before and after the
+    temperature and the probabilities after it.
+    """
+    own = split_adjustment(model, labels)
+    temperature = fit_temperature(logits, labels, own)
+    calibrated = softmax(logits / temperature + own)
+    before = expected_calibration_error(softmax(logits + own), labels)
+    return temperature, before, expected_calibration_error(calibrated, labels), calibrated
+
+
 def fit_temperatures(
     trainer: Trainer, split: Dataset, modalities: Sequence[str]
 ) -> dict[str, tuple[float, float, float]]:
@@ -99,20 +144,9 @@ def fit_temperatures(
     """
     model: MultimodalForEmotionRecognition = trainer.model
     model.config.temperatures = None
-    adjustment = model.logit_adjustment.cpu().numpy() if model.config.target_prior is not None else 0.0
-    collator, fitted = trainer.data_collator, {}
-    try:
-        for kept in input_sets(modalities):
-            trainer.data_collator = lambda rows, kept=kept: only(collator(rows), kept)
-            output = trainer.predict(split)
-            logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-            labels = np.asarray(output.label_ids).astype(int)
-            logits = logits - adjustment  # the model's logits before the priors' correction
-            temperature = fit_temperature(logits, labels, adjustment)
-            before = expected_calibration_error(softmax(logits + adjustment), labels)
-            after = expected_calibration_error(softmax(logits / temperature + adjustment), labels)
-            fitted["+".join(kept)] = (temperature, before, after)
-    finally:
-        trainer.data_collator = collator
+    fitted = {}
+    for kept in input_sets(modalities):
+        temperature, before, after, _ = calibrate_input_set(*input_set_logits(trainer, split, kept), model)
+        fitted["+".join(kept)] = (temperature, before, after)
     model.config.temperatures = {key: value[0] for key, value in fitted.items()}
     return fitted

@@ -164,24 +164,55 @@ def command_analyze(argv: list[str]) -> None:
     from pathlib import Path
 
     from .analysis import analyze, summary
+    from .folders import check_apart, check_model_source
+    from .many_recordings import analyze_many, expand
+    from .many_recordings import summary as many_summary
 
     parser = ArgumentParser(
-        prog="gia-mic analyze", description="The emotion timeline of an audio or video recording of any length."
+        prog="gia-mic analyze", description="The emotion timeline of audio or video recordings of any length."
     )
     parser.add_argument(
-        "recording", type=Path, help="an audio or video file (wav, flac, mp3, mp4, mkv, webm, mov, ...)"
+        "recordings",
+        nargs="+",
+        help="audio or video files (wav, flac, mp3, mp4, mkv, webm, mov, ...), folders of them (searched "
+        "recursively) or @list.txt (one path per line)",
     )
     parser.add_argument("--model", required=True, help="a saved model folder or Hub id (with its encoders)")
-    parser.add_argument("--output", type=Path, help="folder for timeline.csv/.json/.png (default: NAME-emotions)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="folder for timeline.csv/.json/.png (one recording; default: NAME-emotions), or for one such folder per "
+        "recording and index.csv (several; required)",
+    )
     parser.add_argument("--asr", help="Whisper folder or Hub id for speech-to-text (default: the model's asr/)")
     parser.add_argument("--language", help="the language spoken, for a multilingual Whisper (e.g. en, fr)")
     parser.add_argument("--no-transcribe", action="store_true", help="leave the words out (speech and faces only)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier analyze output")
+    parser.add_argument("--verbose", action="store_true", help="several recordings: each one's stages and segments")
     args = parser.parse_args(argv)
-    output, timeline = analyze(
-        args.recording, args.model, args.output, args.asr, args.language, not args.no_transcribe, args.overwrite
+    (first,) = args.recordings if len(args.recordings) == 1 else (None,)
+    if first is not None and not first.startswith("@") and not Path(first).is_dir():
+        output, timeline = analyze(
+            Path(first), args.model, args.output, args.asr, args.language, not args.no_transcribe, args.overwrite
+        )
+        print(summary(output, timeline))
+        return
+    if args.output is None:
+        parser.error("several recordings (a folder, a list or more than one file) need --output FOLDER")
+    recordings = expand(args.recordings)
+    check_apart(args.output, {name: name for name in args.recordings if Path(name).is_dir()})
+    check_model_source(args.model, "--model")
+    rows = analyze_many(
+        recordings,
+        args.model,
+        args.output,
+        args.asr,
+        args.language,
+        not args.no_transcribe,
+        args.overwrite,
+        args.verbose,
     )
-    print(summary(output, timeline))
+    print(many_summary(args.output, rows))
 
 
 def command_convert_whisper(argv: list[str]) -> None:

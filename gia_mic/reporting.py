@@ -146,8 +146,9 @@ def calibration_section(calibration: dict | None) -> str:
     return f"""
 ## Calibration
 
-The probabilities are calibrated on the validation split: the logits are divided by a temperature for each set of
-inputs given (`temperatures` in `config.json`). Expected calibration error on the validation split (15 bins):
+The probabilities are calibrated on validation data: the logits are divided by a temperature for each set of inputs
+given (`temperatures` in `config.json`). Expected calibration error on that data (15 bins; the model's priors set to
+its own class frequencies):
 
 | inputs | temperature | ECE before | ECE after |
 |---|---:|---:|---:|

@@ -33,6 +33,7 @@ from modeling_gia_mic import (
 )
 from modeling_gia_mic.recording_gia_mic import VAD_FILE, VAD_FOLDER, packaged_vad_file
 
+from .calibration import calibrate_input_set, input_set_logits, input_sets, uncertainty_threshold
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
 from .folders import claim_output, write_folder
@@ -100,6 +101,9 @@ MISMATCH, KEEP = 0.5, 0.65
 PROCESSOR = {"num_frames": 8, "detect_faces": True, "max_length": 128}
 # The corpora's training items per emotion (balanced subsets: what the head needs; every item of a rarer emotion).
 ITEMS_PER_EMOTION = 600
+# Validation items, for calibration (see `paired_parts`).
+VALIDATION_ACTORS = (19, 20)
+VALIDATION_PER_EMOTION = 100
 
 
 @dataclass
@@ -259,11 +263,15 @@ def evaluate_single(trainer: Trainer, split: datasets.Dataset) -> dict[str, floa
     output = trainer.predict(split)
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     metrics = classification_metrics(logits, output.label_ids, len(EMOTIONS))
-    return {"accuracy": metrics["wa"], "ua": metrics["ua"], "rows": split.num_rows}
+    return {"accuracy": metrics["wa"], "ua": metrics["ua"], "ece": metrics["ece"], "rows": split.num_rows}
 
 
-def paired_parts(data: Path, work: Path, stage: Stages | None = None) -> tuple[dict, dict, dict[str, str]]:
-    """Per modality, the (features, shared labels) of its corpus's train and test splits, and the encoder folders."""
+def paired_parts(data: Path, work: Path, stage: Stages | None = None) -> tuple[dict, dict, dict, dict[str, str]]:
+    """
+    Per modality, the (features, shared labels) of its corpus's train, validation and test splits, and the encoder
+    folders. Validation, for calibration: MELD's own; RAVDESS actors `VALIDATION_ACTORS` (other speakers than those
+    trained on); `VALIDATION_PER_EMOTION` FER-2013 training faces per emotion, held out of training.
+    """
     stage = stage or Stages()
     missing = [corpus for corpus in CORPORA if not (data / corpus).is_dir()]
     if missing:
@@ -273,28 +281,39 @@ def paired_parts(data: Path, work: Path, stage: Stages | None = None) -> tuple[d
             "(../shared/data in this project's layout)."
         )
     encoders = encoder_folders(work, stage)
-    train_parts, test_parts = {}, {}
+    train_parts, validation_parts, test_parts = {}, {}, {}
     for number, (corpus, (modality, _)) in enumerate(CORPORA.items(), start=2):
         stage(number, f"Building {CORPUS_NAMES[corpus]} and encoding it ({modality})")
         features = corpus_features(corpus, data, work, encoders[modality])
-        train_parts[modality] = (features["train"], shared_labels(features["train"], corpus))
-        test_parts[modality] = (features["test"], shared_labels(features["test"], corpus))
-    return train_parts, test_parts, encoders
+        train, validation = train_and_validation(features, corpus)
+        for parts, split in ((train_parts, train), (validation_parts, validation), (test_parts, features["test"])):
+            parts[modality] = (split, shared_labels(split, corpus))
+    return train_parts, validation_parts, test_parts, encoders
+
+
+def train_and_validation(features: datasets.DatasetDict, corpus: str) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """A corpus's training items and its validation items (see `paired_parts`)."""
+    train = features["train"]
+    if "validation" in features:
+        return train, features["validation"]
+    if corpus == "ravdess":
+        held_out = np.isin(train["actor"], VALIDATION_ACTORS)
+    else:
+        labels, rng = shared_labels(train, corpus), np.random.default_rng(1)
+        chosen = [rng.permutation(np.flatnonzero(labels == e))[:VALIDATION_PER_EMOTION] for e in range(len(EMOTIONS))]
+        held_out = np.isin(np.arange(train.num_rows), np.concatenate(chosen))
+    return train.select(np.flatnonzero(~held_out)), train.select(np.flatnonzero(held_out))
 
 
 def train_paired(
     head: MultimodalForEmotionRecognition,
     train_parts: dict,
-    test_parts: dict,
     work: Path,
     examples: int = 8400,
     epochs: int = 4,
     seed: int = 0,
-) -> tuple[Trainer, dict[str, dict[str, float]]]:
-    """
-    Train a feature-mode head (any architecture) on label-paired examples, then score it on each corpus's test split
-    alone and on paired test examples of all three.
-    """
+) -> Trainer:
+    """Train a feature-mode head (any architecture) on label-paired examples."""
     args = TrainingArguments(
         output_dir=str(work / "starter-run"),
         num_train_epochs=epochs,
@@ -316,7 +335,39 @@ def train_paired(
         data_collator=MultimodalCollator(),
     )
     trainer.train()
+    return trainer
 
+
+def calibrate_paired(trainer: Trainer, validation_parts: dict, seed: int, pairs: int = 700) -> dict[str, dict]:
+    """
+    A temperature per set of inputs (each corpus's validation split for one input, label-paired validation items for
+    several), then `uncertain_below` from all of their calibrated answers; returns the card's calibration table.
+    """
+    model: MultimodalForEmotionRecognition = trainer.model
+    model.config.temperatures = None
+    fitted, answers = {}, []
+    for kept in input_sets(list(validation_parts)):
+        if len(kept) == 1:
+            split, labels = validation_parts[kept[0]]
+            items, trainer.data_collator = (
+                single_modality(split, labels, kept[0]),
+                MultimodalCollator(label_column="shared_label"),
+            )
+        else:
+            items = PairedByLabel({m: validation_parts[m] for m in kept}, pairs, seed + 2)
+            trainer.data_collator = MultimodalCollator()
+        logits, labels = input_set_logits(trainer, items, kept)
+        temperature, before, after, calibrated = calibrate_input_set(logits, labels, model)
+        fitted["+".join(kept)] = {"temperature": temperature, "ece_before": before, "ece_after": after}
+        answers.append((calibrated, labels))
+    model.config.temperatures = {key: fit["temperature"] for key, fit in fitted.items()}
+    probabilities, labels = (np.concatenate(parts) for parts in zip(*answers))
+    model.config.uncertain_below = uncertainty_threshold(probabilities, labels)
+    return fitted
+
+
+def held_out_scores(trainer: Trainer, test_parts: dict, seed: int) -> dict[str, dict[str, float]]:
+    """Each corpus's test split alone, and label-paired test triples of all three."""
     scores = {
         modality: evaluate_single(trainer, single_modality(split, labels, modality))
         for modality, (split, labels) in test_parts.items()
@@ -325,8 +376,13 @@ def train_paired(
     paired = trainer.predict(PairedByLabel(test_parts, 1400, seed + 1))
     logits = paired.predictions[0] if isinstance(paired.predictions, tuple) else paired.predictions
     all_three = classification_metrics(logits, paired.label_ids, len(EMOTIONS))
-    scores["all three (paired)"] = {"accuracy": all_three["wa"], "ua": all_three["ua"], "rows": 1400}
-    return trainer, scores
+    scores["all three (paired)"] = {
+        "accuracy": all_three["wa"],
+        "ua": all_three["ua"],
+        "ece": all_three["ece"],
+        "rows": 1400,
+    }
+    return scores
 
 
 def disagreement_scores(trainer: Trainer, test_parts: dict, seed: int, pairs_per_couple: int = 400) -> dict:
@@ -388,19 +444,22 @@ def build_starter(
     transformers_logging.disable_progress_bar()
     claim_output(output, COMMAND, {"--data": data}, overwrite=True)  # before the work: a folder we did not write stays
     cached = all(features_folder(work, corpus).exists() for corpus in CORPORA)
-    train_parts, test_parts, encoders = paired_parts(data, work, stage)
+    train_parts, validation_parts, test_parts, encoders = paired_parts(data, work, stage)
     set_seed(seed)
     sizes = {key: value for m, (split, _) in train_parts.items() for key, value in feature_sizes(split, [m]).items()}
     labels = {"num_labels": len(EMOTIONS), "id2label": dict(enumerate(EMOTIONS))}
     head = GiaMicForEmotionRecognition(GiaMicConfig(**sizes, **HEAD, **labels, target_prior=conversation_prior(work)))
     stage(STAGES, f"Training the fusion head ({epochs} epochs of {examples} label-paired examples) and scoring it")
-    trainer, scores = train_paired(head, train_parts, test_parts, work, examples, epochs, seed)
+    trainer = train_paired(head, train_parts, work, examples, epochs, seed)
+    calibration = calibrate_paired(trainer, validation_parts, seed)
+    scores = held_out_scores(trainer, test_parts, seed)
     disagreement = disagreement_scores(trainer, test_parts, seed)
     model = attach_encoders(trainer.model, encoders)
     build = {
         "minutes": (time.perf_counter() - stage.started) / 60,
         "features_cached": cached,
         "disagreement": disagreement,
+        "calibration": calibration,
     }
     save_starter(model, encoders, output, scores, build, trainer.state.log_history)
     print(f"Built in {stage.elapsed()}.", flush=True)
@@ -417,7 +476,7 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
         copy_voice_activity_detector(folder)
         plot_training_curves(log_history, folder / "training_curves.png", "GIA-MIC starter training")
         (folder / "starter_scores.json").write_text(json.dumps(scores, indent=2))
-        (folder / "README.md").write_text(starter_card(scores, build, model.config.target_prior), encoding="utf-8")
+        (folder / "README.md").write_text(starter_card(scores, build, model.config), encoding="utf-8")
 
     # An earlier starter build is replaced (atomically, once this one is complete); a folder of the user's is not.
     write_folder(output, write, command=COMMAND, overwrite=True)
@@ -455,10 +514,26 @@ is confident in its own emotion (top prediction, probability >= 0.5):
 """
 
 
-def starter_card(scores: dict, build: dict, target_prior: dict[str, float]) -> str:
-    prior = ", ".join(f"{name} {value:.3f}" for name, value in target_prior.items())
+def calibration_paragraph(calibration: dict | None, uncertain_below: float | None) -> str:
+    if not calibration:
+        return ""
+    actors = ", ".join(map(str, VALIDATION_ACTORS))
+    return f"""Its probabilities are calibrated (a temperature per set of inputs, below) on validation items: MELD's
+validation split, RAVDESS actors {actors} (not trained on) and {VALIDATION_PER_EMOTION} FER-2013 training faces per
+emotion (held out of training). An answer whose top probability is under {uncertain_below:.2f} is "not sure".
+
+"""
+
+
+def starter_card(scores: dict, build: dict, config) -> str:
+    from .reporting import calibration_section
+
+    prior = ", ".join(f"{name} {value:.3f}" for name, value in config.target_prior.items())
     cached = " (encoder features already cached)" if build["features_cached"] else ""
-    rows = "\n".join(f"| {name} | {s['rows']} | {s['accuracy']:.3f} | {s['ua']:.3f} |" for name, s in scores.items())
+    rows = "\n".join(
+        f"| {name} | {s['rows']} | {s['accuracy']:.3f} | {s['ua']:.3f} | {s['ece']:.3f} |"
+        for name, s in scores.items()
+    )
     return f"""---
 library_name: transformers
 pipeline_tag: audio-classification
@@ -485,27 +560,29 @@ pairs drove the decision (gate values).
 
 ## How it was trained
 No public corpus here has all three modalities of one utterance, so training examples are **paired by label**: each
-joins a RAVDESS speech clip (actors 01-20), a MELD utterance (train split) and a FER-2013 face (train split) with the
+joins a RAVDESS speech clip (actors 01-18), a MELD utterance (train split) and a FER-2013 face (train split) with the
 same emotion (RAVDESS calm -> neutral, MELD joy -> happy, ...). The model therefore learns each modality's cues and
 how to fuse them, but the pairs are not real co-occurring recordings. Every item went through the processor
 saved here, as served: text cut at {PROCESSOR["max_length"]} tokens, faces found and aligned by dlib (FER-2013
 images in which no face is found are left out of training, as the pipeline leaves such a face out). Built by
 `gia-mic build-starter` in {build["minutes"]:.1f} minutes on 2 CPU cores{cached}.
 
-The pairs are balanced (each emotion equally often); conversation is not. The outputs are corrected to the emotions'
-frequencies in MELD's training dialogue (`target_prior` in `config.json`, logit adjustment: a plain statement is
-neutral unless something in it says otherwise): {prior}.
+{calibration_paragraph(build.get("calibration"), config.uncertain_below)}The pairs are balanced (each emotion equally
+often); conversation is not. The outputs are corrected to the emotions' frequencies in MELD's training dialogue
+(`target_prior` in `config.json`, logit adjustment: a plain statement is neutral unless something in it says
+otherwise): {prior}.
 
 ## Held-out scores
 Single-modality rows use each corpus' own held-out split (RAVDESS actors 21-24, MELD test, FER-2013 test) with the
 other modalities absent; "all three" are label-paired triples of held-out items.
 
-| input | rows | accuracy | UA |
-|---|---:|---:|---:|
+| input | rows | accuracy | UA | ECE (15 bins) |
+|---|---:|---:|---:|---:|
 {rows}
 
 Chance is 1/7 = 0.143 UA. MELD is hard from text alone (published text-only weighted F1 is about 0.55).
 {disagreement_section(build.get("disagreement"))}
+{calibration_section(build.get("calibration"))}
 
 ## Use
 ```python

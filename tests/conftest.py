@@ -322,7 +322,7 @@ def demo_model(tmp_path_factory) -> Path:
         id2label=dict(enumerate(EMOTIONS)),
         target_prior=dict(zip(EMOTIONS, (0.47, 0.17, 0.07, 0.11, 0.03, 0.12, 0.03))),  # as the starter's
     ).eval()
-    scores = {"all three (paired)": {"rows": 0, "accuracy": 0.0, "ua": 0.0}}
+    scores = {"all three (paired)": {"rows": 0, "accuracy": 0.0, "ua": 0.0, "ece": 0.0}}
     save_starter(model, encoders, work / "model", scores, {"minutes": 0.0, "features_cached": True}, [])
     return work / "model"
 

@@ -104,3 +104,10 @@ def test_statements_benchmark_smoke(demo_model):
     output = run_benchmark("statements", "--model", str(demo_model))
     assert "plain statements neutral" in output and "emotional kept" in output
     assert "The meeting starts at ten tomorrow." in output
+
+
+def test_transcription_benchmark_smoke(demo_model, talk):
+    """`talk` only for its skip: the benchmark reads RAVDESS from ../shared/data."""
+    output = run_benchmark("transcription", "--model", str(demo_model), "--actors", "24", "--every", "12")
+    assert "| the voice alone |" in output and "| the voice and its transcript |" in output
+    assert "The transcript changes" in output

@@ -1,0 +1,253 @@
+"""
+`gia-mic analyze A.wav B.mp4 FOLDER @list.txt --output OUT`: many recordings, each one's timeline in
+`OUT/<name>/timeline.{csv,json,png}` (a folder's recordings named by their path in it, without the extension; a file
+given or listed by its name) and `OUT/index.csv`, one row per recording: path, duration, utterances, status (`done` or
+`error: <one line>`), the process that analysed it and the seconds it took.
+
+Each timeline folder is put in place whole (`write_folder`) and the index is rewritten whole after each recording,
+so a kill at any moment loses at most the recording in flight; a rerun of the same command skips the recordings whose
+folder is complete (`--overwrite` analyses them again). A bad file is an error row, not the end of the run.
+"""
+
+import csv
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from modeling_gia_mic.recording_gia_mic import probe
+
+from .analysis import COMMAND, StageBars, load_pipeline
+from .folders import UnsafePathError, check_writable, read_marker, write_file, write_folder
+from .timeline import write_timeline
+
+
+INDEX = "index.csv"
+INDEX_COLUMNS = ("path", "duration", "utterances", "status", "process", "seconds")
+MEDIA_SUFFIXES = frozenset(
+    ".wav .flac .mp3 .m4a .aac .ogg .oga .opus .wma .aiff .aif .mp4 .m4v .mkv .webm .mov .avi .wmv .mpg .mpeg .3gp "
+    ".ts .mts".split()
+)
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path  # the file, as the user named it
+    name: str  # its folder under OUT
+
+
+def expand(arguments: list[str]) -> list[Recording]:
+    """
+    Files, folders (recursively, media files only, in name order) and `@list.txt` files (one path per line, relative
+    to the list's folder; blank lines and `#` comments skipped), in the order given; a path that does not exist, or
+    two recordings that would share an output folder, is one error naming them.
+    """
+    found: list[Recording] = []
+    for argument in arguments:
+        if argument.startswith("@"):
+            found += listed(Path(argument[1:]))
+        elif Path(argument).is_dir():
+            root = Path(argument)
+            media = sorted(p for p in root.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file())
+            found += [Recording(p, p.relative_to(root).with_suffix("").as_posix()) for p in media]
+        elif Path(argument).exists():
+            found.append(Recording(Path(argument), Path(argument).stem))
+        else:
+            raise FileNotFoundError(f"{argument}: no such file or folder.")
+    owners: dict[str, Path] = {}
+    for recording in dict.fromkeys(found):
+        if recording.name in owners:
+            raise ValueError(
+                f"{owners[recording.name]} and {recording.path} would both be written to {recording.name}/; "
+                "give them from one folder, or rename one."
+            )
+        owners[recording.name] = recording.path
+    if not owners:
+        raise ValueError(f"No audio or video files in {' '.join(arguments)}.")
+    return list(dict.fromkeys(found))
+
+
+def listed(path: Path) -> list[Recording]:
+    if not path.is_file():
+        raise FileNotFoundError(f"@{path}: no such list file.")
+    recordings = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        file = path.parent / entry
+        if not file.is_file():
+            raise FileNotFoundError(f"@{path} line {number}: {entry} is not a file.")
+        recordings.append(Recording(file, file.stem))
+    return recordings
+
+
+def check_output(output: Path) -> None:
+    """
+    OUT may be new, empty, or an earlier run's: nothing in it but `index.csv` with this command's header and folders
+    that `gia-mic analyze` wrote (with the folders that hold them). Anything else is the user's: OUT is refused.
+    """
+    if output.exists() and not output.is_dir():
+        raise UnsafePathError(f"The output {output} exists and is not a folder; choose another path.")
+    if output.is_dir():
+        header = ",".join(INDEX_COLUMNS)
+        index = output / INDEX
+        if index.exists() and (not index.is_file() or index.read_text(encoding="utf-8").split("\n", 1)[0] != header):
+            raise UnsafePathError(f"{index} was not written by {COMMAND}; the folder {output} is left untouched.")
+        stray = next(foreign_entries(output, top=True), None)
+        if stray is not None:
+            raise UnsafePathError(
+                f"The output folder {output} holds {stray.relative_to(output)}, which {COMMAND} did not write; it is "
+                "left untouched: choose another folder."
+            )
+    check_writable(output)
+
+
+def foreign_entries(folder: Path, top: bool = False):
+    """Entries under `folder` that are neither the index, nor a timeline folder of ours, nor a folder holding those."""
+    for entry in folder.iterdir():
+        if top and entry.name == INDEX:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            if not entry.name.startswith(".") or ".partial-" not in entry.name:  # a staging file a kill left behind
+                yield entry
+        elif read_marker(entry).get("command") != COMMAND and ".partial-" not in entry.name:
+            yield from foreign_entries(entry)
+
+
+def remove_staging(output: Path) -> None:
+    """What a killed run left half-written: `write_folder`'s and `write_file`'s staging entries (`.NAME.partial-*`)."""
+    if output.is_dir():
+        for staging in list(output.rglob(".*.partial-*")):
+            if not staging.exists() and not staging.is_symlink():
+                continue  # inside one removed already
+            if staging.is_dir() and not staging.is_symlink():
+                shutil.rmtree(staging)
+            elif staging.exists():
+                staging.unlink()
+
+
+def complete(folder: Path) -> bool:
+    """A timeline folder put in place by this command (so whole)."""
+    return read_marker(folder).get("command") == COMMAND and (folder / "timeline.json").is_file()
+
+
+def read_index(output: Path) -> dict[str, dict]:
+    index = output / INDEX
+    if not index.is_file():
+        return {}
+    return {row["path"]: row for row in csv.DictReader(io.StringIO(index.read_text(encoding="utf-8")))}
+
+
+def write_index(output: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=INDEX_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_file(output / INDEX, text.getvalue())
+
+
+def earlier_row(recording: Recording, folder: Path, earlier: dict[str, dict]) -> dict:
+    """The row of a recording analysed by an earlier run: its index row, else what its timeline says."""
+    if str(recording.path) in earlier and earlier[str(recording.path)]["status"] == "done":
+        return earlier[str(recording.path)]
+    timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
+    duration, utterances = timeline.get("duration"), len(timeline.get("segments", []))
+    return row(recording, duration, utterances, "done", "", "")
+
+
+def row(recording: Recording, duration, utterances, status: str, process, seconds) -> dict:
+    rounded = round(duration, 3) if isinstance(duration, float) else duration
+    values = (str(recording.path), rounded, utterances, status, process, seconds)
+    return dict(zip(INDEX_COLUMNS, values))
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def analyze_many(
+    recordings: list[Recording],
+    model: str,
+    output: Path,
+    asr: str | None = None,
+    language: str | None = None,
+    transcribe: bool = True,
+    overwrite: bool = False,
+    verbose: bool = False,
+) -> list[dict]:
+    """Analyse every recording into OUT (see the module's docstring); returns the index rows."""
+    check_output(output)
+    remove_staging(output)
+    earlier, rows, pending = read_index(output), {}, []
+    for recording in recordings:
+        folder = output / recording.name
+        if complete(folder) and not overwrite:
+            rows[recording] = earlier_row(recording, folder, earlier)
+            continue
+        try:
+            pending.append((recording, probe(recording.path)))  # before the model loads
+        except ValueError as error:
+            rows[recording] = row(recording, "", "", f"error: {one_line(error)}", 0, "")
+    skipped = sum(1 for r in rows.values() if r["status"] == "done")
+    if skipped:
+        print(
+            f"{skipped} of {len(recordings)} recordings were analysed by an earlier run: skipped "
+            "(--overwrite analyses them again)."
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    ordered = lambda: [rows[r] for r in recordings if r in rows]  # noqa: E731
+    write_index(output, ordered())
+    if pending:
+        classifier = load_pipeline(model, asr, language)
+        total = sum(info.duration or 0.0 for _, info in pending)
+        bar = tqdm(total=len(pending), desc="Recordings", unit="recording")
+        started, heard = time.perf_counter(), 0.0
+        for recording, info in pending:
+            rows[recording] = analyze_one(classifier, recording, info, output, transcribe, overwrite, verbose)
+            write_index(output, ordered())
+            heard += info.duration or 0.0
+            rate = heard / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix_str(f"{heard / 60:.1f} of {total / 60:.1f} min of audio, {rate:.1f}x real time")
+            bar.update()
+        bar.close()
+    return ordered()
+
+
+def analyze_one(classifier, recording: Recording, info, output: Path, transcribe, overwrite, verbose) -> dict:
+    """One recording's row; its timeline folder written whole, or an error row naming the problem."""
+    started = time.perf_counter()
+    bars = StageBars() if verbose else None
+    try:
+        analysis = classifier.analyze(info, transcribe=transcribe, progress=bars)
+        timeline = analysis.timeline(list(analysis.segments))
+        write_folder(
+            output / recording.name,
+            lambda folder: write_timeline(timeline, classifier.labels, folder, recording.path.name),
+            command=COMMAND,
+            overwrite=True,  # a folder of ours that is not complete, or --overwrite
+        )
+    except Exception as error:  # one bad recording is its row's error, not the end of the run
+        if os.environ.get("GIA_MIC_DEBUG"):
+            raise
+        return row(
+            recording, info.duration, "", f"error: {one_line(error)}", 0, round(time.perf_counter() - started, 2)
+        )
+    finally:
+        if bars is not None:
+            bars.close()
+    seconds = round(time.perf_counter() - started, 2)
+    return row(recording, info.duration, len(timeline["segments"]), "done", 0, seconds)
+
+
+def summary(output: Path, rows: list[dict]) -> str:
+    done = sum(r["status"] == "done" for r in rows)
+    errors = [r for r in rows if r["status"] != "done"]
+    lines = [f"{done} of {len(rows)} recordings analysed, {len(errors)} with an error; the index: {output / INDEX}"]
+    lines += [f"  {r['path']}: {r['status']}" for r in errors]
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""
+`gia-mic analyze` on many recordings (issue 25.1): folders, lists and files; one timeline folder per recording and
+`index.csv`; a bad file is an error row; a rerun skips what is done; a kill -9 mid-run loses only the recording in
+flight; nothing of the user's in the output folder is touched. Real recordings (RAVDESS speech, FER-2013 faces), real
+processes.
+"""
+
+import csv
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA
+
+from gia_mic.many_recordings import INDEX_COLUMNS, expand
+
+
+needs_data = pytest.mark.skipif(
+    not (SHARED_DATA / "ravdess").is_dir() or not (SHARED_DATA / "fer2013").is_dir(),
+    reason="needs RAVDESS and FER-2013 in ../shared/data",
+)
+GIA_MIC = str(Path(sys.executable).with_name("gia-mic"))
+
+
+@pytest.fixture
+def calls(talk, tmp_path) -> Path:
+    """A folder of recordings: audio, a video in a subfolder, a broken file and a note that is not media."""
+    folder = tmp_path / "calls"
+    (folder / "monday").mkdir(parents=True)
+    shutil.copy(talk["audio"], folder / "first.wav")
+    shutil.copy(talk["video"], folder / "monday" / "second.mkv")
+    (folder / "broken.mp3").write_bytes(b"this is not an mp3 file" * 100)
+    (folder / "notes.txt").write_text("not a recording")
+    return folder
+
+
+def analyze(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([GIA_MIC, "analyze", *args], capture_output=True, text=True, **kwargs)
+
+
+def index(output: Path) -> list[dict]:
+    with (output / "index.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@needs_data
+def test_a_folder_gives_one_timeline_per_recording_and_an_index(calls, demo_model, tmp_path):
+    output = tmp_path / "out"
+    done = analyze(str(calls), "--model", str(demo_model), "--output", str(output), "--no-transcribe")
+    assert done.returncode == 0, done.stderr
+    rows = {Path(row["path"]).name: row for row in index(output)}
+    assert list(index(output)[0]) == list(INDEX_COLUMNS)
+    assert set(rows) == {"first.wav", "second.mkv", "broken.mp3"}, "media files only, every one of them"
+    assert rows["broken.mp3"]["status"].startswith("error: broken.mp3") and "\n" not in rows["broken.mp3"]["status"]
+    for name, folder in (("first.wav", "first"), ("second.mkv", "monday/second")):
+        assert rows[name]["status"] == "done" and rows[name]["process"] == "0" and float(rows[name]["seconds"]) > 0
+        assert float(rows[name]["duration"]) > 10 and int(rows[name]["utterances"]) >= 3
+        assert {"timeline.csv", "timeline.json", "timeline.png"} <= {p.name for p in (output / folder).iterdir()}
+    assert "2 of 3 recordings analysed, 1 with an error" in done.stdout and "Recordings" in done.stderr
+    assert "[1/2] Finding speech" not in done.stderr, "per-recording stages only with --verbose"
+
+    first_rows = index(output)
+    again = analyze(str(calls), "--model", str(demo_model), "--output", str(output), "--no-transcribe")
+    assert again.returncode == 0, again.stderr
+    assert "2 of 3 recordings were analysed by an earlier run: skipped" in again.stdout
+    assert index(output) == first_rows, "the finished rows kept as they were, the broken file tried again"
+
+
+@needs_data
+def test_a_kill_mid_run_loses_only_the_recording_in_flight(talk, demo_model, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(4):
+        shutil.copy(talk["audio"], folder / f"call{number}.wav")
+    output = tmp_path / "out"
+    command = [GIA_MIC, "analyze", str(folder), "--model", str(demo_model), "--output", str(output), "--no-transcribe"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (output / "call0" / "timeline.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (output / "call0" / "timeline.json").exists()
+    first = (output / "call0" / "timeline.json").stat().st_mtime_ns
+    partial = [row for row in index(output) if row["status"] == "done"]
+    assert 1 <= len(partial) < 4 and all(row["status"] == "done" for row in index(output)), "the index is whole"
+    rerun = subprocess.run(command, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(partial)} of 4 recordings were analysed by an earlier run: skipped" in rerun.stdout
+    assert [row["status"] for row in index(output)] == ["done"] * 4
+    assert (output / "call0" / "timeline.json").stat().st_mtime_ns == first, "a finished recording is not redone"
+    assert not list(output.rglob(".*partial-*")), "what the kill left half-written is gone"
+
+
+@needs_data
+def test_lists_files_and_the_users_folders(talk, demo_model, tmp_path):
+    (tmp_path / "a").mkdir()
+    shutil.copy(talk["audio"], tmp_path / "a" / "talk.wav")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# the calls\na/talk.wav\n\n")
+    assert [(r.path.name, r.name) for r in expand([f"@{listing}"])] == [("talk.wav", "talk")]
+    with pytest.raises(ValueError, match="would both be written to talk/"):
+        expand([f"@{listing}", str(talk["audio"])])
+    listing.write_text("a/missing.wav\n")
+    missing = analyze(f"@{listing}", "--model", str(demo_model), "--output", str(tmp_path / "out"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: @") and "line 1" in missing.stderr
+    no_output = analyze(str(tmp_path / "a"), "--model", str(demo_model))
+    assert no_output.returncode == 2 and "--output" in no_output.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    refused = analyze(str(tmp_path / "a"), "--model", str(demo_model), "--output", str(mine))
+    assert refused.returncode == 2 and "notes.txt" in refused.stderr and (mine / "notes.txt").read_text() == "keep me"
+    inside = analyze(str(tmp_path / "a"), "--model", str(demo_model), "--output", str(tmp_path / "a" / "out"))
+    assert inside.returncode == 2 and "apart" in inside.stderr

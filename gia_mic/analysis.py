@@ -20,7 +20,7 @@ COMMAND = "gia-mic analyze"
 STAGES = ("Finding speech", "Analysing segments")
 
 
-def load_pipeline(model: str, asr: str | None = None, language: str | None = None):
+def load_pipeline(model: str, asr: str | None = None, language: str | None = None, device=None):
     """The pipeline of this package over a model folder or Hub id (its own remote code builds the model)."""
     transformers_logging.set_verbosity_error()  # Whisper's generation notices, unused encoder heads
     transformers_logging.disable_progress_bar()
@@ -31,6 +31,7 @@ def load_pipeline(model: str, asr: str | None = None, language: str | None = Non
         pipeline_class=MultimodalEmotionRecognitionPipeline,
         asr=asr,
         language=language,
+        device=device,
     )
 
 

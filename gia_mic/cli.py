@@ -212,7 +212,8 @@ def command_analyze(argv: list[str]) -> None:
         args.overwrite,
         args.verbose,
     )
-    print(many_summary(args.output, rows))
+    if rows is not None:  # the main process's (under `accelerate launch`, the others have none)
+        print(many_summary(args.output, rows))
 
 
 def command_convert_whisper(argv: list[str]) -> None:

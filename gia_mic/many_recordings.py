@@ -13,11 +13,15 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from tqdm.auto import tqdm
 
 from modeling_gia_mic.recording_gia_mic import probe
@@ -29,6 +33,7 @@ from .timeline import write_timeline
 
 INDEX = "index.csv"
 INDEX_COLUMNS = ("path", "duration", "utterances", "status", "process", "seconds")
+PROCESS_ROWS = re.compile(r"\.index-process\d+\.csv")  # each process's own rows while the run goes
 MEDIA_SUFFIXES = frozenset(
     ".wav .flac .mp3 .m4a .aac .ogg .oga .opus .wma .aiff .aif .mp4 .m4v .mkv .webm .mov .avi .wmv .mpg .mpeg .3gp "
     ".ts .mts".split()
@@ -111,7 +116,7 @@ def check_output(output: Path) -> None:
 def foreign_entries(folder: Path, top: bool = False):
     """Entries under `folder` that are neither the index, nor a timeline folder of ours, nor a folder holding those."""
     for entry in folder.iterdir():
-        if top and entry.name == INDEX:
+        if top and (entry.name == INDEX or PROCESS_ROWS.fullmatch(entry.name)):
             continue
         if entry.is_symlink() or not entry.is_dir():
             if not entry.name.startswith(".") or ".partial-" not in entry.name:  # a staging file a kill left behind
@@ -138,18 +143,23 @@ def complete(folder: Path) -> bool:
 
 
 def read_index(output: Path) -> dict[str, dict]:
-    index = output / INDEX
+    """The rows of an index (OUT's, or a process's file), by path."""
+    index = output / INDEX if output.is_dir() else output
     if not index.is_file():
         return {}
     return {row["path"]: row for row in csv.DictReader(io.StringIO(index.read_text(encoding="utf-8")))}
 
 
 def write_index(output: Path, rows: list[dict]) -> None:
+    write_rows(output / INDEX, rows)
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=INDEX_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_file(output / INDEX, text.getvalue())
+    write_file(path, text.getvalue())
 
 
 def earlier_row(recording: Recording, folder: Path, earlier: dict[str, dict]) -> dict:
@@ -180,10 +190,19 @@ def analyze_many(
     transcribe: bool = True,
     overwrite: bool = False,
     verbose: bool = False,
-) -> list[dict]:
-    """Analyse every recording into OUT (see the module's docstring); returns the index rows."""
-    check_output(output)
-    remove_staging(output)
+) -> list[dict] | None:
+    """
+    Analyse every recording into OUT (see the module's docstring). Under `accelerate launch` the recordings left to do
+    are shared between the processes (`shard`), each on its own device, each writing its rows to its own file; the
+    main process writes the index and returns its rows (the others return None).
+    """
+    state = processes()
+    if state.is_main_process:
+        check_output(output)
+        remove_staging(output)
+        output.mkdir(parents=True, exist_ok=True)
+        gather_rows(output, read_index(output), recordings)  # rows of a killed run's processes into the index
+    state.wait_for_everyone()
     earlier, rows, pending = read_index(output), {}, []
     for recording in recordings:
         folder = output / recording.name
@@ -193,33 +212,98 @@ def analyze_many(
         try:
             pending.append((recording, probe(recording.path)))  # before the model loads
         except ValueError as error:
-            rows[recording] = row(recording, "", "", f"error: {one_line(error)}", 0, "")
+            rows[recording] = row(recording, "", "", f"error: {one_line(error)}", "", "")
+    state.wait_for_everyone()  # every process has read the index before it changes
     skipped = sum(1 for r in rows.values() if r["status"] == "done")
-    if skipped:
+    if skipped and state.is_main_process:
         print(
             f"{skipped} of {len(recordings)} recordings were analysed by an earlier run: skipped "
             "(--overwrite analyses them again)."
         )
-    output.mkdir(parents=True, exist_ok=True)
-    ordered = lambda: [rows[r] for r in recordings if r in rows]  # noqa: E731
-    write_index(output, ordered())
-    if pending:
-        classifier = load_pipeline(model, asr, language)
-        total = sum(info.duration or 0.0 for _, info in pending)
-        bar = tqdm(total=len(pending), desc="Recordings", unit="recording")
-        started, heard = time.perf_counter(), 0.0
-        for recording, info in pending:
-            rows[recording] = analyze_one(classifier, recording, info, output, transcribe, overwrite, verbose)
-            write_index(output, ordered())
-            heard += info.duration or 0.0
-            rate = heard / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix_str(f"{heard / 60:.1f} of {total / 60:.1f} min of audio, {rate:.1f}x real time")
-            bar.update()
-        bar.close()
-    return ordered()
+    if state.is_main_process:
+        write_index(output, [rows[r] for r in recordings if r in rows])
+    mine = shard(pending, state.num_processes)[state.process_index]
+    own: dict[Recording, dict] = {}
+    if mine:
+        classifier = load_pipeline(model, asr, language, device=state.device)
+        progress = Progress(pending, output, recordings, state.is_main_process)
+        for recording, info in mine:
+            own[recording] = analyze_one(classifier, recording, info, output, transcribe, state.process_index, verbose)
+            write_rows(output / f".index-process{state.process_index}.csv", list(own.values()))
+            progress.update({**rows, **own})
+        progress.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    return gather_rows(output, {str(r.path): value for r, value in rows.items()}, recordings)
 
 
-def analyze_one(classifier, recording: Recording, info, output: Path, transcribe, overwrite, verbose) -> dict:
+def processes() -> PartialState:
+    """
+    This process among those `accelerate launch` started (one alone otherwise): processes on CPUs where asked
+    (`ACCELERATE_USE_CPU=1`) or where there is no accelerator, else one per device.
+    """
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
+
+
+def shard(pending: list, processes: int) -> list[list]:
+    """The recordings split between the processes: longest first, each to the process with the least audio so far."""
+    loads, shards = [0.0] * processes, [[] for _ in range(processes)]
+    for recording, info in sorted(pending, key=lambda item: -(item[1].duration or 0.0)):
+        least = loads.index(min(loads))
+        shards[least].append((recording, info))
+        loads[least] += info.duration or 0.0
+    return shards
+
+
+def process_rows(output: Path) -> dict[str, dict]:
+    """The rows each process has written to its own file so far."""
+    found = {}
+    for path in sorted(output.glob(".index-process*.csv")):
+        found.update(read_index(path))
+    return found
+
+
+def gather_rows(output: Path, known: dict[str, dict], recordings: list[Recording]) -> list[dict]:
+    """
+    The index: each recording's row from the processes' files, else from `known`, in the recordings' order;
+    written whole, then the processes' files removed.
+    """
+    found = {**known, **process_rows(output)}
+    rows = [found[str(r.path)] for r in recordings if str(r.path) in found]
+    write_index(output, rows)
+    for path in output.glob(".index-process*.csv"):
+        path.unlink()
+    return rows
+
+
+class Progress:
+    """One bar over every process's recordings, drawn by the main process: recordings, minutes of audio, rate."""
+
+    def __init__(self, pending: list, output: Path, recordings: list[Recording], main: bool):
+        self.output, self.recordings, self.main = output, recordings, main
+        self.durations = {str(r.path): info.duration or 0.0 for r, info in pending}
+        self.total = sum(self.durations.values())
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=len(pending), desc="Recordings", unit="recording", disable=not main)
+
+    def update(self, rows: dict) -> None:
+        """After a recording of this process: the bar, and (main) the index with every process's rows so far."""
+        if not self.main:
+            return
+        found = {**{str(r.path): value for r, value in rows.items()}, **process_rows(self.output)}
+        write_index(self.output, [found[str(r.path)] for r in self.recordings if str(r.path) in found])
+        finished = set(found) & set(self.durations)
+        heard = sum(self.durations[path] for path in finished)
+        rate = heard / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{heard / 60:.1f} of {self.total / 60:.1f} min of audio, {rate:.1f}x real time")
+        self.bar.update(len(finished) - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def analyze_one(classifier, recording: Recording, info, output: Path, transcribe, process: int, verbose) -> dict:
     """One recording's row; its timeline folder written whole, or an error row naming the problem."""
     started = time.perf_counter()
     bars = StageBars() if verbose else None
@@ -235,14 +319,13 @@ def analyze_one(classifier, recording: Recording, info, output: Path, transcribe
     except Exception as error:  # one bad recording is its row's error, not the end of the run
         if os.environ.get("GIA_MIC_DEBUG"):
             raise
-        return row(
-            recording, info.duration, "", f"error: {one_line(error)}", 0, round(time.perf_counter() - started, 2)
-        )
+        seconds = round(time.perf_counter() - started, 2)
+        return row(recording, info.duration, "", f"error: {one_line(error)}", process, seconds)
     finally:
         if bars is not None:
             bars.close()
     seconds = round(time.perf_counter() - started, 2)
-    return row(recording, info.duration, len(timeline["segments"]), "done", 0, seconds)
+    return row(recording, info.duration, len(timeline["segments"]), "done", process, seconds)
 
 
 def summary(output: Path, rows: list[dict]) -> str:

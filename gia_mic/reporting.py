@@ -147,8 +147,8 @@ def calibration_section(calibration: dict | None) -> str:
 ## Calibration
 
 The probabilities are calibrated on validation data: the logits are divided by a temperature for each set of inputs
-given (`temperatures` in `config.json`). Expected calibration error on that data (15 bins; the model's priors set to
-its own class frequencies):
+given (`temperatures` in `config.json`). Expected calibration error on that data (15 bins), with the target prior set
+to that data's own class frequencies:
 
 | inputs | temperature | ECE before | ECE after |
 |---|---:|---:|---:|

@@ -8,9 +8,10 @@
     classifier("interview.mp4")
     # {"duration": 613.2, "segments": [{"start": 3.1, "end": 7.9, "text": "...", "label": "neutral", ...}], ...}
 
-Speech is transcribed with the Whisper model in the model folder's `asr/` (or `asr=`) when no text is given; a
-recording is cut into utterances by Silero VAD (the folder's `vad/`, or the installed `silero-vad` package).
-Remote code: torch and transformers; PyAV reads media files, OpenCV finds faces when the processor detects them.
+Speech is transcribed with the Whisper model in the model folder's `asr/` (or `asr=`) when no text is given, and
+the words are used where their own answer is sure (at least the model's `uncertain_below`); a recording is cut into
+utterances by Silero VAD (the folder's `vad/`, or the installed `silero-vad` package).
+Remote code: torch and transformers; PyAV reads media files, dlib finds faces when the processor detects them.
 """
 
 import copy
@@ -70,6 +71,12 @@ class EmotionInputs:
     waveform: np.ndarray | None = None
     faces: list | None = None
     notes: list[str] = field(default_factory=list)
+    heard: str | None = None  # words transcribed but left out of the model's inputs (`keep_sure_words`)
+
+    @property
+    def words(self) -> str | None:
+        """The words of the sample: given, or heard (used or not)."""
+        return self.text if self.text is not None else self.heard
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -454,6 +461,24 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         for sample, words in zip(wanting, self.speech_recognizer([s.waveform for s in wanting])):
             sample.text = words or None
             sample.notes.append("The words were transcribed from the speech." if words else "No words were heard.")
+        self.keep_sure_words([s for s in wanting if s.text is not None])
+
+    def keep_sure_words(self, samples: list[EmotionInputs]) -> None:
+        """
+        Transcribed words reach the model only where their own answer is sure (its top probability at least the
+        model's `uncertain_below`): words that say nothing sure about the emotion, as most sentences of a conversation,
+        do not overrule the voice and the face. They stay in the answer's `text`, and a note says so.
+        """
+        if self.model.config.uncertain_below is None or not samples:
+            return
+        for sample, alone in zip(samples, self.predict([EmotionInputs(text=s.text) for s in samples])):
+            if self.uncertain(alone.probabilities):
+                top = int(alone.probabilities.argmax())
+                sample.heard, sample.text = sample.text, None
+                sample.notes.append(
+                    f"The words say nothing sure about the emotion (alone: {self.labels[top]} "
+                    f"{alone.probabilities[top]:.2f}), so they were left out."
+                )
 
     def encode(
         self, samples: list[EmotionInputs], modalities: tuple[str, ...]
@@ -625,7 +650,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         """A sample's answer with its reasons: words, each input alone, contributions (if computed), gates, notes."""
         if prediction is None:
             nothing = {"label": None, "score": None, "uncertain": None, "scores": {}, "inputs": {}, "gates": {}}
-            return {"text": sample.text, **nothing, "notes": sample.notes}
+            return {"text": sample.words, **nothing, "notes": sample.notes}
         pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         present = set(self.used_modalities(sample))
         top = int(prediction.probabilities.argmax())
@@ -634,7 +659,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             for m, rest in (prediction.without or {}).items()
         }
         return {
-            "text": sample.text,
+            "text": sample.words,
             "label": self.labels[top],
             "score": float(prediction.probabilities[top]),
             "uncertain": self.uncertain(prediction.probabilities),

@@ -332,7 +332,9 @@ def one_sample(demo_model: EmotionDemo, workers: int) -> None:
             )
             sentence = gr.Markdown()
             notes = gr.Markdown()
-            transcript = gr.Textbox(label="Text used", interactive=False)
+            transcript = gr.Textbox(
+                label="Words (typed, or heard in the speech: used where they say something sure)", interactive=False
+            )
             per_modality = gr.Dataframe(
                 headers=["input", "prediction alone", "confidence"], label="Each input alone", interactive=False
             )

@@ -109,5 +109,5 @@ def test_statements_benchmark_smoke(demo_model):
 def test_transcription_benchmark_smoke(demo_model, talk):
     """`talk` only for its skip: the benchmark reads RAVDESS from ../shared/data."""
     output = run_benchmark("transcription", "--model", str(demo_model), "--actors", "24", "--every", "12")
-    assert "| the voice alone |" in output and "| the voice and its transcript |" in output
-    assert "The transcript changes" in output
+    assert "| the voice alone |" in output and "| the words always used |" in output
+    assert "transcription on, the default" in output and "Words always used change" in output

@@ -6,6 +6,8 @@ processes.
 """
 
 import csv
+import json
+import os
 import shutil
 import signal
 import subprocess
@@ -117,3 +119,46 @@ def test_lists_files_and_the_users_folders(talk, demo_model, tmp_path):
     assert refused.returncode == 2 and "notes.txt" in refused.stderr and (mine / "notes.txt").read_text() == "keep me"
     inside = analyze(str(tmp_path / "a"), "--model", str(demo_model), "--output", str(tmp_path / "a" / "out"))
     assert inside.returncode == 2 and "apart" in inside.stderr
+
+
+def launch(processes: int, *args: str, port: int) -> subprocess.CompletedProcess:
+    """`gia-mic analyze` under `accelerate launch`, CPU processes of one thread each (2 cores, not oversubscribed)."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
+    options = ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port"]
+    return subprocess.run(
+        [*launcher, *options, str(port), GIA_MIC, "analyze", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def segments_of(output: Path, name: str) -> list[dict]:
+    return json.loads((output / name / "timeline.json").read_text())["segments"]
+
+
+@needs_data
+def test_two_processes_share_the_recordings_and_equal_one(calls, demo_model, tmp_path):
+    shutil.copy(calls / "first.wav", calls / "monday" / "third.wav")
+    arguments = [str(calls), "--model", str(demo_model), "--no-transcribe", "--output"]
+    one = analyze(*arguments, str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    two = launch(2, *arguments, str(tmp_path / "two"), port=29531)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("3 of 4 recordings analysed, 1 with an error") == 1, "the main process reports, once"
+    rows = {Path(r["path"]).name: r for r in index(tmp_path / "two")}
+    assert [Path(r["path"]).name for r in index(tmp_path / "two")] == [
+        Path(r["path"]).name for r in index(tmp_path / "one")
+    ]
+    assert {rows[name]["process"] for name in ("first.wav", "second.mkv", "third.wav")} == {"0", "1"}, "both used"
+    assert rows["broken.mp3"]["status"].startswith("error: broken.mp3")
+    for name in ("first", "monday/second", "monday/third"):
+        single, shared = segments_of(tmp_path / "one", name), segments_of(tmp_path / "two", name)
+        assert [(s["start"], s["end"], s["label"]) for s in single] == [
+            (s["start"], s["end"], s["label"]) for s in shared
+        ]
+        for a, b in zip(single, shared):
+            assert max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) < 1e-5
+    assert not list((tmp_path / "two").glob(".index-process*")), "each process's rows are gathered into the index"

@@ -363,3 +363,33 @@ def test_an_answer_under_the_models_threshold_is_not_sure(classifier, talk):
         )
     finally:
         config.uncertain_below = saved
+
+
+@needs_data
+def test_transcribed_words_are_used_only_where_their_own_answer_is_sure(classifier):
+    """
+    A real RAVDESS clip, transcribed: with `uncertain_below` above the words' own top probability they are left out
+    (the answer is the voice's alone, the note says why, `text` keeps the words); under it they are used; a typed
+    text is used whatever its confidence.
+    """
+    clip = {"audio": str(SHARED_DATA / "ravdess" / "Actor_01" / "03-01-05-01-01-01-01.flac")}
+    config, saved = classifier.model.config, classifier.model.config.uncertain_below
+    try:
+        config.uncertain_below = None
+        heard = classifier(clip, explain=True)
+        words = heard["text"]
+        assert "kids" in words.lower() and "text" in heard["inputs"]
+        own = classifier({"text": words})[0]["score"]
+        voice = classifier(clip, transcribe=False, explain=True)
+        config.uncertain_below = own + 1e-3
+        left_out = classifier(clip, explain=True)
+        assert left_out["text"] == words and set(left_out["inputs"]) == {"speech"}
+        assert left_out["scores"] == pytest.approx(voice["scores"], abs=1e-6), "the voice alone decided"
+        assert any("say nothing sure about the emotion" in note for note in left_out["notes"])
+        typed = classifier({**clip, "text": words}, explain=True)
+        assert set(typed["inputs"]) == {"text", "speech"}, "words the user gives are always used"
+        config.uncertain_below = own - 1e-3
+        used = classifier(clip, explain=True)
+        assert set(used["inputs"]) == {"text", "speech"} and used["scores"] == pytest.approx(heard["scores"], abs=1e-6)
+    finally:
+        config.uncertain_below = saved

@@ -15,6 +15,8 @@ import argparse
 import numpy as np
 from transformers import pipeline
 
+from gia_mic.starter import CORPORA
+
 
 PLAIN_STATEMENTS = [
     "The meeting starts at ten tomorrow.",
@@ -48,14 +50,7 @@ EMOTIONAL_STATEMENTS = [
     ("That's disgusting, there are maggots in the food.", "disgust"),
     ("Ugh, that smell makes me want to throw up.", "disgust"),
 ]
-MELD_NAMES = {
-    "joy": "happy",
-    "sadness": "sad",
-    "anger": "angry",
-    "fear": "fearful",
-    "surprise": "surprised",
-    "disgust": "disgusted",
-}
+MELD_NAMES = CORPORA["meld"][1]  # MELD's emotion names -> the starter's
 
 
 def answers(classifier, sentences: list[str]) -> tuple[list[str], list[str]]:

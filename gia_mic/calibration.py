@@ -92,7 +92,7 @@ def only(batch: dict[str, torch.Tensor], kept: tuple[str, ...]) -> dict[str, tor
 
 def served_adjustment(model: MultimodalForEmotionRecognition) -> np.ndarray | float:
     """The logit adjustment the model adds to its outputs (its priors' correction; 0 without one)."""
-    return model.logit_adjustment.cpu().numpy() if model.config.target_prior is not None else 0.0
+    return model.logit_adjustment.float().cpu().numpy() if model.config.target_prior is not None else 0.0
 
 
 def split_adjustment(model: MultimodalForEmotionRecognition, labels: np.ndarray) -> np.ndarray | float:

@@ -17,6 +17,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -36,7 +37,7 @@ INDEX_COLUMNS = ("path", "duration", "utterances", "status", "process", "seconds
 PROCESS_ROWS = re.compile(r"\.index-process\d+\.csv")  # each process's own rows while the run goes
 MEDIA_SUFFIXES = frozenset(
     ".wav .flac .mp3 .m4a .aac .ogg .oga .opus .wma .aiff .aif .mp4 .m4v .mkv .webm .mov .avi .wmv .mpg .mpeg .3gp "
-    ".ts .mts".split()
+    ".mts".split()
 )
 
 
@@ -81,7 +82,7 @@ def listed(path: Path) -> list[Recording]:
     if not path.is_file():
         raise FileNotFoundError(f"@{path}: no such list file.")
     recordings = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
@@ -137,9 +138,19 @@ def remove_staging(output: Path) -> None:
                 staging.unlink()
 
 
-def complete(folder: Path) -> bool:
-    """A timeline folder put in place by this command (so whole)."""
-    return read_marker(folder).get("command") == COMMAND and (folder / "timeline.json").is_file()
+def complete(folder: Path, recording: Recording) -> bool:
+    """A timeline folder put in place by this command (so whole), of this very recording (not another of its name)."""
+    if read_marker(folder).get("command") != COMMAND or not (folder / "timeline.json").is_file():
+        return False
+    try:
+        source = json.loads((folder / "timeline.json").read_text(encoding="utf-8")).get("source")
+    except ValueError:
+        return False
+    return source == source_of(recording)
+
+
+def source_of(recording: Recording) -> str:
+    return os.fsdecode(os.path.abspath(recording.path)).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def read_index(output: Path) -> dict[str, dict]:
@@ -147,7 +158,8 @@ def read_index(output: Path) -> dict[str, dict]:
     index = output / INDEX if output.is_dir() else output
     if not index.is_file():
         return {}
-    return {row["path"]: row for row in csv.DictReader(io.StringIO(index.read_text(encoding="utf-8")))}
+    text = index.read_text(encoding="utf-8", errors="replace")
+    return {row["path"]: row for row in csv.DictReader(io.StringIO(text))}
 
 
 def write_index(output: Path, rows: list[dict]) -> None:
@@ -164,16 +176,21 @@ def write_rows(path: Path, rows: list[dict]) -> None:
 
 def earlier_row(recording: Recording, folder: Path, earlier: dict[str, dict]) -> dict:
     """The row of a recording analysed by an earlier run: its index row, else what its timeline says."""
-    if str(recording.path) in earlier and earlier[str(recording.path)]["status"] == "done":
-        return earlier[str(recording.path)]
+    if earlier.get(path_text(recording), {}).get("status") == "done":
+        return earlier[path_text(recording)]
     timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
     duration, utterances = timeline.get("duration"), len(timeline.get("segments", []))
     return row(recording, duration, utterances, "done", "", "")
 
 
+def path_text(recording: Recording) -> str:
+    """The path as the index names it (a name that is not UTF-8 with its odd bytes replaced)."""
+    return str(recording.path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def row(recording: Recording, duration, utterances, status: str, process, seconds) -> dict:
     rounded = round(duration, 3) if isinstance(duration, float) else duration
-    values = (str(recording.path), rounded, utterances, status, process, seconds)
+    values = (path_text(recording), rounded, utterances, status, process, seconds)
     return dict(zip(INDEX_COLUMNS, values))
 
 
@@ -206,7 +223,7 @@ def analyze_many(
     earlier, rows, pending = read_index(output), {}, []
     for recording in recordings:
         folder = output / recording.name
-        if complete(folder) and not overwrite:
+        if complete(folder, recording) and not overwrite:
             rows[recording] = earlier_row(recording, folder, earlier)
             continue
         try:
@@ -221,12 +238,12 @@ def analyze_many(
             "(--overwrite analyses them again)."
         )
     if state.is_main_process:
-        write_index(output, [rows[r] for r in recordings if r in rows])
+        write_index(output, in_order({**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings))
     mine = shard(pending, state.num_processes)[state.process_index]
     own: dict[Recording, dict] = {}
     if mine:
         classifier = load_pipeline(model, asr, language, device=state.device)
-        progress = Progress(pending, output, recordings, state.is_main_process)
+        progress = Progress(pending, output, recordings, earlier, state.is_main_process)
         for recording, info in mine:
             own[recording] = analyze_one(classifier, recording, info, output, transcribe, state.process_index, verbose)
             write_rows(output / f".index-process{state.process_index}.csv", list(own.values()))
@@ -235,7 +252,7 @@ def analyze_many(
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
-    return gather_rows(output, {str(r.path): value for r, value in rows.items()}, recordings)
+    return gather_rows(output, {**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings)
 
 
 def processes() -> PartialState:
@@ -243,7 +260,9 @@ def processes() -> PartialState:
     This process among those `accelerate launch` started (one alone otherwise): processes on CPUs where asked
     (`ACCELERATE_USE_CPU=1`) or where there is no accelerator, else one per device.
     """
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
+    accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    # A process waits for the others at the end, however long their recordings: a day, not torch's 30 minutes.
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not accelerator, timeout=timedelta(days=1))
 
 
 def shard(pending: list, processes: int) -> list[list]:
@@ -266,23 +285,28 @@ def process_rows(output: Path) -> dict[str, dict]:
 
 def gather_rows(output: Path, known: dict[str, dict], recordings: list[Recording]) -> list[dict]:
     """
-    The index: each recording's row from the processes' files, else from `known`, in the recordings' order;
-    written whole, then the processes' files removed.
+    The index: each recording's row from the processes' files, else from `known` (see `in_order`); written whole,
+    then the processes' files removed. Returns this run's rows.
     """
     found = {**known, **process_rows(output)}
-    rows = [found[str(r.path)] for r in recordings if str(r.path) in found]
-    write_index(output, rows)
+    write_index(output, in_order(found, recordings))
     for path in output.glob(".index-process*.csv"):
         path.unlink()
-    return rows
+    return [found[path_text(r)] for r in recordings if path_text(r) in found]
+
+
+def in_order(found: dict[str, dict], recordings: list[Recording]) -> list[dict]:
+    """The rows of this run's recordings in their order, then those of earlier runs' other recordings (kept)."""
+    current = [path_text(r) for r in recordings]
+    return [found[p] for p in current if p in found] + [row for p, row in found.items() if p not in set(current)]
 
 
 class Progress:
     """One bar over every process's recordings, drawn by the main process: recordings, minutes of audio, rate."""
 
-    def __init__(self, pending: list, output: Path, recordings: list[Recording], main: bool):
-        self.output, self.recordings, self.main = output, recordings, main
-        self.durations = {str(r.path): info.duration or 0.0 for r, info in pending}
+    def __init__(self, pending: list, output: Path, recordings: list[Recording], earlier: dict, main: bool):
+        self.output, self.recordings, self.earlier, self.main = output, recordings, earlier, main
+        self.durations = {path_text(r): info.duration or 0.0 for r, info in pending}
         self.total = sum(self.durations.values())
         self.started = time.perf_counter()
         self.bar = tqdm(total=len(pending), desc="Recordings", unit="recording", disable=not main)
@@ -291,8 +315,8 @@ class Progress:
         """After a recording of this process: the bar, and (main) the index with every process's rows so far."""
         if not self.main:
             return
-        found = {**{str(r.path): value for r, value in rows.items()}, **process_rows(self.output)}
-        write_index(self.output, [found[str(r.path)] for r in self.recordings if str(r.path) in found])
+        found = {**self.earlier, **{path_text(r): value for r, value in rows.items()}, **process_rows(self.output)}
+        write_index(self.output, in_order(found, self.recordings))
         finished = set(found) & set(self.durations)
         heard = sum(self.durations[path] for path in finished)
         rate = heard / max(time.perf_counter() - self.started, 1e-9)
@@ -309,7 +333,7 @@ def analyze_one(classifier, recording: Recording, info, output: Path, transcribe
     bars = StageBars() if verbose else None
     try:
         analysis = classifier.analyze(info, transcribe=transcribe, progress=bars)
-        timeline = analysis.timeline(list(analysis.segments))
+        timeline = {"source": source_of(recording), **analysis.timeline(list(analysis.segments))}
         write_folder(
             output / recording.name,
             lambda folder: write_timeline(timeline, classifier.labels, folder, recording.path.name),

@@ -358,7 +358,8 @@ def calibrate_paired(trainer: Trainer, validation_parts: dict, seed: int, pairs:
             trainer.data_collator = MultimodalCollator()
         logits, labels = input_set_logits(trainer, items, kept)
         temperature, before, after, calibrated = calibrate_input_set(logits, labels, model)
-        fitted["+".join(kept)] = {"temperature": temperature, "ece_before": before, "ece_after": after}
+        key = "+".join(m for m in model.config.modalities if m in kept)  # as the head looks it up
+        fitted[key] = {"temperature": temperature, "ece_before": before, "ece_after": after}
         answers.append((calibrated, labels))
     model.config.temperatures = {key: fit["temperature"] for key, fit in fitted.items()}
     probabilities, labels = (np.concatenate(parts) for parts in zip(*answers))

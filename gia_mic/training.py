@@ -375,7 +375,8 @@ def build_model_and_collator(
             "class_weights", saved_config(model_args.model).class_weights if model_args.model else None
         )
         names = [labels["id2label"][i] for i in range(labels["num_labels"])]
-        overrides = {**class_priors(counts, names, weights, data_args.target_prior), **overrides}
+        priors = {"target_prior": None, "training_prior": None}  # a fine-tuned model's earlier ones do not carry over
+        overrides = {**priors, **class_priors(counts, names, weights, data_args.target_prior), **overrides}
     elif data_args.target_prior is not None:
         raise ValueError("--target_prior: a regression model has no classes to correct.")
 

@@ -469,6 +469,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         model's `uncertain_below`): words that say nothing sure about the emotion, as most sentences of a conversation,
         do not overrule the voice and the face. They stay in the answer's `text`, and a note says so.
         """
+        samples = [s for s in samples if set(self.used_modalities(s)) - {"text"}]  # words alone stay the answer's
         if self.model.config.uncertain_below is None or not samples:
             return
         for sample, alone in zip(samples, self.predict([EmotionInputs(text=s.text) for s in samples])):

@@ -254,7 +254,7 @@ class EmotionDemo:
         'Your face raised *happy* by 41 points; your words lowered it by 5.' The sentence starts with what raised the
         answer (`contributions` comes ordered so); where nothing did, with the answer itself.
         """
-        nothing_raised = not contributions.empty and contributions["contribution"].iloc[0] < 0
+        nothing_raised = not contributions.empty and round(100 * contributions["contribution"].iloc[0]) < 0
         parts = [f"your inputs together gave *{label}*"] if nothing_raised else []
         for row in contributions.itertuples():
             points = round(100 * row.contribution)

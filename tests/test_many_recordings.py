@@ -71,6 +71,14 @@ def test_a_folder_gives_one_timeline_per_recording_and_an_index(calls, demo_mode
     assert "2 of 3 recordings were analysed by an earlier run: skipped" in again.stdout
     assert index(output) == first_rows, "the finished rows kept as they were, the broken file tried again"
 
+    other = tmp_path / "other"  # another recording of the same name: analysed, not taken for the first
+    other.mkdir()
+    shutil.copy(calls / "first.wav", other / "first.wav")
+    third = analyze(str(other), "--model", str(demo_model), "--output", str(output), "--no-transcribe")
+    assert third.returncode == 0, third.stderr
+    assert "earlier run" not in third.stdout and index(output)[0]["path"] == str(other / "first.wav")
+    assert index(output)[1:] == first_rows, "the rows of the recordings not in this run are kept"
+
 
 @needs_data
 def test_a_kill_mid_run_loses_only_the_recording_in_flight(talk, demo_model, tmp_path):

@@ -40,7 +40,7 @@ def evaluate_checkpoint(
         raise ValueError(f"No split {split!r} in {data_args.dataset}; it has {list(dataset)}.")
     if data_args.problem_type is None:  # the model knows whether its labels are classes or scores
         data_args = dataclasses.replace(data_args, problem_type=saved_config(model_args.model).problem_type)
-    model, collator, _ = build_model_and_collator(model_args, data_args, dataset[split])
+    model, collator, _ = build_model_and_collator(model_args, data_args, dataset[split], training=False)
     with tempfile.TemporaryDirectory(prefix="gia-mic-evaluate-") as scratch:  # nothing written beside the model
         args = TrainingArguments(
             output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none", remove_unused_columns=False

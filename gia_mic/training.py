@@ -355,8 +355,12 @@ def architecture_class(model_args: ModelArguments) -> type[MultimodalForEmotionR
 
 
 def build_model_and_collator(
-    model_args: ModelArguments, data_args: DataArguments, split: Dataset
+    model_args: ModelArguments, data_args: DataArguments, split: Dataset, training: bool = True
 ) -> tuple[MultimodalForEmotionRecognition, Any, GiaMicProcessor | None]:
+    """
+    The model to train (or, with `training=False`, the saved model to evaluate, as it is: no class weights or priors
+    taken from the split) and the collator that prepares the split's rows for it.
+    """
     model_class = architecture_class(model_args)
     kind, modalities = dataset_modalities(split, model_args.modalities)
     if model_args.modalities is None and model_args.model:  # a trained model reads those of its inputs given
@@ -367,7 +371,7 @@ def build_model_and_collator(
     labels = label_info(split, data_args.label_column, data_args.problem_type)
     overrides = parse_overrides(model_args.config_overrides, model_class.config_class)
     regression = labels.get("problem_type") == "regression"
-    if not regression:
+    if training and not regression:
         counts = label_counts(split[data_args.label_column], labels["num_labels"])
         if data_args.balanced_class_weights:
             overrides["class_weights"] = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
@@ -377,7 +381,7 @@ def build_model_and_collator(
         names = [labels["id2label"][i] for i in range(labels["num_labels"])]
         priors = {"target_prior": None, "training_prior": None}  # a fine-tuned model's earlier ones do not carry over
         overrides = {**priors, **class_priors(counts, names, weights, data_args.target_prior), **overrides}
-    elif data_args.target_prior is not None:
+    elif training and data_args.target_prior is not None:
         raise ValueError("--target_prior: a regression model has no classes to correct.")
 
     if model_args.model:

@@ -14,8 +14,13 @@ def run_reporting_errors(call: Callable[[], Any]) -> Any:
     except (ValueError, OSError) as error:
         if os.environ.get("GIA_MIC_DEBUG"):
             raise
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (its type's name where it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 class OneLineErrors:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from modeling_gia_mic.recording_gia_mic import probe
 
 from .analysis import COMMAND, StageBars, load_pipeline
+from .errors import one_line
 from .folders import UnsafePathError, check_writable, read_marker, write_file, write_folder
 from .timeline import write_timeline
 
@@ -150,7 +151,7 @@ def complete(folder: Path, recording: Recording) -> bool:
 
 
 def source_of(recording: Recording) -> str:
-    return os.fsdecode(os.path.abspath(recording.path)).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text_of(os.path.abspath(recording.path))
 
 
 def read_index(output: Path) -> dict[str, dict]:
@@ -184,18 +185,19 @@ def earlier_row(recording: Recording, folder: Path, earlier: dict[str, dict]) ->
 
 
 def path_text(recording: Recording) -> str:
-    """The path as the index names it (a name that is not UTF-8 with its odd bytes replaced)."""
-    return str(recording.path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """The path as the index names it."""
+    return text_of(recording.path)
+
+
+def text_of(path: str | os.PathLike) -> str:
+    """A path as text that can be written (a name that is not UTF-8 with its odd bytes replaced)."""
+    return os.fsdecode(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def row(recording: Recording, duration, utterances, status: str, process, seconds) -> dict:
     rounded = round(duration, 3) if isinstance(duration, float) else duration
     values = (path_text(recording), rounded, utterances, status, process, seconds)
     return dict(zip(INDEX_COLUMNS, values))
-
-
-def one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def analyze_many(

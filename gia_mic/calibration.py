@@ -115,11 +115,17 @@ def input_set_logits(trainer: Trainer, split, kept: tuple[str, ...]) -> tuple[np
     collator = trainer.data_collator
     trainer.data_collator = lambda rows: only(collator(rows), kept)
     try:
-        output = trainer.predict(split)
+        logits, labels = predict(trainer, split)
     finally:
         trainer.data_collator = collator
+    return logits - served_adjustment(trainer.model), labels.astype(int)
+
+
+def predict(trainer: Trainer, split: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """A split's logits (the model's first output; the others are its explanations) and labels, through `trainer`."""
+    output = trainer.predict(split)
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    return logits - served_adjustment(trainer.model), np.asarray(output.label_ids).astype(int)
+    return np.asarray(logits), np.asarray(output.label_ids)
 
 
 def calibrate_input_set(logits: np.ndarray, labels: np.ndarray, model) -> tuple[float, float, float, np.ndarray]:

@@ -111,7 +111,7 @@ def command_evaluate(argv: list[str]) -> None:
 
 
 def command_extract_features(argv: list[str]) -> None:
-    from .features import extract_features
+    from .features import DEFAULT_SHARD_ROWS, extract_features
 
     parser = ArgumentParser(prog="gia-mic extract-features", description="Cache frozen-encoder features.")
     parser.add_argument("--dataset", required=True)
@@ -121,6 +121,14 @@ def command_extract_features(argv: list[str]) -> None:
     parser.add_argument("--label_column", "--label-column", default="label")
     parser.add_argument("--batch_size", "--batch-size", type=positive_int, default=16)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier extract-features output")
+    parser.add_argument(
+        "--shard_rows",
+        "--shard-rows",
+        type=positive_int,
+        default=DEFAULT_SHARD_ROWS,
+        help="rows per shard: what processes share under accelerate launch, and what a rerun after a kill keeps",
+    )
+    parser.add_argument("--verbose", action="store_true", help="each process says which shards it encoded")
     parser.add_argument(
         "--architecture",
         choices=list(ARCHITECTURES),
@@ -139,8 +147,11 @@ def command_extract_features(argv: list[str]) -> None:
         args.batch_size,
         overwrite=args.overwrite,
         architecture=args.architecture,
+        shard_rows=args.shard_rows,
+        verbose=args.verbose,
     )
-    print(result)
+    if result is not None:  # the main process, which put the shards together
+        print(result)
 
 
 def command_export(argv: list[str]) -> None:
@@ -167,6 +178,7 @@ def command_analyze(argv: list[str]) -> None:
     from .folders import check_apart, check_model_source
     from .many_recordings import analyze_many, expand
     from .many_recordings import summary as many_summary
+    from .processes import processes
 
     parser = ArgumentParser(
         prog="gia-mic analyze", description="The emotion timeline of audio or video recordings of any length."
@@ -192,6 +204,8 @@ def command_analyze(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     (first,) = args.recordings if len(args.recordings) == 1 else (None,)
     if first is not None and not first.startswith("@") and not Path(first).is_dir():
+        if not processes().is_main_process:
+            return  # one recording under `accelerate launch`: the main process analyses it
         output, timeline = analyze(
             Path(first), args.model, args.output, args.asr, args.language, not args.no_transcribe, args.overwrite
         )

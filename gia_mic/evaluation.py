@@ -10,14 +10,13 @@ import numpy as np
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
-from .calibration import softmax
+from .calibration import predict, softmax
 from .folders import write_file
 from .training import (
     DataArguments,
     ModelArguments,
     build_model_and_collator,
     load_dataset_folder,
-    predict,
     saved_config,
     split_metrics,
     with_numpy_features,

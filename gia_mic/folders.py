@@ -12,17 +12,20 @@ moment leaves either the old complete folder or the new one, and nothing else is
 (`claim_file`, `write_file`) follows the same rule: apart from the inputs, replaced only with `--overwrite` and only if
 it is one the command writes (its first line says so), renamed into place. Training writes into its
 folder as it goes (`claim_training_output`, `record_outputs`). A path built from data (an id, a fold value) stays
-inside its root (`path_inside`), symlinks included. Folders follow the user's umask.
+inside its root (`path_inside`), symlinks included. A folder written over a long run by many processes is `held` by
+one run at a time. Folders follow the user's umask.
 """
 
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -287,6 +290,27 @@ def written_while_training(relative: str) -> bool:
 def record_outputs(output_dir: str | os.PathLike, command: str) -> None:
     """After training wrote its files: the marker lists them, so a later run knows them as its own."""
     write_marker(Path(output_dir), command)
+
+
+@contextmanager
+def held(folder: Path, command: str) -> Iterator[None]:
+    """
+    `folder` (made if need be) held by this run alone while it writes there: a second run of `command` on the same
+    folder, from this machine or another sharing the file system, is refused at once instead of mixing its files in.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UnsafePathError(
+                f"{folder} is being written by another run of `{command}`; wait for it to end, or choose another "
+                "folder."
+            ) from None
+        yield
+    finally:
+        os.close(handle)  # the lock goes with it
 
 
 def current_umask() -> int:

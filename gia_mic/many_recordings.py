@@ -16,20 +16,19 @@ import os
 import re
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
-import torch
-from accelerate import PartialState
-from accelerate.utils import parse_flag_from_env
+from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
 from modeling_gia_mic.recording_gia_mic import probe
 
 from .analysis import COMMAND, StageBars, load_pipeline
 from .errors import one_line
-from .folders import UnsafePathError, check_writable, read_marker, write_file, write_folder
+from .folders import UnsafePathError, check_writable, held, read_marker, write_file, write_folder
+from .processes import balanced, processes
 from .timeline import write_timeline
 
 
@@ -66,17 +65,35 @@ def expand(arguments: list[str]) -> list[Recording]:
             found.append(Recording(Path(argument), Path(argument).stem))
         else:
             raise FileNotFoundError(f"{argument}: no such file or folder.")
-    owners: dict[str, Path] = {}
-    for recording in dict.fromkeys(found):
-        if recording.name in owners:
-            raise ValueError(
-                f"{owners[recording.name]} and {recording.path} would both be written to {recording.name}/; "
-                "give them from one folder, or rename one."
-            )
-        owners[recording.name] = recording.path
-    if not owners:
+    recordings = list(dict.fromkeys(found))
+    if not recordings:
         raise ValueError(f"No audio or video files in {' '.join(arguments)}.")
-    return list(dict.fromkeys(found))
+    check_folders_apart(recordings)
+    return recordings
+
+
+def check_folders_apart(recordings: list[Recording]) -> None:
+    """
+    Each recording's output folder apart from every other's: not the same name, not the same name but for case (one
+    folder on macOS and Windows), and not one inside another (writing the outer one whole would remove the inner).
+    """
+    owners: dict[str, Recording] = {}
+    for recording in recordings:
+        if recording.name.casefold() in owners:
+            raise folders_clash(owners[recording.name.casefold()], recording)
+        owners[recording.name.casefold()] = recording
+    for key, recording in owners.items():
+        parts = key.split("/")
+        outer = next((owners[p] for p in ("/".join(parts[:n]) for n in range(1, len(parts))) if p in owners), None)
+        if outer is not None:
+            raise folders_clash(outer, recording)
+
+
+def folders_clash(one: Recording, other: Recording) -> ValueError:
+    return ValueError(
+        f"{one.path} and {other.path} would be written to {one.name}/ and {other.name}/, one folder or one inside the "
+        "other; give them from one folder, or rename one."
+    )
 
 
 def listed(path: Path) -> list[Recording]:
@@ -212,16 +229,41 @@ def analyze_many(
 ) -> list[dict] | None:
     """
     Analyse every recording into OUT (see the module's docstring). Under `accelerate launch` the recordings left to do
-    are shared between the processes (`shard`), each on its own device, each writing its rows to its own file; the
-    main process writes the index and returns its rows (the others return None).
+    are shared between the processes (longest first, `balanced`), each on its own device, each writing its rows to its
+    own file; the main process writes the index and returns its rows (the others return None).
     """
     state = processes()
     if state.is_main_process:
         check_output(output)
-        remove_staging(output)
-        output.mkdir(parents=True, exist_ok=True)
-        gather_rows(output, read_index(output), recordings)  # rows of a killed run's processes into the index
-    state.wait_for_everyone()
+    with held(output, COMMAND) if state.is_main_process else nullcontext():
+        plan = [planned(recordings, output, overwrite) if state.is_main_process else None]
+        earlier, rows, pending = broadcast_object_list(plan)[0]
+        mine = balanced(pending, lambda item: item[1].duration or 0.0, state.num_processes)[state.process_index]
+        own: dict[Recording, dict] = {}
+        if mine:
+            classifier = load_pipeline(model, asr, language, device=state.device)
+            progress = Progress(pending, output, recordings, earlier, state.is_main_process)
+            for recording, info in mine:
+                own[recording] = analyze_one(
+                    classifier, recording, info, output, transcribe, state.process_index, verbose
+                )
+                write_rows(output / f".index-process{state.process_index}.csv", list(own.values()))
+                progress.update({**rows, **own})
+            progress.close()
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return None
+        return gather_rows(output, {**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings)
+
+
+def planned(recordings: list[Recording], output: Path, overwrite: bool) -> tuple[dict, dict, list]:
+    """
+    (The main process, OUT held.) What a killed run left: its staging entries cleared, its processes' rows gathered
+    into the index. Then the plan the processes share: the index's rows, the rows of the recordings done before or
+    that cannot be read, and the recordings left to analyse with what `probe` found (read before the model loads).
+    """
+    remove_staging(output)
+    gather_rows(output, read_index(output), recordings)
     earlier, rows, pending = read_index(output), {}, []
     for recording in recordings:
         folder = output / recording.name
@@ -229,52 +271,17 @@ def analyze_many(
             rows[recording] = earlier_row(recording, folder, earlier)
             continue
         try:
-            pending.append((recording, probe(recording.path)))  # before the model loads
+            pending.append((recording, probe(recording.path)))
         except ValueError as error:
             rows[recording] = row(recording, "", "", f"error: {one_line(error)}", "", "")
-    state.wait_for_everyone()  # every process has read the index before it changes
     skipped = sum(1 for r in rows.values() if r["status"] == "done")
-    if skipped and state.is_main_process:
+    if skipped:
         print(
             f"{skipped} of {len(recordings)} recordings were analysed by an earlier run: skipped "
             "(--overwrite analyses them again)."
         )
-    if state.is_main_process:
-        write_index(output, in_order({**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings))
-    mine = shard(pending, state.num_processes)[state.process_index]
-    own: dict[Recording, dict] = {}
-    if mine:
-        classifier = load_pipeline(model, asr, language, device=state.device)
-        progress = Progress(pending, output, recordings, earlier, state.is_main_process)
-        for recording, info in mine:
-            own[recording] = analyze_one(classifier, recording, info, output, transcribe, state.process_index, verbose)
-            write_rows(output / f".index-process{state.process_index}.csv", list(own.values()))
-            progress.update({**rows, **own})
-        progress.close()
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return None
-    return gather_rows(output, {**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings)
-
-
-def processes() -> PartialState:
-    """
-    This process among those `accelerate launch` started (one alone otherwise): processes on CPUs where asked
-    (`ACCELERATE_USE_CPU=1`) or where there is no accelerator, else one per device.
-    """
-    accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-    # A process waits for the others at the end, however long their recordings: a day, not torch's 30 minutes.
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not accelerator, timeout=timedelta(days=1))
-
-
-def shard(pending: list, processes: int) -> list[list]:
-    """The recordings split between the processes: longest first, each to the process with the least audio so far."""
-    loads, shards = [0.0] * processes, [[] for _ in range(processes)]
-    for recording, info in sorted(pending, key=lambda item: -(item[1].duration or 0.0)):
-        least = loads.index(min(loads))
-        shards[least].append((recording, info))
-        loads[least] += info.duration or 0.0
-    return shards
+    write_index(output, in_order({**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings))
+    return earlier, rows, pending
 
 
 def process_rows(output: Path) -> dict[str, dict]:

@@ -48,9 +48,19 @@ def row_name(row: dict[str, Any], index: int) -> str:
 
 
 def audio_of(row: dict[str, Any], index: int):
-    """A row's `Audio(decode=False)` cell read as the pipeline reads a file: its bytes, else the file it names."""
-    cell = row["audio"] or {}
-    source = cell.get("bytes") or cell.get("path")
+    """
+    A row's audio read as the pipeline reads a file: an `Audio(decode=False)` cell's bytes, else the file it names, or
+    the file a plain text cell names.
+    """
+    cell = row["audio"]
+    if isinstance(cell, str):
+        cell = {"path": cell}
+    if not isinstance(cell, dict | None):
+        raise ValueError(
+            f"The audio of {row_name(row, index)} is a {type(cell).__name__}: expected a file's path or an "
+            "Audio(decode=False) cell (bytes and path)."
+        )
+    source = (cell or {}).get("bytes") or (cell or {}).get("path")
     if not source:
         raise ValueError(f"The audio of {row_name(row, index)} has neither bytes nor a path.")
     return read_audio(source, math.inf, f"the audio of {row_name(row, index)}")

@@ -33,7 +33,7 @@ from modeling_gia_mic import (
 )
 from modeling_gia_mic.recording_gia_mic import VAD_FILE, VAD_FOLDER, packaged_vad_file
 
-from .calibration import calibrate_input_set, input_set_logits, input_sets, uncertainty_threshold
+from .calibration import calibrate_input_set, input_set_logits, input_sets, predict, uncertainty_threshold
 from .collator import MultimodalCollator
 from .features import attach_encoders, extract_features
 from .folders import claim_output, write_folder
@@ -260,9 +260,7 @@ def single_modality(split: datasets.Dataset, labels: np.ndarray, modality: str) 
 def evaluate_single(trainer: Trainer, split: datasets.Dataset) -> dict[str, float]:
     collator = MultimodalCollator(label_column="shared_label")
     trainer.data_collator = collator
-    output = trainer.predict(split)
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    metrics = classification_metrics(logits, output.label_ids, len(EMOTIONS))
+    metrics = classification_metrics(*predict(trainer, split), len(EMOTIONS))
     return {"accuracy": metrics["wa"], "ua": metrics["ua"], "ece": metrics["ece"], "rows": split.num_rows}
 
 
@@ -374,9 +372,7 @@ def held_out_scores(trainer: Trainer, test_parts: dict, seed: int) -> dict[str, 
         for modality, (split, labels) in test_parts.items()
     }
     trainer.data_collator = MultimodalCollator()
-    paired = trainer.predict(PairedByLabel(test_parts, 1400, seed + 1))
-    logits = paired.predictions[0] if isinstance(paired.predictions, tuple) else paired.predictions
-    all_three = classification_metrics(logits, paired.label_ids, len(EMOTIONS))
+    all_three = classification_metrics(*predict(trainer, PairedByLabel(test_parts, 1400, seed + 1)), len(EMOTIONS))
     scores["all three (paired)"] = {
         "accuracy": all_three["wa"],
         "ua": all_three["ua"],

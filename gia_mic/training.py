@@ -43,7 +43,7 @@ from modeling_gia_mic import (
     MultimodalForEmotionRecognition,
 )
 
-from .calibration import fit_temperatures, softmax, uncertainty_threshold
+from .calibration import fit_temperatures, predict, softmax, uncertainty_threshold
 from .collator import MultimodalCollator
 from .folders import check_model_source, claim_training_output, mark_training_output, path_inside, record_outputs
 from .folds import leave_one_group_out
@@ -511,12 +511,6 @@ def resume_checkpoint(value: str | bool | None, output_dir: str) -> str | None:
     if not (Path(value) / "trainer_state.json").is_file():
         raise ValueError(f"--resume_from_checkpoint: {value} is not a checkpoint folder (no trainer_state.json).")
     return str(value)
-
-
-def predict(trainer: Trainer, split: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    output = trainer.predict(split)
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    return np.asarray(logits), np.asarray(output.label_ids)
 
 
 def split_metrics(

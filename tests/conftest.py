@@ -259,6 +259,16 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0], lines[0]
 
 
+def accelerate_launch(processes: int, *command: str, port: int) -> subprocess.CompletedProcess:
+    """`command` under `accelerate launch`: CPU processes of one thread each (2 cores, not oversubscribed)."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
+    options = ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port"]
+    return subprocess.run(
+        [*launcher, *options, str(port), *command], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
 def beside(corpus: Path, name: str) -> Path:
     """An output folder next to a corpus folder (never inside an input)."""
     return corpus.with_name(f"{corpus.name}-{name}")

@@ -111,3 +111,11 @@ def test_transcription_benchmark_smoke(demo_model, talk):
     output = run_benchmark("transcription", "--model", str(demo_model), "--actors", "24", "--every", "12")
     assert "| the voice alone |" in output and "| the words always used |" in output
     assert "transcription on, the default" in output and "Words always used change" in output
+
+
+def test_many_recordings_benchmark_smoke(demo_model, talk):
+    """`talk` only for its skip: the benchmark builds its recordings from RAVDESS and FER-2013 in ../shared/data."""
+    arguments = ["--model", str(demo_model), "--recordings", "2", "--feature-actors", "1", "--no-transcribe"]
+    output = run_benchmark("many_recordings", *arguments)
+    assert "| analyze, 2 processes x 1 thread |" in output and "| extract-features, 2 processes |" in output
+    assert "The two analyze runs give the same labels: True" in output

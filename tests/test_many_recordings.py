@@ -7,7 +7,6 @@ processes.
 
 import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, accelerate_launch
 
+from gia_mic.folders import held
 from gia_mic.many_recordings import INDEX_COLUMNS, expand
 
 
@@ -106,6 +106,35 @@ def test_a_kill_mid_run_loses_only_the_recording_in_flight(talk, demo_model, tmp
     assert not list(output.rglob(".*partial-*")), "what the kill left half-written is gone"
 
 
+def test_an_output_folder_in_use_by_another_run_is_refused(talk, demo_model, tmp_path):
+    """The run holds OUT (flock) while it writes there: a second run on it stops at once, before any work."""
+    (tmp_path / "calls").mkdir()
+    shutil.copy(talk["audio"], tmp_path / "calls" / "first.wav")
+    output = tmp_path / "out"
+    output.mkdir()
+    with held(output, "gia-mic analyze"):
+        second = analyze(str(tmp_path / "calls"), "--model", str(demo_model), "--output", str(output))
+    assert second.returncode == 2 and "is being written by another run of `gia-mic analyze`" in second.stderr
+    assert list(output.iterdir()) == []
+
+
+def test_recordings_whose_folders_would_clash_are_refused(tmp_path):
+    """Writing a recording's folder whole would remove a folder inside it; names apart only by case are one folder."""
+    (tmp_path / "calls" / "monday").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    for name in ("calls/monday.wav", "calls/monday/first.wav", "other/Monday.mp3", "other/first.wav"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(ValueError, match="would be written to monday/ and monday/first/"):
+        expand([str(tmp_path / "calls")])
+    with pytest.raises(ValueError, match="would be written to first/ and first/"):
+        expand([str(tmp_path / "calls" / "monday"), str(tmp_path / "other" / "first.wav")])
+    with pytest.raises(ValueError, match="would be written to first/ and first/"):
+        expand([str(tmp_path / "other" / "first.wav"), str(tmp_path / "calls" / "monday")])
+    with pytest.raises(ValueError, match="would be written to monday/ and Monday/"):
+        expand([str(tmp_path / "calls" / "monday.wav"), str(tmp_path / "other" / "Monday.mp3")])
+    assert [r.name for r in expand([str(tmp_path / "calls" / "monday")])] == ["first"]
+
+
 @needs_data
 def test_lists_files_and_the_users_folders(talk, demo_model, tmp_path):
     (tmp_path / "a").mkdir()
@@ -113,7 +142,7 @@ def test_lists_files_and_the_users_folders(talk, demo_model, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("# the calls\na/talk.wav\n\n")
     assert [(r.path.name, r.name) for r in expand([f"@{listing}"])] == [("talk.wav", "talk")]
-    with pytest.raises(ValueError, match="would both be written to talk/"):
+    with pytest.raises(ValueError, match="would be written to talk/ and talk/"):
         expand([f"@{listing}", str(talk["audio"])])
     listing.write_text("a/missing.wav\n")
     missing = analyze(f"@{listing}", "--model", str(demo_model), "--output", str(tmp_path / "out"))
@@ -129,20 +158,6 @@ def test_lists_files_and_the_users_folders(talk, demo_model, tmp_path):
     assert inside.returncode == 2 and "apart" in inside.stderr
 
 
-def launch(processes: int, *args: str, port: int) -> subprocess.CompletedProcess:
-    """`gia-mic analyze` under `accelerate launch`, CPU processes of one thread each (2 cores, not oversubscribed)."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
-    options = ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port"]
-    return subprocess.run(
-        [*launcher, *options, str(port), GIA_MIC, "analyze", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 def segments_of(output: Path, name: str) -> list[dict]:
     return json.loads((output / name / "timeline.json").read_text())["segments"]
 
@@ -153,7 +168,7 @@ def test_two_processes_share_the_recordings_and_equal_one(calls, demo_model, tmp
     arguments = [str(calls), "--model", str(demo_model), "--no-transcribe", "--output"]
     one = analyze(*arguments, str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
-    two = launch(2, *arguments, str(tmp_path / "two"), port=29531)
+    two = accelerate_launch(2, GIA_MIC, "analyze", *arguments, str(tmp_path / "two"), port=29531)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("3 of 4 recordings analysed, 1 with an error") == 1, "the main process reports, once"
     rows = {Path(r["path"]).name: r for r in index(tmp_path / "two")}
@@ -170,3 +185,8 @@ def test_two_processes_share_the_recordings_and_equal_one(calls, demo_model, tmp
         for a, b in zip(single, shared):
             assert max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) < 1e-5
     assert not list((tmp_path / "two").glob(".index-process*")), "each process's rows are gathered into the index"
+    single = accelerate_launch(
+        2, GIA_MIC, "analyze", str(calls / "first.wav"), *arguments[1:], str(tmp_path / "single"), port=29532
+    )
+    assert single.returncode == 0 and single.stdout.count("Wrote") == 1, "one recording: the main process alone"
+    assert segments_of(tmp_path, "single") == segments_of(tmp_path / "one", "first")

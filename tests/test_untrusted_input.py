@@ -460,3 +460,19 @@ def test_ravdess_test_actors_must_exist_and_leave_some_to_train_on(tmp_path):
     with pytest.raises(BuildError, match="names every actor of the release .2.: none is left to train on"):
         ravdess.build(tmp_path, BuildReport(), tmp_path / "cache", (1, 2))
     assert ravdess.build(tmp_path, BuildReport(), tmp_path / "cache", (2,))["test"].num_rows == 1
+
+
+def test_a_dataset_audio_cell_is_a_path_or_an_audio_cell_else_it_is_named(tmp_path):
+    from gia_mic.preparation import audio_of
+
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, 0.1 * np.sin(np.arange(8000) / 5).astype(np.float32), 16000)
+    by_path, by_cell = (
+        audio_of({"id": "a", "audio": str(clip)}, 0),
+        audio_of({"id": "a", "audio": {"path": str(clip)}}, 0),
+    )
+    np.testing.assert_array_equal(by_path, by_cell)
+    with pytest.raises(ValueError, match=r"^The audio of b is a int: expected a file's path or an Audio"):
+        audio_of({"id": "b", "audio": 3}, 0)
+    with pytest.raises(ValueError, match="The audio of c has neither bytes nor a path"):
+        audio_of({"id": "c", "audio": None}, 0)

@@ -3,6 +3,7 @@
 segment, with one progress bar per stage, one line per segment, and `timeline.csv` / `.json` / `.png` written.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -11,13 +12,15 @@ from transformers.utils import logging as transformers_logging
 
 from modeling_gia_mic import TASK, MultimodalEmotionRecognitionPipeline
 from modeling_gia_mic.recording_gia_mic import probe
+from modeling_gia_mic.speakers_gia_mic import DiarizationOptions
 
 from .folders import check_model_source, claim_output, write_folder
-from .timeline import FILES, summary_line, write_timeline
+from .timeline import FILES, SPEAKERS_FILE, speaker_lines, summary_line, write_timeline
 
 
 COMMAND = "gia-mic analyze"
 STAGES = ("Finding speech", "Analysing segments")
+SPEAKER_STAGES = ("Finding speech", "Telling speakers apart", "Analysing segments")
 
 
 def load_pipeline(model: str, asr: str | None = None, language: str | None = None, device=None):
@@ -36,21 +39,22 @@ def load_pipeline(model: str, asr: str | None = None, language: str | None = Non
 
 
 class StageBars:
-    """One tqdm bar per stage, named `[k/2] stage`, opened when the stage first reports (closing the one before)."""
+    """One tqdm bar per stage, named `[k/n] stage`, opened when the stage first reports (closing the one before)."""
 
-    def __init__(self):
+    def __init__(self, stages: tuple[str, ...] = STAGES):
+        self.stages = stages
         self.stage: str | None = None
         self.bar: tqdm | None = None
 
     def __call__(self, stage: str, done: float, total: float | None) -> None:
         if stage != self.stage:
             self.close()
-            seconds = stage == STAGES[0]
+            seconds = stage == self.stages[0]
             self.stage, self.bar = (
                 stage,
                 tqdm(
                     total=total,
-                    desc=f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}",
+                    desc=f"[{self.stages.index(stage) + 1}/{len(self.stages)}] {stage}",
                     unit="s" if seconds else "segment",
                     bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]"
                     if seconds and total
@@ -64,25 +68,41 @@ class StageBars:
             self.bar.close()
 
 
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """What `gia-mic analyze` runs on each recording: the model, the speech recogniser, and what it finds."""
+
+    model: str
+    asr: str | None = None
+    language: str | None = None
+    transcribe: bool = True
+    speakers: DiarizationOptions | None = None
+
+    def stages(self) -> tuple[str, ...]:
+        return STAGES if self.speakers is None else SPEAKER_STAGES
+
+    def pipeline(self, device=None):
+        return load_pipeline(self.model, self.asr, self.language, device)
+
+    def run(self, classifier, info, progress):
+        return classifier.analyze(info, transcribe=self.transcribe, progress=progress, speakers=self.speakers)
+
+
 def analyze(
-    recording: Path,
-    model: str,
-    output: Path | None = None,
-    asr: str | None = None,
-    language: str | None = None,
-    transcribe: bool = True,
-    overwrite: bool = False,
+    recording: Path, settings: AnalysisSettings, output: Path | None = None, overwrite: bool = False
 ) -> tuple[Path, dict]:
     output = output or Path(f"{recording.stem}-emotions")
-    claim_output(output, COMMAND, {"recording": recording, "--model": model, "--asr": asr}, overwrite)
-    for source, option in ((model, "--model"), (asr, "--asr")):
+    claim_output(
+        output, COMMAND, {"recording": recording, "--model": settings.model, "--asr": settings.asr}, overwrite
+    )
+    for source, option in ((settings.model, "--model"), (settings.asr, "--asr")):
         if source is not None:
             check_model_source(source, option)
     info = probe(recording)  # before the model loads: a file that cannot be analysed is said at once
-    classifier = load_pipeline(model, asr, language)
-    bars = StageBars()
+    classifier = settings.pipeline()
+    bars = StageBars(settings.stages())
     try:
-        analysis = classifier.analyze(info, transcribe=transcribe, progress=bars)
+        analysis = settings.run(classifier, info, bars)
         segments = []
         for segment in analysis.segments:
             segments.append(segment)
@@ -92,6 +112,8 @@ def analyze(
     for note in analysis.notes:
         print(note)
     timeline = analysis.timeline(segments)
+    for line in speaker_lines(timeline.get("speakers", [])):
+        print(line)
     write_folder(
         output,
         lambda folder: write_timeline(timeline, classifier.labels, folder, recording.name),
@@ -102,4 +124,5 @@ def analyze(
 
 
 def summary(output: Path, timeline: dict) -> str:
-    return f"Wrote {len(timeline['segments'])} segments to {', '.join(str(output / name) for name in FILES)}"
+    files = [*FILES, SPEAKERS_FILE] if "speakers" in timeline else FILES
+    return f"Wrote {len(timeline['segments'])} segments to {', '.join(str(output / name) for name in files)}"

@@ -174,7 +174,7 @@ def command_export(argv: list[str]) -> None:
 def command_analyze(argv: list[str]) -> None:
     from pathlib import Path
 
-    from .analysis import analyze, summary
+    from .analysis import AnalysisSettings, analyze, summary
     from .folders import check_apart, check_model_source
     from .many_recordings import analyze_many, expand
     from .many_recordings import summary as many_summary
@@ -201,14 +201,28 @@ def command_analyze(argv: list[str]) -> None:
     parser.add_argument("--no-transcribe", action="store_true", help="leave the words out (speech and faces only)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier analyze output")
     parser.add_argument("--verbose", action="store_true", help="several recordings: each one's stages and segments")
+    parser.add_argument(
+        "--speakers", action="store_true", help="tell the speakers apart: utterances cut at speaker changes, named"
+    )
+    parser.add_argument("--num-speakers", "--num_speakers", type=positive_int, help="... and there are this many")
+    parser.add_argument(
+        "--speaker-names", "--speaker_names", help='... named in order of first appearance ("Ann,Bob")'
+    )
     args = parser.parse_args(argv)
+    speakers = None
+    if args.speakers or args.num_speakers or args.speaker_names:
+        from modeling_gia_mic.speakers_gia_mic import DiarizationOptions
+
+        names = tuple(name.strip() for name in args.speaker_names.split(",")) if args.speaker_names else ()
+        if any(not name for name in names) or len(set(names)) < len(names):
+            parser.error(f"--speaker-names takes different names, separated by commas; got {args.speaker_names!r}")
+        speakers = DiarizationOptions(num_speakers=args.num_speakers, names=names)
+    settings = AnalysisSettings(args.model, args.asr, args.language, not args.no_transcribe, speakers)
     (first,) = args.recordings if len(args.recordings) == 1 else (None,)
     if first is not None and not first.startswith("@") and not Path(first).is_dir():
         if not processes().is_main_process:
             return  # one recording under `accelerate launch`: the main process analyses it
-        output, timeline = analyze(
-            Path(first), args.model, args.output, args.asr, args.language, not args.no_transcribe, args.overwrite
-        )
+        output, timeline = analyze(Path(first), settings, args.output, args.overwrite)
         print(summary(output, timeline))
         return
     if args.output is None:
@@ -216,16 +230,7 @@ def command_analyze(argv: list[str]) -> None:
     recordings = expand(args.recordings)
     check_apart(args.output, {name: name for name in args.recordings if Path(name).is_dir()})
     check_model_source(args.model, "--model")
-    rows = analyze_many(
-        recordings,
-        args.model,
-        args.output,
-        args.asr,
-        args.language,
-        not args.no_transcribe,
-        args.overwrite,
-        args.verbose,
-    )
+    rows = analyze_many(recordings, settings, args.output, args.overwrite, args.verbose)
     if rows is not None:  # the main process's (under `accelerate launch`, the others have none)
         print(many_summary(args.output, rows))
 

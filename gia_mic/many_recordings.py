@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from modeling_gia_mic.recording_gia_mic import probe
 
-from .analysis import COMMAND, StageBars, load_pipeline
+from .analysis import COMMAND, AnalysisSettings, StageBars
 from .errors import one_line
 from .folders import UnsafePathError, check_writable, held, read_marker, write_file, write_folder
 from .processes import balanced, processes
@@ -219,11 +219,8 @@ def row(recording: Recording, duration, utterances, status: str, process, second
 
 def analyze_many(
     recordings: list[Recording],
-    model: str,
+    settings: AnalysisSettings,
     output: Path,
-    asr: str | None = None,
-    language: str | None = None,
-    transcribe: bool = True,
     overwrite: bool = False,
     verbose: bool = False,
 ) -> list[dict] | None:
@@ -241,11 +238,11 @@ def analyze_many(
         mine = balanced(pending, lambda item: item[1].duration or 0.0, state.num_processes)[state.process_index]
         own: dict[Recording, dict] = {}
         if mine:
-            classifier = load_pipeline(model, asr, language, device=state.device)
+            classifier = settings.pipeline(device=state.device)
             progress = Progress(pending, output, recordings, earlier, state.is_main_process)
             for recording, info in mine:
                 own[recording] = analyze_one(
-                    classifier, recording, info, output, transcribe, state.process_index, verbose
+                    classifier, recording, info, output, settings, state.process_index, verbose
                 )
                 write_rows(output / f".index-process{state.process_index}.csv", list(own.values()))
                 progress.update({**rows, **own})
@@ -336,12 +333,14 @@ class Progress:
         self.bar.close()
 
 
-def analyze_one(classifier, recording: Recording, info, output: Path, transcribe, process: int, verbose) -> dict:
+def analyze_one(
+    classifier, recording: Recording, info, output: Path, settings: AnalysisSettings, process: int, verbose: bool
+) -> dict:
     """One recording's row; its timeline folder written whole, or an error row naming the problem."""
     started = time.perf_counter()
-    bars = StageBars() if verbose else None
+    bars = StageBars(settings.stages()) if verbose else None
     try:
-        analysis = classifier.analyze(info, transcribe=transcribe, progress=bars)
+        analysis = settings.run(classifier, info, bars)
         timeline = {"source": source_of(recording), **analysis.timeline(list(analysis.segments))}
         write_folder(
             output / recording.name,

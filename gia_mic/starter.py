@@ -32,6 +32,7 @@ from modeling_gia_mic import (
     MultimodalForEmotionRecognition,
 )
 from modeling_gia_mic.recording_gia_mic import VAD_FILE, VAD_FOLDER, packaged_vad_file
+from modeling_gia_mic.speakers_gia_mic import SPEAKERS_FOLDER
 
 from .calibration import calibrate_input_set, input_set_logits, input_sets, predict, uncertainty_threshold
 from .collator import MultimodalCollator
@@ -39,6 +40,7 @@ from .features import attach_encoders, extract_features
 from .folders import claim_output, write_folder
 from .metrics import classification_metrics
 from .preparation import processor_for_encoders
+from .resemblyzer_ge2e import convert_resemblyzer
 from .training import FEATURE_COLUMNS, EmotionTrainer, feature_sizes, with_numpy_features
 
 
@@ -471,6 +473,7 @@ def save_starter(model, encoders: dict[str, str], output: Path, scores: dict, bu
         processor_for_encoders(encoders, **PROCESSOR).save_pretrained(folder)
         shutil.copytree(encoders["audio"], folder / "asr")  # the full Whisper, for speech-to-text in the demo
         copy_voice_activity_detector(folder)
+        convert_resemblyzer(folder / SPEAKERS_FOLDER)  # who speaks when, in a process without Resemblyzer installed
         plot_training_curves(log_history, folder / "training_curves.png", "GIA-MIC starter training")
         (folder / "starter_scores.json").write_text(json.dumps(scores, indent=2))
         (folder / "README.md").write_text(starter_card(scores, build, model.config), encoding="utf-8")
@@ -553,7 +556,9 @@ pairs drove the decision (gate values).
   its own emotion, the target the mean of the present inputs' emotions), so that a confident input is not
   overruled by the one the model would otherwise learn to trust.
 - The folder `asr/` holds the full Whisper tiny.en, used to transcribe speech when no text is given; `vad/` holds
-  Silero VAD (MIT, from the `silero-vad` package), used to find the utterances of a recording.
+  Silero VAD (MIT, from the `silero-vad` package), used to find the utterances of a recording; `speakers/` holds
+  Resemblyzer's GE2E speaker encoder (Apache-2.0, from the `resemblyzer` package), used to tell a recording's
+  speakers apart when asked (`speakers=True`; measured in the project's BENCHMARKS.md).
 
 ## How it was trained
 No public corpus here has all three modalities of one utterance, so training examples are **paired by label**: each

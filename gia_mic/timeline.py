@@ -1,7 +1,8 @@
 """
 A recording's emotion timeline (the result of the `multimodal-emotion-recognition` pipeline on a recording) as the
 files people read: `timeline.csv` (one row per segment), `timeline.json` (everything), `timeline.png` (each
-emotion's probability over time, segments shaded by their predicted emotion), and one terminal line per segment.
+emotion's probability over time, segments shaded by their predicted emotion; with speakers, a lane for each),
+`speakers.csv` (with speakers: each one's summary), and one terminal line per segment.
 """
 
 import csv
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 FILES = ("timeline.csv", "timeline.json", "timeline.png")
+SPEAKERS_FILE = "speakers.csv"  # with speakers told apart
 
 
 def clock(seconds: float) -> str:
@@ -27,7 +29,9 @@ def clock(seconds: float) -> str:
 
 def summary_line(segment: dict) -> str:
     """`0:01.0-0:02.9  happy 0.62  "Kids are talking by the door."  (face: sad 0.70)`"""
-    span = f"{clock(segment['start'])}-{clock(segment['end'])}"
+    span = f"{clock(segment['start'])}-{clock(segment['end'])}" + (
+        f"  {segment['speaker']}" if "speaker" in segment else ""
+    )
     if segment["label"] is None:
         return f"{span}  (no prediction: {' '.join(segment['notes'])})"
     text = f'  "{segment["text"]}"' if segment["text"] else ""
@@ -47,12 +51,13 @@ def rows(timeline: dict, labels: list[str]) -> tuple[list[str], list[dict]]:
     segments = timeline["segments"]
     inputs = [name for name in ("text", "speech", "face") if any(name in s["inputs"] for s in segments)]
     gates = list(dict.fromkeys(pair for s in segments for pair in s["gates"]))
-    columns = ["start", "end", "text", "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
+    speakers = ["speaker"] if any("speaker" in s for s in segments) else []
+    columns = ["start", "end", *speakers, "text", "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
     columns += [f"{name}_{what}" for name in inputs for what in ("label", "score")]
     columns += [f"gate_{pair}" for pair in gates] + ["notes"]
     table = []
     for segment in segments:
-        row = {key: segment.get(key) for key in ("start", "end", "text", "label", "score", "uncertain")}
+        row = {key: segment.get(key) for key in ("start", "end", *speakers, "text", "label", "score", "uncertain")}
         row.update({f"p_{label}": segment["scores"].get(label) for label in labels})
         for name in inputs:
             own = segment["inputs"].get(name, {})
@@ -75,11 +80,29 @@ def write_csv(timeline: dict, labels: list[str], path: Path) -> None:
 
 
 def plot(timeline: dict, labels: list[str], path: Path, title: str) -> None:
+    figure = timeline_figure(timeline, labels, title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def timeline_figure(timeline: dict, labels: list[str], title: str):
     """Each emotion's probability as a step line across its segments (gaps where there is no speech), and each
-    segment shaded in the colour of its predicted emotion."""
+    segment shaded in the colour of its predicted emotion; with speakers, below it one lane per speaker, each of
+    their utterances a block in the colour of its emotion."""
     colours = {label: plt.get_cmap("tab10")(index % 10) for index, label in enumerate(labels)}
     width = min(40.0, max(8.0, timeline["duration"] / 20))
-    figure, axis = plt.subplots(figsize=(width, 3.6))
+    speakers = [own["speaker"] for own in timeline.get("speakers", [])]
+    if speakers:
+        height = 3.6 + 0.45 * len(speakers)
+        figure, (axis, lanes) = plt.subplots(
+            2,
+            1,
+            figsize=(width, height),
+            sharex=True,
+            gridspec_kw={"height_ratios": [3.6, 0.45 * len(speakers) + 0.4]},
+        )
+    else:
+        figure, axis = plt.subplots(figsize=(width, 3.6))
     for segment in timeline["segments"]:
         if segment["label"] is not None:
             axis.axvspan(segment["start"], segment["end"], color=colours[segment["label"]], alpha=0.15, lw=0)
@@ -96,13 +119,54 @@ def plot(timeline: dict, labels: list[str], path: Path, title: str) -> None:
         axis.plot(times, values, color=colours[label], lw=1.6, label=label)
     axis.set_xlim(0, max(timeline["duration"], 1e-3))
     axis.set_ylim(0, 1)
-    axis.set_xlabel("time (s)")
     axis.set_ylabel("probability")
     axis.set_title(title if timeline["segments"] else f"{title}: no speech found")
     axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if speakers:
+        draw_lanes(lanes, timeline["segments"], speakers, colours)
+        lanes.set_xlabel("time (s)")
+    else:
+        axis.set_xlabel("time (s)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
+
+
+def draw_lanes(axis, segments: list[dict], speakers: list[str], colours: dict) -> None:
+    """One lane per speaker (the first at the top); each utterance a block coloured by its emotion, grey if none."""
+    for row, speaker in enumerate(speakers):
+        own = [s for s in segments if s.get("speaker") == speaker]
+        spans = [(s["start"], s["end"] - s["start"]) for s in own]
+        faces = [colours[s["label"]] if s["label"] is not None else "lightgrey" for s in own]
+        axis.broken_barh(spans, (len(speakers) - 1 - row - 0.35, 0.7), facecolors=faces, edgecolor="white", lw=0.5)
+    axis.set_yticks(range(len(speakers)), list(reversed(speakers)), fontsize=9)
+    axis.set_ylim(-0.6, len(speakers) - 0.4)
+    axis.set_ylabel("speaker")
+
+
+def speaker_lines(summary: list[dict]) -> list[str]:
+    """`Ann  12.3 s, 5 utterances, mostly neutral (60 %), 2 changes: 0:12.3 neutral -> angry, ...`"""
+    lines = []
+    for own in summary:
+        mostly = f"mostly {own['emotion']} ({own['shares'][own['emotion']]:.0%})" if own["emotion"] else "no emotion"
+        changes = ", ".join(f"{clock(c['time'])} {c['from']} -> {c['to']}" for c in own["changes"])
+        counted = f"{len(own['changes'])} change{'s' if len(own['changes']) != 1 else ''}"
+        lines.append(
+            f"{own['speaker']}  {own['seconds']:.1f} s, {own['utterances']} utterances, {mostly}, {counted}"
+            + (f": {changes}" if changes else "")
+        )
+    return lines
+
+
+def write_speakers(timeline: dict, labels: list[str], path: Path) -> None:
+    """`speakers.csv`: per speaker, speaking time, utterances, the most frequent emotion, each emotion's share of
+    their time, and the moments their emotion changed."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["speaker", "seconds", "utterances", "emotion", *(f"share_{x}" for x in labels), "changes"])
+        for own in timeline["speakers"]:
+            changes = "; ".join(f"{c['time']:.1f} {c['from']}->{c['to']}" for c in own["changes"])
+            shares = [own["shares"][label] for label in labels]
+            writer.writerow([own["speaker"], own["seconds"], own["utterances"], own["emotion"], *shares, changes])
 
 
 def write_timeline(timeline: dict, labels: list[str], folder: Path, recording: str) -> None:
@@ -112,3 +176,5 @@ def write_timeline(timeline: dict, labels: list[str], folder: Path, recording: s
         json.dumps({"recording": recording, "labels": labels, **timeline}, indent=2), encoding="utf-8"
     )
     plot(timeline, labels, folder / "timeline.png", f"Emotions in {recording}")
+    if "speakers" in timeline:
+        write_speakers(timeline, labels, folder / SPEAKERS_FILE)

@@ -44,6 +44,7 @@ from .modeling_multimodal import MultimodalModel, MultimodalPreTrainedModel
 from .pipeline_gia_mic import TASK, MultimodalEmotionRecognitionPipeline, SpeechRecognizer
 from .processing_gia_mic import GiaMicProcessor, read_video_frames
 from .recording_gia_mic import RecordingError, SegmentationOptions, VoiceActivityDetector
+from .speakers_gia_mic import DiarizationOptions, SpeakerEncoder
 
 
 # The three architectures: `--architecture NAME` in the CLI, and the classes it builds.
@@ -66,6 +67,7 @@ __all__ = [
     "AdversarialAutoencoder",
     "ContrastiveAlignment",
     "CrossModalGateMechanism",
+    "DiarizationOptions",
     "FeatureFusionModule",
     "GatedInteractiveAttention",
     "GiaMicConfig",
@@ -96,6 +98,7 @@ __all__ = [
     "MultimodalPreTrainedModel",
     "RecordingError",
     "SegmentationOptions",
+    "SpeakerEncoder",
     "SpeechRecognizer",
     "VoiceActivityDetector",
     "read_video_frames",

@@ -51,6 +51,14 @@ from .recording_gia_mic import (
     truncation_note,
     windows,
 )
+from .speakers_gia_mic import (
+    DiarizationOptions,
+    SpeakerEncoder,
+    diarization_options,
+    diarize_recording,
+    speaker_names,
+    speaker_summary,
+)
 
 
 TASK = "multimodal-emotion-recognition"
@@ -92,10 +100,14 @@ class RecordingAnalysis:
     duration: float
     notes: list[str]
     segments: Iterator[dict]
+    labels: list[str] = field(default_factory=list)
 
     def timeline(self, segments: list[dict]) -> dict:
-        """What the pipeline returns for a recording, once its segments are in."""
-        return {"duration": self.duration, "notes": self.notes, "segments": segments}
+        """What the pipeline returns for a recording, once its segments are in (with speakers: each one's summary)."""
+        found = {"duration": self.duration, "notes": self.notes, "segments": segments}
+        if any("speaker" in segment for segment in segments):
+            found["speakers"] = speaker_summary(segments, self.labels)
+        return found
 
 
 @dataclass
@@ -273,13 +285,14 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         self.asr_settings = {"language": language, "batch_size": asr_batch_size, "bfloat16": bfloat16}
         self.segmentation = segmentation or SegmentationOptions()
         self._speech_recognizer: SpeechRecognizer | None | bool = None
+        self._speaker_encoder: SpeakerEncoder | None = None
         super().__init__(*args, **kwargs)
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.batch_processor = copy.copy(self.processor)  # faces are cut per sample, before batching
         self.batch_processor.detect_faces = False
 
     def _sanitize_parameters(
-        self, top_k=None, transcribe=None, max_seconds=None, progress=None, explain=None, **kwargs
+        self, top_k=None, transcribe=None, max_seconds=None, progress=None, explain=None, speakers=None, **kwargs
     ):
         if kwargs:
             raise TypeError(f"Unknown arguments for the {TASK} pipeline: {', '.join(kwargs)}.")
@@ -291,8 +304,9 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         for name, flag in (("transcribe", transcribe), ("explain", explain)):
             if flag is not None and not isinstance(flag, bool):
                 raise ValueError(f"`{name}` takes True or False; got {flag!r}.")
+        speakers = diarization_options(speakers)
         preprocess = {"max_seconds": max_seconds} if max_seconds is not None else {}
-        given = {"transcribe": transcribe, "progress": progress, "explain": explain}
+        given = {"transcribe": transcribe, "progress": progress, "explain": explain, "speakers": speakers}
         forward = {name: value for name, value in given.items() if value is not None}
         postprocess = {
             name: value for name, value in {"top_k": top_k, "explain": explain}.items() if value is not None
@@ -405,7 +419,12 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         return PipelineIterator(results, self.postprocess, postprocess_params)
 
     def _forward(
-        self, model_inputs, transcribe: bool = True, progress: StageProgress | None = None, explain: bool = False
+        self,
+        model_inputs,
+        transcribe: bool = True,
+        progress: StageProgress | None = None,
+        explain: bool = False,
+        speakers: DiarizationOptions | None = None,
     ):
         """One decoded item, or a list of them (from `get_iterator`): a list gives a list of outputs."""
         batch = model_inputs if isinstance(model_inputs, list) else [model_inputs]
@@ -416,13 +435,21 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             self.note_untranscribed(samples)
         predictions = iter(self.predict(samples, explain))
         outputs = [
-            self.timeline(item, transcribe, progress) if isinstance(item, MediaInfo) else (item, next(predictions))
+            self.timeline(item, transcribe, progress, speakers)
+            if isinstance(item, MediaInfo)
+            else (item, next(predictions))
             for item in batch
         ]
         return outputs if isinstance(model_inputs, list) else outputs[0]
 
-    def timeline(self, recording: MediaInfo, transcribe: bool, progress: StageProgress | None) -> dict:
-        analysis = self.analyze(recording, transcribe=transcribe, progress=progress)
+    def timeline(
+        self,
+        recording: MediaInfo,
+        transcribe: bool,
+        progress: StageProgress | None,
+        speakers: DiarizationOptions | None,
+    ) -> dict:
+        analysis = self.analyze(recording, transcribe=transcribe, progress=progress, speakers=speakers)
         return analysis.timeline(list(analysis.segments))
 
     def postprocess(self, model_outputs, top_k: int | None = None, explain: bool = False):
@@ -576,15 +603,17 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         max_seconds: float | None = None,
         progress: StageProgress | None = None,
         batch_size: int = 8,
+        speakers: DiarizationOptions | bool | int | dict | None = None,
     ) -> "RecordingAnalysis":
         """
         A recording's utterances: speech is found by the voice-activity detector here (a video without an audio
         track: faces in fixed windows); the returned `segments` then give each utterance, in order, as soon as it is
         analysed: words transcribed, faces cut from the frames on screen, the model run on `batch_size` utterances
-        at a time. The recording is streamed, never held whole.
+        at a time. The recording is streamed, never held whole. With `speakers`, the utterances are also cut where
+        the speaker changes and each names its speaker (`SPEAKER_00`, ... in order of first appearance).
         """
         info = recording if isinstance(recording, MediaInfo) else probe(recording, max_seconds)
-        notes = []
+        notes, names, speakers = [], None, diarization_options(speakers)
         report = progress or (lambda stage, done, total: None)
         modalities = self.model.config.modalities
         if info.has_audio:
@@ -600,6 +629,15 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 notes.extend(truncation_note(info, duration))
             if not spans:
                 notes.append(f"No speech was found in {info.name}: the timeline is empty.")
+            elif speakers is not None:
+                report("Telling speakers apart", 0, 1)
+                turns = diarize_recording(info.path, spans, self.speaker_encoder(), speakers)
+                report("Telling speakers apart", 1, 1)
+                spans = [(start, end) for start, end, _ in turns]
+                called = speaker_names(turns, speakers.names)
+                names = {start: called[speaker] for start, _, speaker in turns}
+                if len(speakers.names) > len(called):
+                    notes.append(f"{len(speakers.names)} speaker names were given; {len(called)} speakers were heard.")
         elif "vision" in modalities:
             duration = info.duration or 0.0
             spans = windows(duration, self.segmentation.window_s)
@@ -616,9 +654,16 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             video="vision" in modalities,
             notes=notes,
         )
-        return RecordingAnalysis(
-            info.name, duration, notes, self.analyze_segments(media, len(spans), transcribe, report, batch_size)
-        )
+        segments = self.analyze_segments(media, len(spans), transcribe, report, batch_size)
+        if names is not None:
+            segments = ({**result, "speaker": names[result["start"]]} for result in segments)
+        return RecordingAnalysis(info.name, duration, notes, segments, self.labels)
+
+    def speaker_encoder(self) -> SpeakerEncoder:
+        """The model folder's speaker encoder (`speakers/`), else the installed Resemblyzer's; loaded once."""
+        if self._speaker_encoder is None:
+            self._speaker_encoder = SpeakerEncoder.from_pretrained(self.model.name_or_path or None)
+        return self._speaker_encoder
 
     def analyze_segments(self, media: Iterator[SegmentMedia], total: int, transcribe: bool, report, batch_size: int):
         done = 0

@@ -6,7 +6,8 @@ with a 0.25-s collar around each reference turn's edges) of `modeling_gia_mic.sp
   2, 3 and 4 speakers, both sexes and one, 10 turns of one sentence each, pauses of 0.2-1 s between turns;
 - pyannote's real two-speaker sample (`pyannote/audio/sample/sample.wav` with its `sample.rttm`).
 
-The speech spans come from the recording reader's own voice-activity detector (Silero VAD).
+The speech spans are the utterances the recording reader cuts (Silero VAD, then `SegmentationOptions`), as in
+`gia-mic analyze --speakers`.
 
     python benchmarks/diarization.py [--conversations 5] [--model .cache/demo/gia-mic-starter]
 
@@ -114,10 +115,9 @@ def conversation(actors: list[int], turns: int, generator: np.random.Generator) 
 
 
 def speech_spans(audio: np.ndarray, detector: VoiceActivityDetector) -> list[tuple[float, float]]:
-    """The detector's speech, pauses under 0.3 s kept inside, as spans (no joining into the model's segments)."""
-    probabilities = detector.probabilities([audio])
-    options = SegmentationOptions(min_silence_s=0.3, speech_pad_s=0.05, min_segment_s=0.0, max_segment_s=1e9)
-    return speech_segments(probabilities, audio.size / RATE, options)
+    """The utterances `gia-mic analyze` cuts from the detector's speech (the reader's own `SegmentationOptions`):
+    diarization then cuts them where the speaker changes, as it does in an analysis."""
+    return speech_segments(detector.probabilities([audio]), audio.size / RATE, SegmentationOptions())
 
 
 def pyannote_sample() -> tuple[np.ndarray, list[Turn]] | None:

@@ -82,7 +82,12 @@ class AnalysisSettings:
         return STAGES if self.speakers is None else SPEAKER_STAGES
 
     def pipeline(self, device=None):
-        return load_pipeline(self.model, self.asr, self.language, device)
+        """The pipeline, with the speaker encoder loaded now when speakers are asked for (a missing one is said
+        before any recording is read)."""
+        classifier = load_pipeline(self.model, self.asr, self.language, device)
+        if self.speakers is not None:
+            classifier.speaker_encoder()
+        return classifier
 
     def run(self, classifier, info, progress):
         return classifier.analyze(info, transcribe=self.transcribe, progress=progress, speakers=self.speakers)

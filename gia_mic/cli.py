@@ -152,6 +152,8 @@ def command_extract_features(argv: list[str]) -> None:
     )
     if result is not None:  # the main process, which put the shards together
         print(result)
+        splits = ", ".join(f"{name} {split.num_rows}" for name, split in result.items())
+        print(f"Wrote {sum(s.num_rows for s in result.values())} rows ({splits}) of encoder features to {args.output}")
 
 
 def command_export(argv: list[str]) -> None:
@@ -210,13 +212,14 @@ def command_analyze(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     speakers = None
-    if args.speakers or args.num_speakers or args.speaker_names:
+    if args.speakers or args.num_speakers or args.speaker_names is not None:
         from modeling_gia_mic.speakers_gia_mic import DiarizationOptions
 
-        names = tuple(name.strip() for name in args.speaker_names.split(",")) if args.speaker_names else ()
-        if any(not name for name in names) or len(set(names)) < len(names):
-            parser.error(f"--speaker-names takes different names, separated by commas; got {args.speaker_names!r}")
-        speakers = DiarizationOptions(num_speakers=args.num_speakers, names=names)
+        names = tuple(name.strip() for name in args.speaker_names.split(",")) if args.speaker_names is not None else ()
+        try:
+            speakers = DiarizationOptions(num_speakers=args.num_speakers, names=names)
+        except ValueError as error:
+            parser.error(f"--speaker-names {args.speaker_names!r} / --num-speakers {args.num_speakers}: {error}")
     settings = AnalysisSettings(args.model, args.asr, args.language, not args.no_transcribe, speakers)
     (first,) = args.recordings if len(args.recordings) == 1 else (None,)
     if first is not None and not first.startswith("@") and not Path(first).is_dir():

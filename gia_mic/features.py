@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -91,7 +92,6 @@ def extract_features(
         "rows": {name: split._fingerprint for name, split in dataset.items()},
         "encoders": {m: os.path.abspath(e) if os.path.exists(e) else e for m, e in encoders.items()},
         "label_column": label_column,
-        "batch_size": batch_size,
         "architecture": architecture,
         "processor": processor_settings,
         "shard_rows": shard_rows,
@@ -108,7 +108,7 @@ def extract_features(
             for start in range(0, split.num_rows, shard_rows)
         ]
         if state.is_main_process:
-            pending = [s for s in shards if read_marker(shards_folder / s.name).get("command") != COMMAND]
+            pending = [shard for shard in shards if not saved(shards_folder, shard)]
             if len(pending) < len(shards):
                 print(f"{len(shards) - len(pending)} of {len(shards)} shards were encoded by an earlier run: kept.")
         (pending,) = broadcast_object_list([pending if state.is_main_process else None])  # one list for all
@@ -126,6 +126,9 @@ def extract_features(
         if not state.is_main_process:
             return None
         put_together(shards_folder, shards, dataset, model, encoders, output, overwrite, title or dataset_path)
+        for entry in shards_folder.iterdir():  # the marker last: a kill midway leaves a folder known as ours
+            if entry.name != MARKER:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         shutil.rmtree(shards_folder)
     return datasets.load_from_disk(output)
 
@@ -169,35 +172,46 @@ def feature_columns(split: Dataset, model: MultimodalModel, modalities: Iterable
 
 
 def check_shards_folder(folder: Path) -> None:
-    """Where the shards go: free, empty, or this command's shards folder; anything else is left untouched."""
+    """
+    Where the shards go: free, or a folder of this command's shards (marked, or whatever a kill left of one: its
+    settings, saved shards and half-written ones); anything else is left untouched.
+    """
     if folder.is_symlink() or folder.exists() and not folder.is_dir():
         raise UnsafePathError(f"{folder} is in the way of the output's shards; it is left untouched: move it.")
-    if folder.is_dir() and any(folder.iterdir()) and read_marker(folder).get("command") != SHARDS_COMMAND:
+    if not folder.is_dir() or read_marker(folder).get("command") == SHARDS_COMMAND:
+        return
+    stray = next((entry for entry in folder.iterdir() if not shards_entry(entry)), None)
+    if stray is not None:
         raise UnsafePathError(
-            f"{folder} is in the way of the output's shards and was not written by {COMMAND}; it is left untouched: "
-            "move it, or choose another output."
+            f"{folder} is in the way of the output's shards and holds {stray.name}, which {COMMAND} did not write; "
+            "it is left untouched: move it, or choose another output."
         )
+
+
+def shards_entry(entry: Path) -> bool:
+    """An entry of the shards folder this command writes: its marker or settings, a saved or half-written shard."""
+    own_file = entry.name in (SETTINGS, MARKER) and entry.is_file() and not entry.is_symlink()
+    return own_file or ".partial-" in entry.name or read_marker(entry).get("command") == COMMAND
 
 
 def reset_shards_folder(folder: Path, settings: dict) -> None:
     """
-    (Held.) The shards of an earlier run with the same settings are kept (a shard a kill left half-written is
-    cleared); those of other settings are removed, if the folder holds nothing but this command's shards.
+    (Checked and held.) The shards of an earlier run with the same settings are kept (a shard a kill left
+    half-written is cleared); those of other settings are removed. The marker is written first and removed last, so
+    a kill at any moment leaves a folder the next run knows as its own.
     """
     try:
         earlier = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         earlier = None
     same = earlier == json.loads(json.dumps(settings))
+    if not same:
+        write_marker(folder, SHARDS_COMMAND)
     for entry in list(folder.iterdir()):
-        ours = entry.name in (SETTINGS, MARKER) or ".partial-" in entry.name
-        if not ours and read_marker(entry).get("command") != COMMAND:
-            raise UnsafePathError(f"{folder} holds {entry.name}, which {COMMAND} did not write; it is left untouched.")
-        if not same or ".partial-" in entry.name:
+        if entry.name != MARKER and (not same or ".partial-" in entry.name):
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     if not same:
         (folder / SETTINGS).write_text(json.dumps(settings, indent=1), encoding="utf-8")
-        write_marker(folder, SHARDS_COMMAND)
 
 
 def encode_shard(
@@ -282,23 +296,33 @@ class RowsProgress:
     """One bar over the rows every process encodes, drawn by the main process: rows, rate, shards saved."""
 
     def __init__(self, pending: list[Shard], folder: Path, description: str, main: bool):
-        self.pending, self.folder, self.main = pending, folder, main
-        self.own = self.own_saved = 0
+        self.unsaved, self.folder, self.main = list(pending), folder, main
+        self.own = self.own_saved = self.saved_rows = 0
+        self.checked = 0.0
         self.bar = tqdm(total=sum(s.rows for s in pending), desc=description, unit=" rows", disable=not main)
 
     def advance(self, rows: int) -> None:
-        """Rows this process has taken; the bar counts them with the shards the others have saved."""
+        """Rows this process has taken; the bar counts them with the shards saved so far (looked for once a second)."""
         self.own += rows
         if not self.main:
             return
-        others = sum(s.rows for s in self.pending if read_marker(self.folder / s.name).get("command") == COMMAND)
-        self.bar.update(max(self.own - self.own_saved + others, self.bar.n) - self.bar.n)
+        if time.monotonic() - self.checked >= 1.0:
+            self.checked = time.monotonic()
+            newly = [shard for shard in self.unsaved if saved(self.folder, shard)]
+            self.saved_rows += sum(shard.rows for shard in newly)
+            self.unsaved = [shard for shard in self.unsaved if shard not in newly]
+        self.bar.update(max(self.own - self.own_saved + self.saved_rows, self.bar.n) - self.bar.n)
 
     def shard_done(self) -> None:
         self.own_saved = self.own
 
     def close(self) -> None:
         self.bar.close()
+
+
+def saved(folder: Path, shard: Shard) -> bool:
+    """Whether the shard is saved whole in the shards folder (put in place by `write_folder`, marker and all)."""
+    return read_marker(folder / shard.name).get("command") == COMMAND
 
 
 @contextmanager

@@ -296,7 +296,8 @@ def record_outputs(output_dir: str | os.PathLike, command: str) -> None:
 def held(folder: Path, command: str) -> Iterator[None]:
     """
     `folder` (made if need be) held by this run alone while it writes there: a second run of `command` on the same
-    folder, from this machine or another sharing the file system, is refused at once instead of mixing its files in.
+    folder, from this machine or another sharing the file system, is refused at once instead of mixing its files in
+    (where the file system locks folders: on one that does not, such as NFSv4, the run goes on unguarded).
     """
     folder.mkdir(parents=True, exist_ok=True)
     handle = os.open(folder, os.O_RDONLY)
@@ -308,6 +309,8 @@ def held(folder: Path, command: str) -> Iterator[None]:
                 f"{folder} is being written by another run of `{command}`; wait for it to end, or choose another "
                 "folder."
             ) from None
+        except OSError:
+            pass  # a file system without locks on folders (NFSv4, Lustre): the run goes on unguarded
         yield
     finally:
         os.close(handle)  # the lock goes with it

@@ -66,6 +66,9 @@ def expand(arguments: list[str]) -> list[Recording]:
         else:
             raise FileNotFoundError(f"{argument}: no such file or folder.")
     recordings = list(dict.fromkeys(found))
+    for recording in recordings:
+        if any(part in ("", ".", "..") for part in recording.name.split("/")):
+            raise ValueError(f"{recording.path}: its name gives no folder of its own under the output; rename it.")
     if not recordings:
         raise ValueError(f"No audio or video files in {' '.join(arguments)}.")
     check_folders_apart(recordings)

@@ -27,10 +27,11 @@ def processes() -> PartialState:
 
 
 def balanced(work: Sequence[Work], size: Callable[[Work], float], count: int) -> list[list[Work]]:
-    """`work` split into `count` parts: largest first, each piece to the part with the least so far."""
+    """`work` split into `count` parts: largest first, each piece to the part with the least so far (of equal
+    loads, the one with fewer pieces: work of unknown size is shared too)."""
     loads, parts = [0.0] * count, [[] for _ in range(count)]
     for piece in sorted(work, key=lambda piece: -size(piece)):
-        least = loads.index(min(loads))
+        least = min(range(count), key=lambda part: (loads[part], len(parts[part])))
         parts[least].append(piece)
         loads[least] += size(piece)
     return parts

@@ -100,7 +100,7 @@ class RecordingAnalysis:
     duration: float
     notes: list[str]
     segments: Iterator[dict]
-    labels: list[str] = field(default_factory=list)
+    labels: list[str]
 
     def timeline(self, segments: list[dict]) -> dict:
         """What the pipeline returns for a recording, once its segments are in (with speakers: each one's summary)."""
@@ -304,10 +304,11 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         for name, flag in (("transcribe", transcribe), ("explain", explain)):
             if flag is not None and not isinstance(flag, bool):
                 raise ValueError(f"`{name}` takes True or False; got {flag!r}.")
-        speakers = diarization_options(speakers)
         preprocess = {"max_seconds": max_seconds} if max_seconds is not None else {}
-        given = {"transcribe": transcribe, "progress": progress, "explain": explain, "speakers": speakers}
+        given = {"transcribe": transcribe, "progress": progress, "explain": explain}
         forward = {name: value for name, value in given.items() if value is not None}
+        if speakers is not None:  # False too: it turns off speakers set when the pipeline was made
+            forward["speakers"] = diarization_options(speakers)
         postprocess = {
             name: value for name, value in {"top_k": top_k, "explain": explain}.items() if value is not None
         }
@@ -638,12 +639,19 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 names = {start: called[speaker] for start, _, speaker in turns}
                 if len(speakers.names) > len(called):
                     notes.append(f"{len(speakers.names)} speaker names were given; {len(called)} speakers were heard.")
+                if speakers.num_speakers and len(called) < speakers.num_speakers:
+                    notes.append(
+                        f"{speakers.num_speakers} speakers were asked for; {info.name} has speech enough to tell "
+                        f"{len(called)} apart."
+                    )
         elif "vision" in modalities:
             duration = info.duration or 0.0
             spans = windows(duration, self.segmentation.window_s)
             notes.append(
                 f"{info.name} has no audio track: faces only, in {self.segmentation.window_s:g}-second windows."
             )
+            if speakers is not None:
+                notes.append(f"{info.name} has no audio track: its speakers cannot be told apart.")
         else:
             raise RecordingError(f"{info.name} has no audio track, and this model reads no faces.")
         media = cut_segments(

@@ -10,6 +10,7 @@ import importlib.util
 import itertools
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,33 @@ class DiarizationOptions:
     min_turn_s: float = 0.6  # a change of speaker shorter than this is taken for the neighbours' speaker
     names: tuple[str, ...] = ()  # the speakers' names in order of first appearance (the rest SPEAKER_nn)
 
+    def __post_init__(self):
+        for name in ("window_s", "hop_s", "min_speaker_s", "min_turn_s", "min_silhouette"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"DiarizationOptions.{name} must be a number; got {value!r}.")
+        if self.window_s <= 0 or self.hop_s <= 0:
+            raise ValueError(
+                f"DiarizationOptions: window_s and hop_s must be positive; got {self.window_s}, {self.hop_s}."
+            )
+        for name in ("num_speakers", "min_speakers", "max_speakers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"DiarizationOptions.{name} must be a whole number, 1 or more; got {value!r}.")
+        if self.min_speakers > self.max_speakers:
+            raise ValueError(
+                f"DiarizationOptions: min_speakers {self.min_speakers} > max_speakers {self.max_speakers}."
+            )
+        names = self.names
+        if isinstance(names, str) or not all(isinstance(n, str) and n.strip() for n in names):
+            raise ValueError(f"DiarizationOptions.names takes a tuple of names; got {names!r}.")
+        if len(set(names)) < len(names) or any(re.fullmatch(r"SPEAKER_\d+", n) for n in names):
+            raise ValueError(
+                f"DiarizationOptions.names must differ from each other and from SPEAKER_nn; got {names!r}."
+            )
+        if self.num_speakers is not None and len(names) > self.num_speakers:
+            raise ValueError(f"{len(names)} speaker names were given for {self.num_speakers} speakers.")
+
 
 def diarization_options(value) -> DiarizationOptions | None:
     """What a pipeline call's `speakers=` gives: False/None (no), True (found), a number of speakers, a dict of
@@ -51,6 +79,8 @@ def diarization_options(value) -> DiarizationOptions | None:
         return DiarizationOptions()
     if isinstance(value, int) and value >= 1:
         return DiarizationOptions(num_speakers=value)
+    if isinstance(value, dict) and isinstance(value.get("names"), list):
+        value = {**value, "names": tuple(value["names"])}
     if isinstance(value, dict) or hasattr(value, "__dataclass_fields__"):
         fields = (
             value if isinstance(value, dict) else {name: getattr(value, name) for name in value.__dataclass_fields__}
@@ -101,8 +131,7 @@ class SpeakerEncoder(nn.Module):
         if path is not None:
             encoder.load_state_dict(load_file(path))
         elif (packaged := packaged_speaker_file()) is not None:
-            state = torch.load(packaged, map_location="cpu", weights_only=True)["model_state"]
-            encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("similarity")})
+            encoder.load_state_dict(resemblyzer_weights(packaged))
         else:
             raise FileNotFoundError(
                 "Telling speakers apart needs Resemblyzer's encoder: `pip install --no-deps resemblyzer==0.1.4`, or a "
@@ -155,26 +184,38 @@ def packaged_speaker_file() -> Path | None:
     return path if path.is_file() else None
 
 
+def resemblyzer_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The encoder's weights in Resemblyzer's `pretrained.pt` (its training-only similarity scale left out)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+    return {name: value for name, value in state.items() if not name.startswith("similarity")}
+
+
 def recording_windows(path: str, windows: list[tuple[float, float]], window_s: float) -> Iterator[np.ndarray]:
     """
     Each window's samples (in time order), from one streaming decode of the recording's audio at 16 kHz: only the
-    audio from the earliest window still to come is held.
+    audio from the earliest window still to come is held, and the decoding stops after the last window. Where the
+    audio cannot be decoded further (a damaged file), the windows beyond are silence, as the speech pass found none.
     """
     from .audio_gia_mic import decode_audio, import_av
 
+    av = import_av()
     length, pending = round(window_s * SAMPLING_RATE), list(windows)
     held, held_from = np.zeros(0, np.float32), 0  # samples from `held_from` on
-    with import_av().open(path) as container:
-        for start, samples in decode_audio(container, SAMPLING_RATE):
-            if not held.size:
-                held_from = round(start * SAMPLING_RATE)
-            held = np.concatenate([held, samples])
-            while pending and round(pending[0][0] * SAMPLING_RATE) + length <= held_from + held.size:
-                yield window_at(held, held_from, pending.pop(0)[0], length)
-            if pending:
+    with av.open(path) as container:
+        try:
+            for start, samples in decode_audio(container, SAMPLING_RATE):
+                if not held.size:
+                    held_from = round(start * SAMPLING_RATE)
+                held = np.concatenate([held, samples])
+                while pending and round(pending[0][0] * SAMPLING_RATE) + length <= held_from + held.size:
+                    yield window_at(held, held_from, pending.pop(0)[0], length)
+                if not pending:
+                    return
                 first = max(round(pending[0][0] * SAMPLING_RATE), held_from)
                 held, held_from = held[first - held_from :], first
-    for start, _ in pending:  # windows running past the end of the audio
+        except av.error.FFmpegError:
+            pass  # the speech pass stopped at the same place and says so in the notes
+    for start, _ in pending:  # windows running past the end of what could be decoded
         yield window_at(held, held_from, start, length)
 
 
@@ -188,10 +229,6 @@ def window_at(held: np.ndarray, held_from: int, start: float, length: int) -> np
 
 def window_spans(spans: list[tuple[float, float]], options: DiarizationOptions) -> list[tuple[float, float]]:
     """Windows of `window_s` every `hop_s` inside each speech span (one centred window for a shorter span)."""
-    return [(round(start, 3), round(end, 3)) for start, end in unrounded_windows(spans, options)]
-
-
-def unrounded_windows(spans: list[tuple[float, float]], options: DiarizationOptions) -> list[tuple[float, float]]:
     found = []
     for start, end in spans:
         if end - start <= options.window_s:
@@ -203,7 +240,7 @@ def unrounded_windows(spans: list[tuple[float, float]], options: DiarizationOpti
         found += [(start + i * options.hop_s, start + i * options.hop_s + options.window_s) for i in range(count)]
         if end - (last + options.window_s) > options.hop_s / 2:
             found.append((end - options.window_s, end))
-    return found
+    return [(round(a, 3), round(b, 3)) for a, b in found]
 
 
 def cut_windows(audio: np.ndarray, windows: list[tuple[float, float]], window_s: float) -> Iterator[np.ndarray]:
@@ -224,30 +261,31 @@ def speaker_clusters(
     """
     count = len(embeddings)
     seconds = np.ones(count) if seconds is None else np.asarray(seconds, dtype=float)
-    least = max(1, options.num_speakers or options.min_speakers)
+    least = min(count, max(1, options.num_speakers or options.min_speakers))
     most = min(count, options.num_speakers or options.max_speakers)
     if count < 2 or most <= 1:
         return np.zeros(count, dtype=int)
+    similarity = embeddings.astype(np.float64) @ embeddings.T.astype(np.float64)
     partitions = {
         speakers: without_brief_speakers(embeddings, labels, seconds, options, least)
-        for speakers, labels in average_linkage(embeddings, most).items()
+        for speakers, labels in average_linkage(similarity, most).items()
         if speakers >= least
     }
     if options.num_speakers is not None:
         return first_appearance_order(partitions[min(partitions)])
-    separation = {k: silhouette(embeddings, labels) for k, labels in partitions.items() if k >= 2}
+    separation = {k: silhouette(similarity, labels) for k, labels in partitions.items() if k >= 2}
     best = max(separation, key=separation.get, default=1)
     if best == 1 or (least == 1 and separation[best] < options.min_silhouette):
         return np.zeros(count, dtype=int)
     return first_appearance_order(partitions[best])
 
 
-def average_linkage(embeddings: np.ndarray, most: int) -> dict[int, np.ndarray]:
+def average_linkage(similarity: np.ndarray, most: int) -> dict[int, np.ndarray]:
     """The partitions into `most`, `most - 1`, ... 1 clusters met while merging the two clusters whose windows are
-    most alike on average (cosine similarity), from one window per cluster."""
-    similarity = embeddings.astype(np.float64) @ embeddings.T.astype(np.float64)
+    most alike on average (`similarity`: the windows' cosine similarities), from one window per cluster."""
+    similarity = similarity.copy()
     np.fill_diagonal(similarity, -np.inf)
-    count = len(embeddings)
+    count = len(similarity)
     sizes, labels = np.ones(count), np.arange(count)
     partitions = {count: labels.copy()} if count <= most else {}
     for clusters in range(count - 1, 0, -1):
@@ -264,12 +302,12 @@ def average_linkage(embeddings: np.ndarray, most: int) -> dict[int, np.ndarray]:
     return partitions
 
 
-def silhouette(embeddings: np.ndarray, labels: np.ndarray) -> float:
+def silhouette(similarity: np.ndarray, labels: np.ndarray) -> float:
     """Mean silhouette under cosine distance: how much nearer each window is to its own cluster than to the next."""
     names = sorted(set(labels.tolist()))
     if len(names) < 2:
         return -1.0
-    distance = 1.0 - embeddings.astype(np.float64) @ embeddings.T.astype(np.float64)
+    distance = 1.0 - similarity
     counts = np.array([(labels == name).sum() for name in names])
     own = np.searchsorted(names, labels)
     mean_to = np.stack([distance[:, labels == name].mean(1) for name in names], axis=1)

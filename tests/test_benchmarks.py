@@ -119,3 +119,4 @@ def test_many_recordings_benchmark_smoke(demo_model, talk):
     output = run_benchmark("many_recordings", *arguments)
     assert "| analyze, 2 processes x 1 thread |" in output and "| extract-features, 2 processes |" in output
     assert "The two analyze runs give the same labels: True" in output
+    assert "The two extract-features runs give the same features (within 1e-5): True" in output

@@ -190,3 +190,13 @@ def test_two_processes_share_the_recordings_and_equal_one(calls, demo_model, tmp
     )
     assert single.returncode == 0 and single.stdout.count("Wrote") == 1, "one recording: the main process alone"
     assert segments_of(tmp_path, "single") == segments_of(tmp_path / "one", "first")
+
+
+def test_names_without_a_folder_of_their_own_and_work_of_unknown_size(tmp_path):
+    from gia_mic.processes import balanced
+
+    (tmp_path / "calls").mkdir()
+    (tmp_path / "calls" / "...wav").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"\.\.\.wav: its name gives no folder of its own"):
+        expand([str(tmp_path / "calls")])
+    assert balanced(list("abcd"), lambda piece: 0.0, 2) == [["a", "c"], ["b", "d"]], "shared, not all to one"

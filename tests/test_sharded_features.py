@@ -85,6 +85,7 @@ def test_two_processes_share_the_shards_and_equal_one(speech, demo_model, tmp_pa
         2, *command(speech, demo_model, tmp_path / "two", "--shard_rows", "3", "--verbose"), port=29541
     )
     assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.strip().endswith(f"Wrote 16 rows (train 11, test 5) of encoder features to {tmp_path / 'two'}")
     encoded = [line for line in two.stdout.splitlines() if line.startswith("process ")]
     assert len(encoded) == 6, "4 shards of train (3+3+3+2 rows), 2 of test (3+2), each encoded once"
     assert {line.split(":")[0] for line in encoded} == {"process 0", "process 1"}, "both processes used"
@@ -141,3 +142,19 @@ def test_a_folder_in_the_way_of_the_shards_is_refused(speech, demo_model, tmp_pa
     refused = run(command(speech, demo_model, tmp_path / "features"))
     assert refused.returncode == 2 and refused.stderr.startswith("error: ") and ".features.shards" in refused.stderr
     assert (in_the_way / "notes.txt").read_text() == "mine" and not (tmp_path / "features").exists()
+
+
+def test_what_a_kill_left_of_a_shards_folder_is_known_as_ours(tmp_path):
+    """Its marker is written first and removed last; even without it, settings and saved shards are ours."""
+    from gia_mic.features import check_shards_folder
+    from gia_mic.folders import UnsafePathError, write_marker
+
+    left = tmp_path / ".features.shards"
+    (left / "train-0000000000").mkdir(parents=True)
+    write_marker(left / "train-0000000000", "gia-mic extract-features")
+    (left / "settings.json").write_text("{}")
+    (left / ".train-0000000512.partial-x1").mkdir()
+    check_shards_folder(left)
+    (left / "notes.txt").write_text("mine")
+    with pytest.raises(UnsafePathError, match="holds notes.txt"):
+        check_shards_folder(left)

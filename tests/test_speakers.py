@@ -25,6 +25,7 @@ from modeling_gia_mic.speakers_gia_mic import (
     cut_windows,
     diarization_options,
     diarize,
+    recording_windows,
     smoothed_runs,
     speaker_summary,
     window_spans,
@@ -274,3 +275,43 @@ def test_the_pipeline_from_the_model_folder_tells_speakers_apart(classifier, tmp
     assert type(classifier).__module__.startswith("transformers_modules"), "the folder's code, not this package's"
     plain = classifier(str(tmp_path / "talk.wav"), transcribe=False)
     assert "speakers" not in plain and all("speaker" not in s for s in plain["segments"])
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"hop_s": 0}, "window_s and hop_s must be positive"),
+        ({"window_s": "long"}, "window_s must be a number"),
+        ({"num_speakers": "2"}, "num_speakers must be a whole number"),
+        ({"min_speakers": 3, "max_speakers": 2}, "min_speakers 3 > max_speakers 2"),
+        ({"names": "Ann"}, "names takes a tuple of names"),
+        ({"names": ("Ann", "Ann")}, "must differ from each other"),
+        ({"names": ("SPEAKER_01",)}, "from SPEAKER_nn"),
+        ({"names": ("Ann", "Bob", "Cy"), "num_speakers": 2}, "3 speaker names were given for 2 speakers"),
+    ],
+)
+def test_bad_options_are_named(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DiarizationOptions(**fields)
+
+
+@needs_ravdess
+def test_more_speakers_asked_for_than_windows_is_not_a_crash(encoder):
+    audio, _ = conversation([21, 22], 2, np.random.default_rng(0))
+    turns = diarize(audio, [(0.5, 2.9)], encoder, DiarizationOptions(num_speakers=3))
+    assert 1 <= len({speaker for *_, speaker in turns}) <= 2, "as many as there are windows, not invented"
+
+
+def test_a_recordings_windows_hold_only_what_is_still_to_come(tmp_path):
+    """After the last window the decoding stops: ten minutes of silence after it are neither read nor held."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 600, np.float32), 16000)
+    tracemalloc.start()
+    windows = list(recording_windows(str(tmp_path / "long.wav"), [(1.0, 2.6), (2.0, 3.6)], 1.6))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [w.size for w in windows] == [25600, 25600]
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB held"

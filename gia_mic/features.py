@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from modeling_gia_mic import ARCHITECTURES, MultimodalForEmotionRecognition, MultimodalModel
 
-from .folders import MARKER, UnsafePathError, claim_output, held, read_marker, write_folder, write_marker
+from .folders import MARKER, UnsafePathError, claim_output, held, read_marker, remove, write_folder, write_marker
 from .preparation import DEFAULT_MAX_TEXT_LENGTH, RawBatchCollator, processor_for_encoders
 from .processes import balanced, processes
 from .training import FEATURE_COLUMNS, RAW_COLUMNS, feature_array, load_dataset_folder
@@ -128,7 +128,7 @@ def extract_features(
         put_together(shards_folder, shards, dataset, model, encoders, output, overwrite, title or dataset_path)
         for entry in shards_folder.iterdir():  # the marker last: a kill midway leaves a folder known as ours
             if entry.name != MARKER:
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                remove(entry)
         shutil.rmtree(shards_folder)
     return datasets.load_from_disk(output)
 
@@ -209,7 +209,7 @@ def reset_shards_folder(folder: Path, settings: dict) -> None:
         write_marker(folder, SHARDS_COMMAND)
     for entry in list(folder.iterdir()):
         if entry.name != MARKER and (not same or ".partial-" in entry.name):
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            remove(entry)
     if not same:
         (folder / SETTINGS).write_text(json.dumps(settings, indent=1), encoding="utf-8")
 

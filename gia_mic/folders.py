@@ -316,6 +316,14 @@ def held(folder: Path, command: str) -> Iterator[None]:
         os.close(handle)  # the lock goes with it
 
 
+def remove(path: Path) -> None:
+    """A file, a link (never what it points to) or a folder with everything in it."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from modeling_gia_mic.recording_gia_mic import probe
 
 from .analysis import COMMAND, AnalysisSettings, StageBars
 from .errors import one_line
-from .folders import UnsafePathError, check_writable, held, read_marker, write_file, write_folder
+from .folders import UnsafePathError, check_writable, held, read_marker, remove, write_file, write_folder
 from .processes import balanced, processes
 from .timeline import write_timeline
 
@@ -153,10 +152,7 @@ def remove_staging(output: Path) -> None:
         for staging in list(output.rglob(".*.partial-*")):
             if not staging.exists() and not staging.is_symlink():
                 continue  # inside one removed already
-            if staging.is_dir() and not staging.is_symlink():
-                shutil.rmtree(staging)
-            elif staging.exists():
-                staging.unlink()
+            remove(staging)
 
 
 def complete(folder: Path, recording: Recording) -> bool:

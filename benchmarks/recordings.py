@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,29 +78,35 @@ def write_recording(
     size: tuple[int, int] = (160, 120),
 ) -> None:
     """
-    An audio-only (.wav/.flac: `faces` None) or video file (.mkv: FFV1 grey pictures and FLAC sound, both lossless so
-    what is decoded is exactly what was written). Each face is shown, centred on a grey background, during its span;
-    between spans the picture is blank.
+    An audio-only (.wav/.flac: `faces` None) or video file (`write_video`). Each face is shown, centred on a grey
+    background, during its span; between spans the picture is blank.
     """
     if faces is None:
         sf.write(path, track, RATE, subtype="PCM_16")
         return
-    duration = duration if duration is not None else track.size / RATE
     width, height = size
+    blank = np.full((height, width), 128, np.uint8)
+
+    def picture_at(time_s: float) -> np.ndarray:
+        shown = [face for face, (start, end) in zip(faces, face_spans) if start <= time_s < end]
+        return on_background(shown[-1], blank) if shown else blank
+
+    write_video(path, track, picture_at, duration if duration is not None else track.size / RATE, fps)
+
+
+def write_video(
+    path: Path, track: np.ndarray | None, picture_at: Callable[[float], np.ndarray], duration: float, fps: int = 10
+) -> None:
+    """A .mkv of FFV1 grey pictures (`picture_at(time)`, all of one size) and FLAC sound (int16 `track`, or none), both
+    lossless so what is decoded is exactly what was written."""
+    first = picture_at(0.0)
     with av.open(str(path), "w") as container:
         video = container.add_stream("ffv1", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "gray"
-        audio = None
-        if track is not None:
-            audio = container.add_stream("flac", rate=RATE, layout="mono")
-        blank = np.full((height, width), 128, np.uint8)
+        video.height, video.width = first.shape
+        video.pix_fmt = "gray"
+        audio = container.add_stream("flac", rate=RATE, layout="mono") if track is not None else None
         for index in range(round(duration * fps)):
-            time_s = index / fps
-            picture = blank
-            for face, (start, end) in zip(faces, face_spans):
-                if start <= time_s < end:
-                    picture = on_background(face, blank)
-            frame = av.VideoFrame.from_ndarray(picture, format="gray")
+            frame = av.VideoFrame.from_ndarray(picture_at(index / fps), format="gray")
             frame.pts = index
             container.mux(video.encode(frame))
         container.mux(video.encode())

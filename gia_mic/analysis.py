@@ -19,8 +19,6 @@ from .timeline import FILES, SPEAKERS_FILE, speaker_lines, summary_line, write_t
 
 
 COMMAND = "gia-mic analyze"
-STAGES = ("Finding speech", "Analysing segments")
-SPEAKER_STAGES = ("Finding speech", "Telling speakers apart", "Analysing segments")
 
 
 def load_pipeline(model: str, asr: str | None = None, language: str | None = None, device=None):
@@ -41,7 +39,7 @@ def load_pipeline(model: str, asr: str | None = None, language: str | None = Non
 class StageBars:
     """One tqdm bar per stage, named `[k/n] stage`, opened when the stage first reports (closing the one before)."""
 
-    def __init__(self, stages: tuple[str, ...] = STAGES):
+    def __init__(self, stages: tuple[str, ...]):
         self.stages = stages
         self.stage: str | None = None
         self.bar: tqdm | None = None
@@ -78,8 +76,8 @@ class AnalysisSettings:
     transcribe: bool = True
     speakers: DiarizationOptions | None = None
 
-    def stages(self) -> tuple[str, ...]:
-        return STAGES if self.speakers is None else SPEAKER_STAGES
+    def stages(self, classifier, info) -> tuple[str, ...]:
+        return classifier.analysis_stages(info, self.speakers)
 
     def pipeline(self, device=None):
         """The pipeline, with the speaker encoder loaded now when speakers are asked for (a missing one is said
@@ -105,7 +103,7 @@ def analyze(
             check_model_source(source, option)
     info = probe(recording)  # before the model loads: a file that cannot be analysed is said at once
     classifier = settings.pipeline()
-    bars = StageBars(settings.stages())
+    bars = StageBars(settings.stages(classifier, info))
     try:
         analysis = settings.run(classifier, info, bars)
         segments = []

@@ -210,14 +210,19 @@ def command_analyze(argv: list[str]) -> None:
     parser.add_argument(
         "--speaker-names", "--speaker_names", help='... named in order of first appearance ("Ann,Bob")'
     )
+    parser.add_argument(
+        "--face",
+        choices=("speaker", "largest"),
+        help="... and in a video each utterance reads its speaker's face (default) or the largest face in view",
+    )
     args = parser.parse_args(argv)
     speakers = None
-    if args.speakers or args.num_speakers or args.speaker_names is not None:
+    if args.speakers or args.num_speakers or args.speaker_names is not None or args.face is not None:
         from modeling_gia_mic.speakers_gia_mic import DiarizationOptions
 
         names = tuple(name.strip() for name in args.speaker_names.split(",")) if args.speaker_names is not None else ()
         try:
-            speakers = DiarizationOptions(num_speakers=args.num_speakers, names=names)
+            speakers = DiarizationOptions(num_speakers=args.num_speakers, names=names, face=args.face or "speaker")
         except ValueError as error:
             parser.error(f"--speaker-names {args.speaker_names!r} / --num-speakers {args.num_speakers}: {error}")
     settings = AnalysisSettings(args.model, args.asr, args.language, not args.no_transcribe, speakers)

@@ -337,7 +337,7 @@ def analyze_one(
 ) -> dict:
     """One recording's row; its timeline folder written whole, or an error row naming the problem."""
     started = time.perf_counter()
-    bars = StageBars(settings.stages()) if verbose else None
+    bars = StageBars(settings.stages(classifier, info)) if verbose else None
     try:
         analysis = settings.run(classifier, info, bars)
         timeline = {"source": source_of(recording), **analysis.timeline(list(analysis.segments))}

@@ -51,7 +51,7 @@ def rows(timeline: dict, labels: list[str]) -> tuple[list[str], list[dict]]:
     segments = timeline["segments"]
     inputs = [name for name in ("text", "speech", "face") if any(name in s["inputs"] for s in segments)]
     gates = list(dict.fromkeys(pair for s in segments for pair in s["gates"]))
-    speakers = ["speaker"] if any("speaker" in s for s in segments) else []
+    speakers = [key for key in ("speaker", "face_id") if any(key in s for s in segments)]
     columns = ["start", "end", *speakers, "text", "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
     columns += [f"{name}_{what}" for name in inputs for what in ("label", "score")]
     columns += [f"gate_{pair}" for pair in gates] + ["notes"]
@@ -150,23 +150,27 @@ def speaker_lines(summary: list[dict]) -> list[str]:
         mostly = f"mostly {own['emotion']} ({own['shares'][own['emotion']]:.0%})" if own["emotion"] else "no emotion"
         changes = ", ".join(f"{clock(c['time'])} {c['from']} -> {c['to']}" for c in own["changes"])
         counted = f"{len(own['changes'])} change{'s' if len(own['changes']) != 1 else ''}"
+        face = f", face {own['face_id']}" if own.get("face_id") else ""
         lines.append(
-            f"{own['speaker']}  {own['seconds']:.1f} s, {own['utterances']} utterances, {mostly}, {counted}"
+            f"{own['speaker']}  {own['seconds']:.1f} s, {own['utterances']} utterances{face}, {mostly}, {counted}"
             + (f": {changes}" if changes else "")
         )
     return lines
 
 
 def write_speakers(timeline: dict, labels: list[str], path: Path) -> None:
-    """`speakers.csv`: per speaker, speaking time, utterances, the most frequent emotion, each emotion's share of
-    their time, and the moments their emotion changed."""
+    """`speakers.csv`: per speaker, speaking time, utterances, their face (in a video), the most frequent emotion, each
+    emotion's share of their time, and the moments their emotion changed."""
+    faces = ["face_id"] if any("face_id" in own for own in timeline["speakers"]) else []
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["speaker", "seconds", "utterances", "emotion", *(f"share_{x}" for x in labels), "changes"])
+        shares = [f"share_{label}" for label in labels]
+        writer.writerow(["speaker", "seconds", "utterances", *faces, "emotion", *shares, "changes"])
         for own in timeline["speakers"]:
             changes = "; ".join(f"{c['time']:.1f} {c['from']}->{c['to']}" for c in own["changes"])
             shares = [own["shares"][label] for label in labels]
-            writer.writerow([own["speaker"], own["seconds"], own["utterances"], own["emotion"], *shares, changes])
+            counts = [own["speaker"], own["seconds"], own["utterances"], *(own[key] for key in faces)]
+            writer.writerow([*counts, own["emotion"], *shares, changes])
 
 
 def write_timeline(timeline: dict, labels: list[str], folder: Path, recording: str) -> None:

@@ -79,25 +79,34 @@ class FaceDetector:
         """The most confident face of an RGB frame, aligned upright (CHIP_SIZE square, RGB), or None."""
         work = detection_copy(frame)
         box = self.best_box(work)
-        if box is None:
-            return None
+        return None if box is None else self.chip(work, box)
+
+    def chip(self, work: np.ndarray, box) -> np.ndarray:
+        """The face in `box` of a detection copy, aligned upright (CHIP_SIZE square, RGB)."""
         return import_dlib().get_face_chip(work, self.landmarks(work, box), size=CHIP_SIZE, padding=CHIP_PADDING)
 
     def best_box(self, work: np.ndarray):
-        """The highest-scoring plausible detection: HOG's, else the CNN's (on a copy of at most CNN_MAX_SIDE)."""
+        """The highest-scoring plausible detection of a detection copy, or None."""
+        found = self.boxes(work)
+        return max(found, key=lambda pair: pair[0])[1] if found else None
+
+    def boxes(self, work: np.ndarray) -> list[tuple[float, object]]:
+        """
+        Every plausible face of a detection copy as (score, box): HOG's, else the CNN's (on a copy of at most
+        CNN_MAX_SIDE).
+        """
         found = []
         for upsampling in HOG_UPSAMPLINGS:
             boxes, scores, _ = self.hog.run(work, upsampling, HOG_MIN_SCORE)
             found = [(score, box) for box, score in zip(boxes, scores) if plausible(box, work)]
             if found:
-                break
-        if not found:
-            scale = min(1.0, CNN_MAX_SIDE / max(work.shape[:2]))
-            for detection in self.cnn(resized(work, scale), 0):
-                box = scaled_box(detection.rect, 1 / scale)
-                if detection.confidence >= CNN_MIN_CONFIDENCE and plausible(box, work):
-                    found.append((detection.confidence, box))
-        return max(found, key=lambda pair: pair[0])[1] if found else None
+                return found
+        scale = min(1.0, CNN_MAX_SIDE / max(work.shape[:2]))
+        for detection in self.cnn(resized(work, scale), 0):
+            box = scaled_box(detection.rect, 1 / scale)
+            if detection.confidence >= CNN_MIN_CONFIDENCE and plausible(box, work):
+                found.append((detection.confidence, box))
+        return found
 
 
 def plausible(box, work: np.ndarray) -> bool:

@@ -15,6 +15,7 @@ Remote code: torch and transformers; PyAV reads media files, dlib finds faces wh
 """
 
 import copy
+import itertools
 import os
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import cached_file, logging
 
 from .audio_gia_mic import SAMPLING_RATE, read_audio
+from .faces_gia_mic import FaceDetector, detection_copy
+from .identities_gia_mic import UtteranceFace, find_faces, rectangle
 from .processing_gia_mic import (
     NoFaceFoundError,
     as_float_waveform,
@@ -200,6 +203,21 @@ def quietly(function: Callable, *args, **kwargs):
         return function(*args, **kwargs)
     finally:
         logging.set_verbosity(verbosity)
+
+
+def chosen_faces(frames: list[np.ndarray], face: UtteranceFace, notes: list[str]) -> list[np.ndarray] | None:
+    """The chosen face cut from each frame it is in view in; None, and a note, where it is in none."""
+    detector = FaceDetector.load()
+    crops = [
+        detector.chip(detection_copy(frames[index]), rectangle(box))
+        for index, box in face.boxes.items()
+        if index < len(frames)
+    ]
+    if face.note is not None:
+        notes.append(face.note)
+    if not crops and face.note is None:
+        notes.append("No face was found in the video: the face input was left out.")
+    return crops or None
 
 
 def native_bfloat16() -> bool:
@@ -614,7 +632,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         the speaker changes and each names its speaker (`SPEAKER_00`, ... in order of first appearance).
         """
         info = recording if isinstance(recording, MediaInfo) else probe(recording, max_seconds)
-        notes, names, speakers = [], None, diarization_options(speakers)
+        notes, names, faces, speakers = [], None, None, diarization_options(speakers)
         report = progress or (lambda stage, done, total: None)
         modalities = self.model.config.modalities
         if info.has_audio:
@@ -637,6 +655,8 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
                 spans = [(start, end) for start, end, _ in turns]
                 called = speaker_names(turns, speakers.names)
                 names = {start: called[speaker] for start, _, speaker in turns}
+                if self.reads_faces(info):
+                    faces = self.faces_of_speakers(info, turns, called, speakers.face, report)
                 if len(speakers.names) > len(called):
                     notes.append(f"{len(speakers.names)} speaker names were given; {len(called)} speakers were heard.")
                 if speakers.num_speakers and len(called) < speakers.num_speakers:
@@ -662,10 +682,40 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             video="vision" in modalities,
             notes=notes,
         )
-        segments = self.analyze_segments(media, len(spans), transcribe, report, batch_size)
+        segments = self.analyze_segments(media, len(spans), transcribe, report, batch_size, faces)
         if names is not None:
             segments = ({**result, "speaker": names[result["start"]]} for result in segments)
+        if faces is not None:
+            segments = ({**result, "face_id": faces[result["start"]].face_id} for result in segments)
         return RecordingAnalysis(info.name, duration, notes, segments, self.labels)
+
+    def reads_faces(self, info: MediaInfo) -> bool:
+        """Whether a recording's faces are cut out for the model: it has pictures, the model reads faces and its
+        processor detects them."""
+        return info.has_video and "vision" in self.model.config.modalities and self.processor.detect_faces
+
+    def analysis_stages(self, info: MediaInfo, speakers: DiarizationOptions | None) -> tuple[str, ...]:
+        """The stages `analyze` reports, in order."""
+        if speakers is None or not info.has_audio:
+            return ("Finding speech", "Analysing segments")
+        faces = ("Finding faces",) if self.reads_faces(info) else ()
+        return ("Finding speech", "Telling speakers apart", *faces, "Analysing segments")
+
+    def faces_of_speakers(
+        self, info: MediaInfo, turns: list[tuple[float, float, int]], names: dict[int, str], choice: str, report
+    ) -> dict[float, UtteranceFace]:
+        """
+        A pass over the pictures before the utterances are read: each utterance's face (its speaker's, or the
+        largest) from the faces in view at the frames it will read, tracked and told apart (`identities_gia_mic`).
+        """
+        spans = [(start, end) for start, end, _ in turns]
+        done = itertools.count(1)
+        report("Finding faces", 0, len(spans))
+        view = find_faces(
+            cut_segments(info, spans, self.processor.num_frames, audio=False, video=True, notes=[]),
+            progress=lambda: report("Finding faces", next(done), len(spans)),
+        )
+        return view.choose({start: speaker for start, _, speaker in turns}, names, choice)
 
     def speaker_encoder(self) -> SpeakerEncoder:
         """The model folder's speaker encoder (`speakers/`), else the installed Resemblyzer's; loaded once."""
@@ -673,10 +723,21 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             self._speaker_encoder = SpeakerEncoder.from_pretrained(self.model.name_or_path or None)
         return self._speaker_encoder
 
-    def analyze_segments(self, media: Iterator[SegmentMedia], total: int, transcribe: bool, report, batch_size: int):
+    def analyze_segments(
+        self,
+        media: Iterator[SegmentMedia],
+        total: int,
+        transcribe: bool,
+        report,
+        batch_size: int,
+        faces: dict[float, UtteranceFace] | None = None,
+    ):
         done = 0
         report("Analysing segments", done, total)
-        while pairs := [(segment, self.segment_inputs(segment)) for segment in islice(media, batch_size)]:
+        while pairs := [
+            (segment, self.segment_inputs(segment, faces and faces[segment.start]))
+            for segment in islice(media, batch_size)
+        ]:
             batch, samples = [segment for segment, _ in pairs], [sample for _, sample in pairs]
             if transcribe:
                 self.transcribe(samples)
@@ -685,12 +746,17 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             done += len(batch)
             report("Analysing segments", done, total)
 
-    def segment_inputs(self, segment: SegmentMedia) -> EmotionInputs:
-        """A segment's inputs, its faces cut out as it arrives: the batch holds the crops, not the pictures."""
+    def segment_inputs(self, segment: SegmentMedia, face: UtteranceFace | None = None) -> EmotionInputs:
+        """
+        A segment's inputs, its faces cut out as it arrives (`face`: the boxes chosen for it, else the processor's
+        most confident face): the batch holds the crops, not the pictures.
+        """
         sample = EmotionInputs()
         if segment.waveform is not None and segment.waveform.size:
             sample.waveform = segment.waveform  # a model that reads no speech still gets its words
-        if segment.frames:
+        if segment.frames and face is not None:
+            sample.faces = chosen_faces(segment.frames, face, sample.notes)
+        elif segment.frames:
             sample.faces = self.faces(segment.frames, sample.notes)
         elif segment.frames is not None:
             sample.notes.append("No picture on screen: the face input was left out.")

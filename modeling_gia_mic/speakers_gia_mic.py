@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ class DiarizationOptions:
     min_speaker_s: float = 2.0  # a "speaker" heard for less is windows straddling two voices
     min_turn_s: float = 0.6  # a change of speaker shorter than this is taken for the neighbours' speaker
     names: tuple[str, ...] = ()  # the speakers' names in order of first appearance (the rest SPEAKER_nn)
+    face: Literal["speaker", "largest"] = "speaker"  # in a video, whose face each utterance reads
 
     def __post_init__(self):
         for name in ("window_s", "hop_s", "min_speaker_s", "min_turn_s", "min_silhouette"):
@@ -66,6 +68,8 @@ class DiarizationOptions:
             raise ValueError(
                 f"DiarizationOptions.names must differ from each other and from SPEAKER_nn; got {names!r}."
             )
+        if self.face not in ("speaker", "largest"):
+            raise ValueError(f'DiarizationOptions.face takes "speaker" or "largest"; got {self.face!r}.')
         if self.num_speakers is not None and len(names) > self.num_speakers:
             raise ValueError(f"{len(names)} speaker names were given for {self.num_speakers} speakers.")
 
@@ -431,9 +435,11 @@ def speaker_names(turns: list[tuple[float, float, int]], names: tuple[str, ...] 
 def speaker_summary(segments: list[dict], labels: list[str]) -> list[dict]:
     """
     Per speaker, in order of first appearance: speaking time, utterances, the share of their speaking time in each
-    predicted emotion, their most frequent emotion (by time) and the moments their emotion changed.
+    predicted emotion, their most frequent emotion (by time), the moments their emotion changed and, in a video whose
+    utterances name their face (`face_id`), the face read for most of their speaking time.
     """
     found: dict[str, dict] = {}
+    faces = any("face_id" in segment for segment in segments)
     for segment in segments:
         if "speaker" not in segment:
             continue
@@ -447,8 +453,11 @@ def speaker_summary(segments: list[dict], labels: list[str]) -> list[dict]:
                 "time": dict.fromkeys(labels, 0.0),
                 "changes": [],
                 "last": None,
+                "faces": {},
             },
         )
+        if segment.get("face_id") is not None:
+            own["faces"][segment["face_id"]] = own["faces"].get(segment["face_id"], 0.0) + seconds
         own["seconds"] += seconds
         own["utterances"] += 1
         if segment["label"] is not None:
@@ -468,6 +477,7 @@ def speaker_summary(segments: list[dict], labels: list[str]) -> list[dict]:
                 "emotion": max(own["time"], key=own["time"].get) if heard else None,
                 "shares": shares,
                 "changes": own["changes"],
+                **({"face_id": max(own["faces"], key=own["faces"].get, default=None)} if faces else {}),
             }
         )
     return summary

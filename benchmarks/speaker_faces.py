@@ -33,7 +33,11 @@ from modeling_gia_mic.audio_gia_mic import read_audio  # noqa: E402
 SIZE, FPS = (320, 240), 10  # the pictures' width and height, and how many a second
 LARGE, SMALL = 120, 64  # the sides of a face shown large and small
 FACES = {21: ("neutral", 0), 22: ("happy", 1), 23: ("sad", 2), 24: ("angry", 3)}  # actor -> FER-2013 test picture
-SETTINGS = {"2 speakers": [21, 22], "3 speakers": [21, 22, 23]}
+SETTINGS = {  # name -> (actors, the number of speakers given)
+    "2 speakers": ([21, 22], None),
+    "3 speakers": ([21, 22, 23], None),
+    "3 speakers, --num-speakers 3": ([21, 22, 23], 3),
+}
 
 
 def shot(faces: list[tuple[np.ndarray, int]]) -> np.ndarray:
@@ -80,7 +84,12 @@ def conversation_video(
 
 
 def own_faces(
-    classifier, path: Path, reference: list[tuple[float, float, int]], face: str, reaction: float = 0.6
+    classifier,
+    path: Path,
+    reference: list[tuple[float, float, int]],
+    face: str,
+    reaction: float = 0.6,
+    num_speakers: int | None = None,
 ) -> tuple[int, int]:
     """
     Of the utterances `gia-mic analyze --speakers --face FACE` finds in a `conversation_video`, how many read their
@@ -92,7 +101,9 @@ def own_faces(
 
     info = probe(path)
     spans, _ = find_speech(info, classifier.voice_activity_detector(), classifier.segmentation)
-    turns = diarize_recording(str(path), spans, classifier.speaker_encoder(), DiarizationOptions())
+    turns = diarize_recording(
+        str(path), spans, classifier.speaker_encoder(), DiarizationOptions(num_speakers=num_speakers)
+    )
     chosen = classifier.faces_of_speakers(info, turns, speaker_names(turns), face, lambda *_: None)
     right = 0
     for start, end, _ in turns:
@@ -118,11 +129,11 @@ def main() -> None:
     classifier = pipeline("multimodal-emotion-recognition", model=str(args.model), trust_remote_code=True)
     print("\n| conversations | face | own face / utterances |\n|---|---|---:|")
     with tempfile.TemporaryDirectory() as work:
-        for name, actors in SETTINGS.items():
+        for name, (actors, told) in SETTINGS.items():
             videos = [Path(work) / f"{name}-{seed}.mkv" for seed in range(args.conversations)]
             references = [conversation_video(path, actors, seed, args.reaction) for seed, path in enumerate(videos)]
             for face in ("speaker", "largest"):
-                counts = [own_faces(classifier, p, r, face, args.reaction) for p, r in zip(videos, references)]
+                counts = [own_faces(classifier, p, r, face, args.reaction, told) for p, r in zip(videos, references)]
                 right, total = map(sum, zip(*counts))
                 print(f"| {name} | {face} | {right / total:.2f} ({right}/{total}) |")
         analysis_cost(classifier, videos[0])
@@ -132,7 +143,7 @@ def analysis_cost(classifier, video: Path) -> None:
     """The pipeline's analysis of one conversation video without speakers, with speakers and the face pass, and
     with speakers in its audio alone, one after the other (twice each, the faster kept)."""
     audio = video.with_suffix(".wav")
-    recordings.sf.write(audio, read_audio(video), recordings.RATE)
+    recordings.sf.write(audio, read_audio(video, 600.0), recordings.RATE)
     runs = {
         "video, no speakers": (video, None),
         "video, speakers and faces": (video, True),

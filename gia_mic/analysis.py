@@ -80,11 +80,14 @@ class AnalysisSettings:
         return classifier.analysis_stages(info, self.speakers)
 
     def pipeline(self, device=None):
-        """The pipeline, with the speaker encoder loaded now when speakers are asked for (a missing one is said
-        before any recording is read)."""
+        """The pipeline, with the speaker encoder loaded now when speakers are asked for, and the speech recogniser
+        when a language is (a missing encoder or a language the recogniser cannot take is said before any recording
+        is read)."""
         classifier = load_pipeline(self.model, self.asr, self.language, device)
         if self.speakers is not None:
             classifier.speaker_encoder()
+        if self.language is not None and self.transcribe:
+            classifier.speech_recognizer  # noqa: B018  (loaded now, checking the language)
         return classifier
 
     def run(self, classifier, info, progress):

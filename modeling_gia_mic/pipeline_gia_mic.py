@@ -20,12 +20,14 @@ import os
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoTokenizer, BatchFeature, Pipeline
 from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import cached_file, logging
 
@@ -83,6 +85,7 @@ class EmotionInputs:
     faces: list | None = None
     notes: list[str] = field(default_factory=list)
     heard: str | None = None  # words transcribed but left out of the model's inputs (`keep_sure_words`)
+    language: str | None = None  # of the words transcribed
 
     @property
     def words(self) -> str | None:
@@ -126,11 +129,19 @@ class EmotionPrediction:
     without: dict[str, np.ndarray] | None = None
 
 
+class Transcript(NamedTuple):
+    """A clip's words and the language they were heard in (an ISO 639-1 code such as "en")."""
+
+    words: str
+    language: str
+
+
 class SpeechRecognizer:
     """
     A Whisper model transcribing 16 kHz clips of up to 30 s, `batch_size` at a time: its encoder attends over the
     whole 30-s window, so 8 clips at once hold about 400 MB of attention weights; 2 at once are as fast on a CPU and
-    keep the memory of a long recording's analysis low and flat (BENCHMARKS.md).
+    keep the memory of a long recording's analysis low and flat (BENCHMARKS.md). Each clip's language is the one given,
+    English for an English-only model, else the one the model finds in it (`language="auto"` or None).
     """
 
     def __init__(
@@ -150,7 +161,7 @@ class SpeechRecognizer:
         """
         self.model, self.feature_extractor, self.tokenizer = model.eval(), feature_extractor, tokenizer
         self.model.generation_config.max_new_tokens = 120  # a clip's words
-        self.language, self.batch_size, self.bfloat16 = language, batch_size, bfloat16
+        self.language, self.batch_size, self.bfloat16 = self.known_language(language), batch_size, bfloat16
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, subfolder: str = "", **settings):
@@ -161,34 +172,54 @@ class SpeechRecognizer:
         ]
         return cls(*parts, **settings)
 
-    def __call__(self, waveforms: list[np.ndarray]) -> list[str]:
-        batches = [waveforms[start : start + self.batch_size] for start in range(0, len(waveforms), self.batch_size)]
-        return [text for batch in batches for text in self.transcribe(batch)]
+    @property
+    def multilingual(self) -> bool:
+        return bool(getattr(self.model.generation_config, "is_multilingual", False))
 
-    def transcribe(self, waveforms: list[np.ndarray]) -> list[str]:
+    def known_language(self, language: str | None) -> str | None:
+        """The language as a code ("french" and "fr" are "fr"; "auto" is None: found in each clip), checked."""
+        if language is None or language == "auto":
+            if language == "auto" and not self.multilingual:
+                raise ValueError(
+                    "The speech recogniser is English-only; finding the language needs a multilingual Whisper "
+                    "(`gia-mic convert-whisper --size base`)."
+                )
+            return None
+        code = TO_LANGUAGE_CODE.get(str(language).lower(), str(language).lower())
+        if not self.multilingual:
+            if code != "en":
+                raise ValueError(
+                    f"The speech recogniser is English-only; it cannot transcribe language {language!r} (a "
+                    "multilingual Whisper can: `gia-mic convert-whisper --size base`)."
+                )
+            return code
+        if f"<|{code}|>" not in self.model.generation_config.lang_to_id:
+            raise ValueError(f"The speech recogniser knows no language {language!r}; give a code such as en, fr, de.")
+        return code
+
+    def __call__(self, waveforms: list[np.ndarray]) -> list[Transcript]:
+        batches = [waveforms[start : start + self.batch_size] for start in range(0, len(waveforms), self.batch_size)]
+        return [transcript for batch in batches for transcript in self.transcribe(batch)]
+
+    def transcribe(self, waveforms: list[np.ndarray]) -> list[Transcript]:
         features = self.feature_extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         autocast = torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.bfloat16)
         with torch.inference_mode():
             with autocast:  # the encoder's 1,500 steps; the decoder's small steps would pay for the casts instead
                 encoded = self.model.get_encoder()(features.input_features.to(self.model.device))
-            ids = quietly(
-                self.model.generate,
-                encoder_outputs=BaseModelOutput(last_hidden_state=encoded.last_hidden_state.float()),
-                **self.language_kwargs,
-            )
-        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+            encoded = BaseModelOutput(last_hidden_state=encoded.last_hidden_state.float())
+            languages = self.languages(encoded, len(waveforms))
+            told = {"language": languages, "task": "transcribe"} if self.multilingual else {}
+            ids = quietly(self.model.generate, encoder_outputs=encoded, **told)
+        words = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        return [Transcript(text.strip(), language) for text, language in zip(words, languages)]
 
-    @property
-    def language_kwargs(self) -> dict:
-        """English-only Whisper models (`*.en`) take no language; multilingual ones are told it when it is known."""
-        multilingual = getattr(self.model.generation_config, "is_multilingual", False)
-        if self.language is None or (not multilingual and self.language == "en"):
-            return {}
-        if not multilingual:
-            raise ValueError(
-                f"The speech recogniser is English-only; it cannot transcribe language {self.language!r}."
-            )
-        return {"language": self.language, "task": "transcribe"}
+    def languages(self, encoded: BaseModelOutput, count: int) -> list[str]:
+        """Each clip's language: the one given, English for an English-only model, else the one Whisper finds."""
+        if self.language is not None or not self.multilingual:
+            return [self.language or "en"] * count
+        found = quietly(self.model.detect_language, encoder_outputs=encoded)
+        return [token[2:-2] for token in self.tokenizer.convert_ids_to_tokens(found.tolist())]
 
 
 def quietly(function: Callable, *args, **kwargs):
@@ -266,7 +297,9 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             `asr/` subfolder where it has one.
         vad: A folder or Hub id with `vad/silero_vad.jit`; default: the model's own, else the `silero-vad` package.
         segmentation: `SegmentationOptions` for recordings.
-        language: The language spoken, for a multilingual speech recogniser.
+        language: The language spoken ("fr" or "french"), or "auto" to find each utterance's (a multilingual speech
+            recogniser: `gia-mic convert-whisper --size base`); default: English for an English-only recogniser, each
+            utterance's own for a multilingual one. Each transcribed answer records its `language`.
         asr_batch_size: Clips the speech recogniser transcribes at once (2: as fast on a CPU, little memory).
         asr_bfloat16: Run the recogniser's encoder in bfloat16: True, False, or "auto" (where the CPU computes it
             natively, `native_bfloat16()`: twice as fast, the same words).
@@ -504,8 +537,8 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         wanting = [s for s in samples if s.text is None and s.waveform is not None]
         if not wanting or self.speech_recognizer is None:
             return
-        for sample, words in zip(wanting, self.speech_recognizer([s.waveform for s in wanting])):
-            sample.text = words or None
+        for sample, (words, language) in zip(wanting, self.speech_recognizer([s.waveform for s in wanting])):
+            sample.text, sample.language = words or None, language if words else None
             sample.notes.append("The words were transcribed from the speech." if words else "No words were heard.")
         self.keep_sure_words([s for s in wanting if s.text is not None])
 
@@ -768,9 +801,10 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
 
     def result(self, sample: EmotionInputs, prediction: EmotionPrediction | None) -> dict:
         """A sample's answer with its reasons: words, each input alone, contributions (if computed), gates, notes."""
+        heard = {"text": sample.words, **({"language": sample.language} if sample.language is not None else {})}
         if prediction is None:
             nothing = {"label": None, "score": None, "uncertain": None, "scores": {}, "inputs": {}, "gates": {}}
-            return {"text": sample.words, **nothing, "notes": sample.notes}
+            return {**heard, **nothing, "notes": sample.notes}
         pairs = [tuple(pair) for pair in self.model.config.modality_pairs]
         present = set(self.used_modalities(sample))
         top = int(prediction.probabilities.argmax())
@@ -779,7 +813,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             for m, rest in (prediction.without or {}).items()
         }
         return {
-            "text": sample.words,
+            **heard,
             "label": self.labels[top],
             "score": float(prediction.probabilities[top]),
             "uncertain": self.uncertain(prediction.probabilities),

@@ -120,3 +120,14 @@ def test_many_recordings_benchmark_smoke(demo_model, talk):
     assert "| analyze, 2 processes x 1 thread |" in output and "| extract-features, 2 processes |" in output
     assert "The two analyze runs give the same labels: True" in output
     assert "The two extract-features runs give the same features (within 1e-5): True" in output
+
+
+def test_the_word_error_rate_by_hand():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from sample_transcript import word_error_rate, words
+
+    assert words("Oh, hello. I didn't know!") == ["oh", "hello", "i", "didn't", "know"]
+    assert word_error_rate(["a", "b", "c"], ["a", "b", "c"]) == 0.0
+    assert word_error_rate(["a", "b", "c"], ["a", "x", "c", "d"]) == pytest.approx(2 / 3), "one wrong, one extra"
+    assert word_error_rate(["a", "b", "c"], ["c"]) == pytest.approx(2 / 3), "two missed"
+    assert word_error_rate(["a", "b"], []) == 1.0

@@ -3,6 +3,8 @@
 segment, with one progress bar per stage, one line per segment, and `timeline.csv` / `.json` / `.png` written.
 """
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,10 @@ class AnalysisSettings:
     language: str | None = None
     transcribe: bool = True
     speakers: DiarizationOptions | None = None
+
+    def record(self) -> dict:
+        """The settings as a timeline records them (JSON): a later run with other settings analyses again."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def stages(self, classifier, info) -> tuple[str, ...]:
         return classifier.analysis_stages(info, self.speakers)

@@ -155,15 +155,18 @@ def remove_staging(output: Path) -> None:
             remove(staging)
 
 
-def complete(folder: Path, recording: Recording) -> bool:
-    """A timeline folder put in place by this command (so whole), of this very recording (not another of its name)."""
+def made_with(folder: Path, recording: Recording) -> dict | None:
+    """
+    The settings of a timeline folder put in place by this command (so whole) for this very recording (not another of
+    its name); None where the folder is not one.
+    """
     if read_marker(folder).get("command") != COMMAND or not (folder / "timeline.json").is_file():
-        return False
+        return None
     try:
-        source = json.loads((folder / "timeline.json").read_text(encoding="utf-8")).get("source")
+        timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
     except ValueError:
-        return False
-    return source == source_of(recording)
+        return None
+    return timeline.get("settings", {}) if timeline.get("source") == source_of(recording) else None
 
 
 def source_of(recording: Recording) -> str:
@@ -232,7 +235,7 @@ def analyze_many(
     if state.is_main_process:
         check_output(output)
     with held(output, COMMAND) if state.is_main_process else nullcontext():
-        plan = [planned(recordings, output, overwrite) if state.is_main_process else None]
+        plan = [planned(recordings, output, overwrite, settings) if state.is_main_process else None]
         earlier, rows, pending = broadcast_object_list(plan)[0]
         mine = balanced(pending, lambda item: item[1].duration or 0.0, state.num_processes)[state.process_index]
         own: dict[Recording, dict] = {}
@@ -252,7 +255,9 @@ def analyze_many(
         return gather_rows(output, {**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings)
 
 
-def planned(recordings: list[Recording], output: Path, overwrite: bool) -> tuple[dict, dict, list]:
+def planned(
+    recordings: list[Recording], output: Path, overwrite: bool, settings: AnalysisSettings
+) -> tuple[dict, dict, list]:
     """
     (The main process, OUT held.) What a killed run left: its staging entries cleared, its processes' rows gathered
     into the index. Then the plan the processes share: the index's rows, the rows of the recordings done before or
@@ -260,12 +265,14 @@ def planned(recordings: list[Recording], output: Path, overwrite: bool) -> tuple
     """
     remove_staging(output)
     gather_rows(output, read_index(output), recordings)
-    earlier, rows, pending = read_index(output), {}, []
+    earlier, rows, pending, changed = read_index(output), {}, [], 0
     for recording in recordings:
         folder = output / recording.name
-        if complete(folder, recording) and not overwrite:
+        made = None if overwrite else made_with(folder, recording)
+        if made == settings.record():
             rows[recording] = earlier_row(recording, folder, earlier)
             continue
+        changed += made is not None
         try:
             pending.append((recording, probe(recording.path)))
         except ValueError as error:
@@ -275,6 +282,11 @@ def planned(recordings: list[Recording], output: Path, overwrite: bool) -> tuple
         print(
             f"{skipped} of {len(recordings)} recordings were analysed by an earlier run: skipped "
             "(--overwrite analyses them again)."
+        )
+    if changed:
+        print(
+            f"{changed} of {len(recordings)} recordings were analysed by an earlier run with other settings: "
+            "analysed again."
         )
     write_index(output, in_order({**earlier, **{path_text(r): value for r, value in rows.items()}}, recordings))
     return earlier, rows, pending
@@ -340,7 +352,11 @@ def analyze_one(
     bars = StageBars(settings.stages(classifier, info)) if verbose else None
     try:
         analysis = settings.run(classifier, info, bars)
-        timeline = {"source": source_of(recording), **analysis.timeline(list(analysis.segments))}
+        timeline = {
+            "source": source_of(recording),
+            "settings": settings.record(),
+            **analysis.timeline(list(analysis.segments)),
+        }
         write_folder(
             output / recording.name,
             lambda folder: write_timeline(timeline, classifier.labels, folder, recording.path.name),

@@ -79,6 +79,16 @@ def test_a_folder_gives_one_timeline_per_recording_and_an_index(calls, demo_mode
     assert "earlier run" not in third.stdout and index(output)[0]["path"] == str(other / "first.wav")
     assert index(output)[1:] == first_rows, "the rows of the recordings not in this run are kept"
 
+    speakers = analyze(
+        str(calls), "--model", str(demo_model), "--output", str(output), "--no-transcribe", "--speakers"
+    )
+    assert speakers.returncode == 0, speakers.stderr
+    message = "1 of 3 recordings were analysed by an earlier run with other settings: analysed again."
+    assert message in speakers.stdout, "second.mkv (first.wav's folder holds the other first.wav's timeline)"
+    assert "skipped" not in speakers.stdout, "a folder made without speakers is not taken for one made with them"
+    for folder in ("first", "monday/second"):
+        assert "speaker" in (output / folder / "timeline.csv").read_text().splitlines()[0]
+
 
 @needs_data
 def test_a_kill_mid_run_loses_only_the_recording_in_flight(talk, demo_model, tmp_path):

@@ -25,6 +25,7 @@ import threading
 import warnings
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +182,11 @@ class EmotionDemo:
 
     # --- a recording ----------------------------------------------------------------------------------------------
 
-    def analyze(self, recording_path, progress=gr.Progress()):  # noqa: B008 (how Gradio passes a progress bar)
-        """The timeline of an uploaded recording: a plot with each segment's words on hover, a table and a CSV."""
+    def analyze(self, recording_path, speakers=False, progress=gr.Progress()):  # noqa: B008 (Gradio's progress bar)
+        """
+        The timeline of an uploaded recording: a plot with each segment's words on hover, a table and a CSV; with
+        `speakers`, who spoke when (one lane per speaker) and each speaker's summary.
+        """
         if not recording_path:
             raise user_error("Upload a recording first: an audio or video file of up to 10 minutes.")
 
@@ -190,7 +194,9 @@ class EmotionDemo:
             progress(min(done / total, 1.0) if total else None, desc=stage)
 
         try:
-            timeline = self.pipe(recording_path, max_seconds=MAX_RECORDING_SECONDS, progress=report)
+            timeline = self.pipe(
+                recording_path, max_seconds=MAX_RECORDING_SECONDS, progress=report, speakers=bool(speakers)
+            )
         except ValueError as error:  # the recording's own problem, named by the pipeline
             raise user_error(str(error)) from None
         segments = timeline["segments"]
@@ -198,14 +204,40 @@ class EmotionDemo:
         csv_path = Path(tempfile.mkdtemp(prefix="timeline-")) / f"{Path(recording_path).stem}-timeline.csv"
         table.to_csv(csv_path, index=False)
         found = f"{len(segments)} utterance{'s' if len(segments) != 1 else ''} in {timeline['duration']:.0f} s."
-        return self.timeline_points(segments), table, str(csv_path), " ".join([found, *timeline["notes"]])
+        people = timeline.get("speakers", [])
+        return (
+            self.timeline_points(segments),
+            table,
+            str(csv_path),
+            " ".join([found, *timeline["notes"]]),
+            gr.update(value=speaker_lanes(segments, people, timeline["duration"], self.labels), visible=bool(people)),
+            gr.update(value=self.speaker_table(people), visible=bool(people)),
+        )
+
+    def speaker_table(self, people: list[dict]) -> pd.DataFrame:
+        """Each speaker's speaking time, utterances, face (in a video), most frequent emotion and its changes."""
+        rows = [
+            {
+                "speaker": own["speaker"],
+                "speaking time (s)": own["seconds"],
+                "utterances": own["utterances"],
+                "face": own.get("face_id") or "",
+                "mostly": f"{own['emotion']} ({own['shares'][own['emotion']]:.0%})" if own["emotion"] else "",
+                "changes": ", ".join(f"{c['time']:.1f} s {c['from']} -> {c['to']}" for c in own["changes"]),
+            }
+            for own in people
+        ]
+        columns = ["speaker", "speaking time (s)", "utterances", "face", "mostly", "changes"]
+        return pd.DataFrame(rows, columns=columns)
 
     def segment_table(self, segments: list[dict]) -> pd.DataFrame:
         inputs = [name for name in NAMES.values() if any(name in s["inputs"] for s in segments)]
+        who = [key for key in ("speaker", "face_id") if any(key in s for s in segments)]
         rows = [
             {
                 "start": s["start"],
                 "end": s["end"],
+                **{key: s.get(key) or "" for key in who},
                 "words": s["text"] or "",
                 "emotion": s["label"] or "",
                 "confidence": round(s["score"], 3) if s["score"] is not None else None,
@@ -214,7 +246,16 @@ class EmotionDemo:
             }
             for s in segments
         ]
-        columns = ["start", "end", "words", "emotion", "confidence", *(f"{name} alone" for name in inputs), "notes"]
+        columns = [
+            "start",
+            "end",
+            *who,
+            "words",
+            "emotion",
+            "confidence",
+            *(f"{name} alone" for name in inputs),
+            "notes",
+        ]
         return pd.DataFrame(rows, columns=columns)
 
     def timeline_points(self, segments: list[dict]) -> pd.DataFrame:
@@ -274,6 +315,51 @@ class EmotionDemo:
             for pair, value in sorted(gates.items(), key=lambda item: -item[1])
         ]
         return pd.DataFrame(rows, columns=["interaction", "gate"])
+
+
+# Each emotion's colour in the speakers' lanes, in the model's label order: the probability plot's own (Vega's
+# tableau10), so an emotion has one colour on the page.
+EMOTION_COLOURS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
+LANE, LEFT = 34, 110  # a lane's height and the names' width, in pixels
+
+
+def speaker_lanes(segments: list[dict], people: list[dict], duration: float, labels: list[str], width=900) -> str:
+    """
+    One lane per speaker (in order of first appearance), each utterance a block from its start to its end in the
+    colour of its emotion (never a line between utterances), its words and emotion on hover: an SVG, with a legend.
+    """
+    if not people:
+        return ""
+    colour = {label: EMOTION_COLOURS[i % len(EMOTION_COLOURS)] for i, label in enumerate(labels)}
+    scale = (width - LEFT - 10) / max(duration, 1e-6)
+    parts = []
+    for row, own in enumerate(people):
+        name = escape(own["speaker"])
+        parts.append(f'<text x="{LEFT - 8}" y="{row * LANE + 22}" text-anchor="end" font-size="13">{name}</text>')
+        parts += [utterance_block(s, row, scale, colour) for s in segments if s.get("speaker") == own["speaker"]]
+    axis = len(people) * LANE + 16
+    for tick in range(0, int(duration) + 1, max(1, round(duration / 10))):
+        parts.append(
+            f'<text x="{LEFT + tick * scale:.1f}" y="{axis}" font-size="11" text-anchor="middle">{tick} s</text>'
+        )
+    svg = f'<svg id="speaker-lanes" width="{width}" height="{axis + 6}" role="img" aria-label="Who spoke when">'
+    seen = dict.fromkeys(s["label"] for s in segments if s["label"] is not None)
+    legend = " ".join(
+        f'<span style="display:inline-block;width:12px;height:12px;background:{colour[label]};margin:0 4px 0 12px">'
+        f"</span>{escape(label)}"
+        for label in seen
+    )
+    return f"<div><b>Who spoke when</b> (hover an utterance for its words)</div>{svg}{''.join(parts)}</svg>{legend}"
+
+
+def utterance_block(segment: dict, row: int, scale: float, colour: dict[str, str]) -> str:
+    said = f"{segment['start']:.1f}-{segment['end']:.1f} s  {segment['label'] or 'no answer'}: {segment['text'] or ''}"
+    x, length = LEFT + segment["start"] * scale, max((segment["end"] - segment["start"]) * scale, 1)
+    return (
+        f'<rect class="utterance" x="{x:.1f}" y="{row * LANE + 4}" width="{length:.1f}" height="{LANE - 8}" '
+        f'fill="{colour.get(segment["label"], "#cccccc")}" data-emotion="{escape(segment["label"] or "")}">'
+        f"<title>{escape(said)}</title></rect>"
+    )
 
 
 def examples() -> list[list]:
@@ -364,9 +450,10 @@ def recording_tab(demo_model: EmotionDemo) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             recording = with_readable_upload_errors(
-                gr.File(label="Recording", file_types=["audio", "video"], type="filepath"),
+                gr.File(label="Recording", file_types=["audio", "video"], type="filepath", elem_id="recording"),
                 "Could not read the recording: upload an audio or video file.",
             )
+            speakers = gr.Checkbox(value=False, label="Tell the speakers apart (who spoke when, and their faces)")
             button = gr.Button("Analyse the recording", variant="primary")
             summary = gr.Markdown()
             download = gr.File(label="Timeline (CSV)", interactive=False)
@@ -380,11 +467,13 @@ def recording_tab(demo_model: EmotionDemo) -> None:
                 label="Each emotion's probability over the recording",
                 elem_id="timeline",
             )
+    lanes = gr.HTML(visible=False, elem_id="speaker-lanes-box")
+    people = gr.Dataframe(label="Each speaker", interactive=False, wrap=True, visible=False)
     table = gr.Dataframe(label="Utterances", interactive=False, wrap=True)
     button.click(
         demo_model.analyze,
-        [recording],
-        [timeline, table, download, summary],
+        [recording, speakers],
+        [timeline, table, download, summary, lanes, people],
         api_name="analyze",
         concurrency_limit=2,  # a recording is long work: two at a time beside the single requests
     )

@@ -1,6 +1,7 @@
 """The Gradio demo as a real server on 127.0.0.1, driven by gradio_client; publishing dry runs."""
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -374,10 +375,15 @@ def test_the_page_in_a_real_browser_explains_a_prediction(server, media):
 # --- "Analyse a recording" ---------------------------------------------------------------------------------------
 
 
-def analyze(server, path: Path) -> dict:
+def analyze(server, path: Path, speakers: bool = False) -> dict:
     client = gradio_client.Client(server[0], verbose=False)
-    plot, table, csv_file, summary = client.predict(gradio_client.handle_file(str(path)), api_name="/analyze")
-    return {"plot": plot, "table": table, "csv": csv_file, "summary": summary}
+    outputs = client.predict(gradio_client.handle_file(str(path)), speakers, api_name="/analyze")
+    found = dict(zip(("plot", "table", "csv", "summary", "lanes", "people"), outputs))
+    for name in ("lanes", "people"):  # shown or hidden with their value: an update
+        update = found[name]
+        found[name] = update.get("value") if isinstance(update, dict) and "__type__" in update else update
+        found[f"{name} shown"] = update.get("visible", True) if isinstance(update, dict) else True
+    return found
 
 
 def test_recording_tab_gives_the_pipelines_timeline(server, talk, classifier):
@@ -397,6 +403,62 @@ def test_recording_tab_gives_the_pipelines_timeline(server, talk, classifier):
     assert len(points) == len(expected) * len(classifier.labels)
     said = {(round(p["time (s)"], 3), p["words"]) for p in points}  # the words, for the hover
     assert said == {(round((s["start"] + s["end"]) / 2, 3), s["text"]) for s in expected}
+
+
+def test_recording_tab_shows_who_spoke_when(server, classifier, tmp_path):
+    """Two RAVDESS actors taking turns: the pipeline's speakers in the table, one lane each with a block per utterance
+    in the colour of its emotion, and each speaker's summary."""
+    if not (SHARED_DATA / "ravdess").is_dir():
+        pytest.skip("needs RAVDESS in ../shared/data")
+    from diarization import conversation
+
+    audio, _ = conversation([21, 22], 6, np.random.default_rng(0))
+    sf.write(tmp_path / "talk.wav", audio, 16000)
+    result = analyze(server, tmp_path / "talk.wav", speakers=True)
+    expected = classifier(str(tmp_path / "talk.wav"), speakers=True)
+    rows = [dict(zip(result["table"]["headers"], row)) for row in result["table"]["data"]]
+    assert [(r["start"], r["speaker"], r["emotion"]) for r in rows] == [
+        (s["start"], s["speaker"], s["label"]) for s in expected["segments"]
+    ]
+    people = [dict(zip(result["people"]["headers"], row)) for row in result["people"]["data"]]
+    assert [(p["speaker"], p["utterances"]) for p in people] == [
+        (own["speaker"], own["utterances"]) for own in expected["speakers"]
+    ]
+    lanes = result["lanes"]
+    assert lanes.count('class="utterance"') == len(expected["segments"]) and "SPEAKER_01" in lanes
+    emotions = [s["label"] for s in expected["segments"]]
+    assert re.findall(r'data-emotion="([^"]*)"', lanes) == [
+        s["label"] for own in expected["speakers"] for s in expected["segments"] if s["speaker"] == own["speaker"]
+    ] and set(emotions) <= set(classifier.labels)
+    plain = analyze(server, tmp_path / "talk.wav")
+    assert result["lanes shown"] and result["people shown"]
+    assert "speaker" not in plain["table"]["headers"] and not plain["lanes"] and not plain["lanes shown"]
+
+
+def test_the_recording_tab_in_a_real_browser_shows_the_speakers_lanes(server, talk, tmp_path):
+    """Chromium uploads a video of two actors taking turns, asks for the speakers, and sees a lane per speaker (the
+    screenshot is docs/demo-speakers.png)."""
+    playwright = installed("playwright.sync_api", "the dev extra (`make test`)")
+    import speaker_faces
+
+    video = tmp_path / "two-people.mkv"
+    speaker_faces.conversation_video(video, [21, 22], seed=0, turns=6)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(server[0])
+        page.get_by_role("tab", name="Analyse a recording").click()
+        page.locator("#recording input[type=file]").set_input_files(str(video))
+        page.get_by_label("Tell the speakers apart (who spoke when, and their faces)").check()
+        page.get_by_role("button", name="Analyse the recording").click()
+        page.locator("#speaker-lanes rect.utterance").first.wait_for(timeout=180_000)
+        assert page.locator("#speaker-lanes rect.utterance").count() >= 5
+        body = page.inner_text("body")
+        assert "Who spoke when" in body and "Each speaker" in body and "SPEAKER_01" in body and "FACE_01" in body
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "demo-speakers.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "demo-speakers.png").stat().st_size > 50_000
 
 
 def test_recording_tab_refuses_over_ten_minutes_and_says_when_there_is_no_speech(server, media, tmp_path):

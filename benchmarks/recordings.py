@@ -3,7 +3,7 @@ Recordings of known content for the recording-analysis tests and the memory benc
 placed one after another with silence between them, each with a real face (FER-2013) on screen around it, written
 with PyAV as audio-only or video files.
 
-    python benchmarks/recordings.py [--minutes 1 10 30] [--gaps 1.5 120] [--sizes 160x120 1920x1080]
+    python benchmarks/recordings.py [--minutes 1 10 30] [--gaps 1.5 120] [--sizes 160x120 1920x1080] [--speakers]
     # peak memory and time of `gia-mic analyze`, one run per combination
 """
 
@@ -179,6 +179,7 @@ def main() -> None:
         "--sizes", nargs="+", default=["160x120"], help="picture sizes WIDTHxHEIGHT of the video (one run per value)"
     )
     parser.add_argument("--model", default=".cache/demo/gia-mic-starter", help="a model folder with its encoders")
+    parser.add_argument("--speakers", action="store_true", help="each recording also with --speakers, side by side")
     args = parser.parse_args()
     sizes = [tuple(int(side) for side in size.split("x")) for size in args.sizes]
     gia_mic = Path(sys.executable).with_name("gia-mic")
@@ -188,28 +189,34 @@ def main() -> None:
             recording = Path(work) / f"recording-{minutes:g}min-{gap:g}s-{width}x{height}.mkv"
             count = max(2, round(minutes * 60 / (gap + 1.7)))  # a clip lasts ~1.7 s
             placed = known_recording(recording, count=count, gap_s=gap, size=(width, height))
-            output = f"{recording}.out"
-            command = [str(gia_mic), "analyze", str(recording), "--model", args.model, "--output", output]
-            peak, seconds = peak_memory_of(command)
-            found = len(json.loads((Path(output) / "timeline.json").read_text())["segments"])
-            results.append(
-                {
-                    "minutes": minutes,
-                    "gap_s": gap,
-                    "size": f"{width}x{height}",
-                    "clips": len(placed),
-                    "segments": found,
-                }
-            )
-            results[-1].update(peak_mib=round(peak), seconds=round(seconds, 1))
-            print(json.dumps(results[-1]), flush=True)
+            for speakers in (False, True) if args.speakers else (False,):
+                output = f"{recording}.{'speakers' if speakers else 'plain'}"
+                command = [str(gia_mic), "analyze", str(recording), "--model", args.model, "--output", output]
+                peak, seconds = peak_memory_of(command + (["--speakers"] if speakers else []))
+                found = len(json.loads((Path(output) / "timeline.json").read_text())["segments"])
+                results.append(
+                    {
+                        "minutes": minutes,
+                        "gap_s": gap,
+                        "size": f"{width}x{height}",
+                        "speakers": speakers,
+                        "clips": len(placed),
+                        "segments": found,
+                    }
+                )
+                results[-1].update(peak_mib=round(peak), seconds=round(seconds, 1))
+                print(json.dumps(results[-1]), flush=True)
     base = results[0]["peak_mib"]
-    print("\n| recording | silence between clips | pictures | clips | found | peak memory | vs the first | time |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| recording | silence between clips | pictures | --speakers | clips | found | peak memory | vs the first "
+        "| time |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['minutes']:g} min | {r['gap_s']:g} s | {r['size']} | {r['clips']} | {r['segments']} | "
-            f"{r['peak_mib']} MiB | x{r['peak_mib'] / base:.2f} | {r['seconds']:.0f} s |"
+            f"| {r['minutes']:g} min | {r['gap_s']:g} s | {r['size']} | {'yes' if r['speakers'] else 'no'} | "
+            f"{r['clips']} | {r['segments']} | {r['peak_mib']} MiB | x{r['peak_mib'] / base:.2f} | "
+            f"{r['seconds']:.0f} s |"
         )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 from transformers import pipeline
+from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 from transformers.utils import logging as transformers_logging
 
 from modeling_gia_mic import TASK, MultimodalEmotionRecognitionPipeline
@@ -79,8 +80,17 @@ class AnalysisSettings:
     speakers: DiarizationOptions | None = None
 
     def record(self) -> dict:
-        """The settings as a timeline records them (JSON): a later run with other settings analyses again."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """
+        The settings as a timeline records them (JSON), so that a later run with other settings analyses again: a
+        local model or recogniser by its absolute path, the language by its code.
+        """
+        recorded = dataclasses.asdict(self)
+        for name in ("model", "asr"):
+            if recorded[name] is not None and Path(recorded[name]).exists():
+                recorded[name] = str(Path(recorded[name]).resolve())
+        language = (self.language or "auto").lower()
+        recorded["language"] = TO_LANGUAGE_CODE.get(language, language)
+        return json.loads(json.dumps(recorded))
 
     def stages(self, classifier, info) -> tuple[str, ...]:
         return classifier.analysis_stages(info, self.speakers)

@@ -158,7 +158,7 @@ def remove_staging(output: Path) -> None:
 def made_with(folder: Path, recording: Recording) -> dict | None:
     """
     The settings of a timeline folder put in place by this command (so whole) for this very recording (not another of
-    its name); None where the folder is not one.
+    its name); None where the folder is not one, `{}` where it does not say (made before timelines recorded them).
     """
     if read_marker(folder).get("command") != COMMAND or not (folder / "timeline.json").is_file():
         return None
@@ -166,7 +166,9 @@ def made_with(folder: Path, recording: Recording) -> dict | None:
         timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
     except ValueError:
         return None
-    return timeline.get("settings", {}) if timeline.get("source") == source_of(recording) else None
+    if not isinstance(timeline, dict) or timeline.get("source") != source_of(recording):
+        return None
+    return timeline.get("settings") or {}
 
 
 def source_of(recording: Recording) -> str:
@@ -269,7 +271,7 @@ def planned(
     for recording in recordings:
         folder = output / recording.name
         made = None if overwrite else made_with(folder, recording)
-        if made == settings.record():
+        if made == {} or made == settings.record():  # settings not recorded: taken as these
             rows[recording] = earlier_row(recording, folder, earlier)
             continue
         changed += made is not None

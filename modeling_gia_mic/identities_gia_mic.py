@@ -186,7 +186,7 @@ def find_faces(
 ) -> FacesInView:
     """
     The faces in view in each utterance's frames (`SegmentMedia` with `frames`, from `cut_segments`), tracked,
-    described and clustered into identities. Only boxes and one descriptor per track are kept, never a picture.
+    described and clustered into identities. Only boxes and descriptors are kept, never a picture.
     """
     detector, recognizer = detector or FaceDetector.load(), recognizer or FaceRecognizer.load()
     found: dict[float, list[list[Box]]] = {}
@@ -195,10 +195,14 @@ def find_faces(
     for utterance in utterances:
         works = [detection_copy(frame) for frame in utterance.frames or []]
         boxes = [[box_of(rect) for _, rect in detector.boxes(work)] for work in works]
+
+        def describe(frame: int, index: int, works=works, boxes=boxes) -> np.ndarray:
+            return recognizer.describe(detector, works[frame], boxes[frame][index])
+
         for track in link_tracks(boxes):
-            frame, index = max(track, key=lambda place: area(boxes[place[0]][place[1]]))
-            descriptors.append(recognizer.describe(detector, works[frame], boxes[frame][index]))
-            track_of.update({(utterance.start, f, i): len(descriptors) - 1 for f, i in track})
+            for places, descriptor in described(track, describe):
+                descriptors.append(descriptor)
+                track_of.update({(utterance.start, f, i): len(descriptors) - 1 for f, i in places})
         found[utterance.start] = boxes
         if progress is not None:
             progress()
@@ -212,6 +216,23 @@ def find_faces(
             for start, frames in found.items()
         }
     )
+
+
+def described(
+    track: list[tuple[int, int]], describe: Callable[[int, int], np.ndarray]
+) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+    """
+    A track's descriptor, from its first and last faces where they are one person; where they are not (a cut between
+    two people framed alike, whose boxes overlap), each face of it on its own.
+    """
+    first = describe(*track[0])
+    if len(track) == 1:
+        return [(track, first)]
+    last = describe(*track[-1])
+    if np.linalg.norm(first - last) < IDENTITY_DISTANCE:
+        return [(track, (first + last) / 2)]
+    middle = [([place], describe(*place)) for place in track[1:-1]]
+    return [([track[0]], first), *middle, ([track[-1]], last)]
 
 
 def box_of(rect) -> Box:

@@ -178,6 +178,7 @@ class SpeechRecognizer:
 
     def known_language(self, language: str | None) -> str | None:
         """The language as a code ("french" and "fr" are "fr"; "auto" is None: found in each clip), checked."""
+        language = language.lower() if isinstance(language, str) else language
         if language is None or language == "auto":
             if language == "auto" and not self.multilingual:
                 raise ValueError(
@@ -234,6 +235,11 @@ def quietly(function: Callable, *args, **kwargs):
         return function(*args, **kwargs)
     finally:
         logging.set_verbosity(verbosity)
+
+
+def face_id(face: UtteranceFace | None) -> str | None:
+    """The identity an utterance reads (None where its frames were not in the face pass: a file cut short)."""
+    return face.face_id if face is not None else None
 
 
 def chosen_faces(frames: list[np.ndarray], face: UtteranceFace, notes: list[str]) -> list[np.ndarray] | None:
@@ -719,7 +725,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         if names is not None:
             segments = ({**result, "speaker": names[result["start"]]} for result in segments)
         if faces is not None:
-            segments = ({**result, "face_id": faces[result["start"]].face_id} for result in segments)
+            segments = ({**result, "face_id": face_id(faces.get(result["start"]))} for result in segments)
         return RecordingAnalysis(info.name, duration, notes, segments, self.labels)
 
     def reads_faces(self, info: MediaInfo) -> bool:
@@ -768,7 +774,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         done = 0
         report("Analysing segments", done, total)
         while pairs := [
-            (segment, self.segment_inputs(segment, faces and faces[segment.start]))
+            (segment, self.segment_inputs(segment, (faces or {}).get(segment.start)))
             for segment in islice(media, batch_size)
         ]:
             batch, samples = [segment for segment, _ in pairs], [sample for _, sample in pairs]

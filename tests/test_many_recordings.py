@@ -19,6 +19,7 @@ from conftest import SHARED_DATA, accelerate_launch
 
 from gia_mic.folders import held
 from gia_mic.many_recordings import INDEX_COLUMNS, expand
+from modeling_gia_mic.speakers_gia_mic import DiarizationOptions
 
 
 needs_data = pytest.mark.skipif(
@@ -88,6 +89,30 @@ def test_a_folder_gives_one_timeline_per_recording_and_an_index(calls, demo_mode
     assert "skipped" not in speakers.stdout, "a folder made without speakers is not taken for one made with them"
     for folder in ("first", "monday/second"):
         assert "speaker" in (output / folder / "timeline.csv").read_text().splitlines()[0]
+
+    made = output / "monday" / "second" / "timeline.json"  # as made before timelines recorded their settings
+    made.write_text(json.dumps({k: v for k, v in json.loads(made.read_text()).items() if k != "settings"}))
+    args = ("--model", str(demo_model), "--output", str(output), "--no-transcribe", "--speakers")
+    older = analyze(str(calls), *args)
+    assert "2 of 3 recordings were analysed by an earlier run: skipped" in older.stdout, "no settings: taken as these"
+
+
+def test_settings_are_recorded_as_they_mean(tmp_path, monkeypatch):
+    from gia_mic.analysis import AnalysisSettings
+
+    (tmp_path / "model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    relative = AnalysisSettings("model", language="French").record()
+    assert relative == AnalysisSettings(str(tmp_path / "model"), language="fr").record()
+    assert relative["model"] == str(tmp_path / "model"), "a local folder by its absolute path"
+    assert (
+        AnalysisSettings("model").record()["language"]
+        == AnalysisSettings("model", language="Auto").record()["language"]
+    )
+    assert AnalysisSettings("someone/emotions").record()["model"] == "someone/emotions", "a Hub id as it is"
+    assert AnalysisSettings("model", speakers=DiarizationOptions(names=("Ann",))).record()["speakers"]["names"] == [
+        "Ann"
+    ]
 
 
 @needs_data

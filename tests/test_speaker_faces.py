@@ -10,10 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from modeling_gia_mic.identities_gia_mic import FacesInView, UtteranceFace, link_tracks, overlap
+from modeling_gia_mic.identities_gia_mic import FacesInView, UtteranceFace, described, link_tracks, overlap
 from modeling_gia_mic.speakers_gia_mic import DiarizationOptions
 
 
@@ -31,6 +32,18 @@ def test_boxes_that_overlap_are_one_track():
     frames = [[LEFT, RIGHT], [RIGHT, moved], [], [moved]]
     assert link_tracks(frames) == [[(0, 0), (1, 1)], [(0, 1), (1, 0)], [(3, 0)]], "a frame without faces ends them"
     assert link_tracks([[LEFT], [LEFT, (12, 10, 112, 110)]]) == [[(0, 0), (1, 0)], [(1, 1)]], "one box, one track"
+
+
+def test_a_cut_between_two_people_framed_alike_is_not_one_face():
+    """Boxes that overlap across a cut from one close-up to another: the track's ends disagree, so each face counts
+    on its own."""
+    ann, bob = np.zeros(128), np.full(128, 0.1)  # 1.13 apart: two people
+    faces = {(0, 0): ann, (1, 0): ann + 0.01, (2, 0): bob, (3, 0): bob}
+    track = [(0, 0), (1, 0), (2, 0), (3, 0)]
+    parts = described(track, lambda frame, index: faces[frame, index])
+    assert [places for places, _ in parts] == [[(0, 0)], [(1, 0)], [(2, 0)], [(3, 0)]]
+    one = described(track[:2], lambda frame, index: faces[frame, index])
+    assert [places for places, _ in one] == [track[:2]] and np.allclose(one[0][1], ann + 0.005)
 
 
 def view(*utterances: list[list[tuple]]) -> FacesInView:

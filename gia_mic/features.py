@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -120,7 +121,9 @@ def extract_features(
         for shard in balanced(pending, lambda shard: shard.rows, state.num_processes)[state.process_index]:
             encode_shard(shards_folder, shard, dataset[shard.split], model, collator, batch_size, progress)
             if verbose:
-                print(f"process {state.process_index}: {shard.split} rows {shard.start}-{shard.stop - 1} encoded")
+                said = f"process {state.process_index}: {shard.split} rows {shard.start}-{shard.stop - 1} encoded\n"
+                sys.stdout.write(said)  # the line and its end in one write: another process's cannot come between
+                sys.stdout.flush()
         progress.close()
         state.wait_for_everyone()
         if not state.is_main_process:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 from transformers import pipeline
-from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 from transformers.utils import logging as transformers_logging
 
 from modeling_gia_mic import TASK, MultimodalEmotionRecognitionPipeline
+from modeling_gia_mic.pipeline_gia_mic import language_code
 from modeling_gia_mic.recording_gia_mic import probe
 from modeling_gia_mic.speakers_gia_mic import DiarizationOptions
 
@@ -88,8 +88,7 @@ class AnalysisSettings:
         for name in ("model", "asr"):
             if recorded[name] is not None and Path(recorded[name]).exists():
                 recorded[name] = str(Path(recorded[name]).resolve())
-        language = (self.language or "auto").lower()
-        recorded["language"] = TO_LANGUAGE_CODE.get(language, language)
+        recorded["language"] = language_code(self.language)
         return json.loads(json.dumps(recorded))
 
     def stages(self, classifier, info) -> tuple[str, ...]:

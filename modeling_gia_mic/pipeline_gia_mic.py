@@ -15,11 +15,10 @@ Remote code: torch and transformers; PyAV reads media files, dlib finds faces wh
 """
 
 import copy
-import itertools
 import os
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import count, islice
 from typing import NamedTuple
 
 import numpy as np
@@ -136,6 +135,13 @@ class Transcript(NamedTuple):
     language: str
 
 
+def language_code(language: str | None) -> str | None:
+    """A language as Whisper's code ("french", "French" and "fr" are "fr"); None, or "auto", is None: found."""
+    if language is None or language.lower() == "auto":
+        return None
+    return TO_LANGUAGE_CODE.get(language.lower(), language.lower())
+
+
 class SpeechRecognizer:
     """
     A Whisper model transcribing 16 kHz clips of up to 30 s, `batch_size` at a time: its encoder attends over the
@@ -177,16 +183,15 @@ class SpeechRecognizer:
         return bool(getattr(self.model.generation_config, "is_multilingual", False))
 
     def known_language(self, language: str | None) -> str | None:
-        """The language as a code ("french" and "fr" are "fr"; "auto" is None: found in each clip), checked."""
-        language = language.lower() if isinstance(language, str) else language
-        if language is None or language == "auto":
-            if language == "auto" and not self.multilingual:
+        """The language as a code (`language_code`), checked against what the recogniser can take."""
+        code = language_code(language)
+        if code is None:
+            if language is not None and not self.multilingual:
                 raise ValueError(
                     "The speech recogniser is English-only; finding the language needs a multilingual Whisper "
                     "(`gia-mic convert-whisper --size base`)."
                 )
             return None
-        code = TO_LANGUAGE_CODE.get(str(language).lower(), str(language).lower())
         if not self.multilingual:
             if code != "en":
                 raise ValueError(
@@ -748,7 +753,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         largest) from the faces in view at the frames it will read, tracked and told apart (`identities_gia_mic`).
         """
         spans = [(start, end) for start, end, _ in turns]
-        done = itertools.count(1)
+        done = count(1)
         report("Finding faces", 0, len(spans))
         view = find_faces(
             cut_segments(info, spans, self.processor.num_frames, audio=False, video=True, notes=[]),

@@ -268,10 +268,11 @@ def planned(
     remove_staging(output)
     gather_rows(output, read_index(output), recordings)
     earlier, rows, pending, changed = read_index(output), {}, [], 0
+    wanted = settings.record()
     for recording in recordings:
         folder = output / recording.name
         made = None if overwrite else made_with(folder, recording)
-        if made == {} or made == settings.record():  # settings not recorded: taken as these
+        if made == {} or made == wanted:  # settings not recorded: taken as these
             rows[recording] = earlier_row(recording, folder, earlier)
             continue
         changed += made is not None

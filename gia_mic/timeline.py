@@ -51,14 +51,14 @@ def rows(timeline: dict, labels: list[str]) -> tuple[list[str], list[dict]]:
     segments = timeline["segments"]
     inputs = [name for name in ("text", "speech", "face") if any(name in s["inputs"] for s in segments)]
     gates = list(dict.fromkeys(pair for s in segments for pair in s["gates"]))
-    speakers = [key for key in ("speaker", "face_id") if any(key in s for s in segments)]
+    who = [key for key in ("speaker", "face_id") if any(key in s for s in segments)]
     words = ["text", "language"] if any("language" in s for s in segments) else ["text"]
-    columns = ["start", "end", *speakers, *words, "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
+    columns = ["start", "end", *who, *words, "label", "score", "uncertain", *(f"p_{label}" for label in labels)]
     columns += [f"{name}_{what}" for name in inputs for what in ("label", "score")]
     columns += [f"gate_{pair}" for pair in gates] + ["notes"]
     table = []
     for segment in segments:
-        row = {key: segment.get(key) for key in ("start", "end", *speakers, *words, "label", "score", "uncertain")}
+        row = {key: segment.get(key) for key in ("start", "end", *who, *words, "label", "score", "uncertain")}
         row.update({f"p_{label}": segment["scores"].get(label) for label in labels})
         for name in inputs:
             own = segment["inputs"].get(name, {})
@@ -165,8 +165,8 @@ def write_speakers(timeline: dict, labels: list[str], path: Path) -> None:
     faces = ["face_id"] if any("face_id" in own for own in timeline["speakers"]) else []
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        shares = [f"share_{label}" for label in labels]
-        writer.writerow(["speaker", "seconds", "utterances", *faces, "emotion", *shares, "changes"])
+        share_columns = [f"share_{label}" for label in labels]
+        writer.writerow(["speaker", "seconds", "utterances", *faces, "emotion", *share_columns, "changes"])
         for own in timeline["speakers"]:
             changes = "; ".join(f"{c['time']:.1f} {c['from']}->{c['to']}" for c in own["changes"])
             shares = [own["shares"][label] for label in labels]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .faces_gia_mic import FaceDetector, detection_copy, import_dlib, weights_folder
+from .speakers_gia_mic import first_appearance_order
 
 
 RECOGNITION_WEIGHTS = "dlib_face_recognition_resnet_model_v1.dat"
@@ -206,7 +207,7 @@ def find_faces(
         found[utterance.start] = boxes
         if progress is not None:
             progress()
-    identity = first_appearance(clustered(descriptors))
+    identity = first_appearance_order(np.array(clustered(descriptors), dtype=int)).tolist()
     return FacesInView(
         {
             start: [
@@ -245,8 +246,3 @@ def clustered(descriptors: list[np.ndarray]) -> list[int]:
         return [0] * len(descriptors)
     dlib = import_dlib()
     return list(dlib.chinese_whispers_clustering([dlib.vector(d.tolist()) for d in descriptors], IDENTITY_DISTANCE))
-
-
-def first_appearance(labels: list[int]) -> list[int]:
-    order = {label: index for index, label in enumerate(dict.fromkeys(labels))}
-    return [order[label] for label in labels]

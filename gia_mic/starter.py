@@ -600,5 +600,6 @@ from transformers import pipeline
 classifier = pipeline("multimodal-emotion-recognition", model="<this repo>", trust_remote_code=True)
 classifier({{"audio": "clip.wav", "image": "face.jpg"}})  # [{{"label": ..., "score": ...}}, ...]
 classifier("interview.mp4")  # an emotion timeline: one segment per utterance (gia-mic analyze writes csv/json/png)
+classifier("interview.mp4", speakers=True)  # ... with each utterance's speaker and, in a video, the speaker's face
 ```
 """

@@ -33,6 +33,7 @@ from transformers.utils import cached_file, logging
 from .audio_gia_mic import SAMPLING_RATE, read_audio
 from .faces_gia_mic import FaceDetector, detection_copy
 from .identities_gia_mic import UtteranceFace, find_faces, rectangle
+from .live_gia_mic import Analyse, LiveAnalysis, LiveOptions
 from .processing_gia_mic import (
     NoFaceFoundError,
     as_float_waveform,
@@ -732,6 +733,17 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         if faces is not None:
             segments = ({**result, "face_id": face_id(faces.get(result["start"]))} for result in segments)
         return RecordingAnalysis(info.name, duration, notes, segments, self.labels)
+
+    def live(
+        self, transcribe: bool = True, options: LiveOptions | None = None, analyse: Analyse | None = None
+    ) -> LiveAnalysis:
+        """
+        A live stream's analysis: `feed(audio=..., sampling_rate=..., frames=[(time, picture), ...])` as they come,
+        then `finish()`; each call gives the utterances settled since the last one, the current emotion (the utterance
+        that just ended, analysed early) and the timeline of the last minute. A recording fed piece by piece gives the
+        utterances and labels `analyze` gives for it (`live_gia_mic`).
+        """
+        return LiveAnalysis(self, transcribe, options or LiveOptions(), analyse)
 
     def reads_faces(self, info: MediaInfo) -> bool:
         """Whether a recording's faces are cut out for the model: it has pictures, the model reads faces and its

@@ -185,21 +185,43 @@ def speech_segments(
     probabilities: np.ndarray, duration: float, options: SegmentationOptions = SegmentationOptions()
 ) -> list[tuple[float, float]]:
     """Speech spans (seconds) from per-step speech probabilities, joined, padded and sized for the model."""
+    runs, _ = speech_runs(probabilities, options)
+    groups = utterance_groups(runs, duration, options)
+    return [part for group in groups for part in split_even(group, options.max_segment_s)]
+
+
+def speech_runs(
+    probabilities: np.ndarray, options: SegmentationOptions, first_step: int = 0
+) -> tuple[list[list[float]], bool]:
+    """
+    The runs of speech (seconds; the steps counted from `first_step`) with the pauses shorter than `min_silence_s`
+    inside them, and whether speech goes on at the last step. A step starts speech from `threshold` and ends it below
+    `threshold - 0.15`.
+    """
     step = VAD_CHUNK / SAMPLING_RATE
     spans, start, speaking = [], 0, False
-    for index, probability in enumerate(probabilities):
+    for index, probability in enumerate(probabilities, first_step):
         if not speaking and probability >= options.threshold:
             start, speaking = index, True
         elif speaking and probability < options.threshold - 0.15:
             spans.append([start * step, index * step])
             speaking = False
     if speaking:
-        spans.append([start * step, len(probabilities) * step])
-    spans = join_close(spans, options.min_silence_s, math.inf)
-    spans = [span for span in spans if span[1] - span[0] >= options.min_speech_s]
-    spans = pad(spans, options.speech_pad_s, duration)
-    spans = join_close(spans, options.max_merge_gap_s, options.max_segment_s, short=options.min_segment_s)
-    return [part for span in spans for part in split_even(span, options.max_segment_s)]
+        spans.append([start * step, (first_step + len(probabilities)) * step])
+    return join_close(spans, options.min_silence_s, math.inf), speaking
+
+
+def utterance_groups(
+    runs: list[list[float]], duration: float, options: SegmentationOptions, before: float | None = None
+) -> list[list[float]]:
+    """
+    Runs of speech as the model reads them: bursts under `min_speech_s` dropped, each padded (never past half way to
+    its neighbour, `before` the end of the one before the first), short ones joined to a close neighbour; each group
+    is then split into parts of at most `max_segment_s` (`split_even`).
+    """
+    runs = [run for run in runs if run[1] - run[0] >= options.min_speech_s]
+    spans = pad(runs, options.speech_pad_s, duration, before)
+    return join_close(spans, options.max_merge_gap_s, options.max_segment_s, short=options.min_segment_s)
 
 
 def join_close(spans: list, gap: float, longest: float, short: float = math.inf) -> list:
@@ -216,11 +238,13 @@ def join_close(spans: list, gap: float, longest: float, short: float = math.inf)
     return joined
 
 
-def pad(spans: list, seconds: float, duration: float) -> list:
-    """Each span widened by `seconds` on both sides, never past the recording or half way to its neighbour."""
+def pad(spans: list, seconds: float, duration: float, before: float | None = None) -> list:
+    """Each span widened by `seconds` on both sides, never past the recording or half way to its neighbour (`before`:
+    the end of a span before the first)."""
     padded = []
     for index, (start, end) in enumerate(spans):
-        first = (spans[index - 1][1] + start) / 2 if index else 0.0
+        previous = spans[index - 1][1] if index else before
+        first = (previous + start) / 2 if previous is not None else 0.0
         last = (end + spans[index + 1][0]) / 2 if index + 1 < len(spans) else duration
         padded.append([max(start - seconds, first), min(end + seconds, last)])
     return padded
@@ -364,6 +388,7 @@ class StreamCutter:
         self.samples = 0  # audio samples decoded so far
         self.previous = None  # (time, frame) of the last decoded picture
         self.time = 0.0
+        self.hold_from: float | None = None  # audio from this time on is kept for spans not known yet (live)
 
     def take(self, time: float, item) -> Iterator[SegmentMedia]:
         """A piece of audio at the track's own rate (`decode_audio`) or a picture, at its time."""
@@ -380,9 +405,13 @@ class StreamCutter:
         self.chunks.append((self.samples, samples))
         self.samples += samples.size
         self.time = max(self.time, self.audio_time)
-        self.drop_audio_before(self.sample_index(self.pending[0].start) if self.pending else self.samples)
+        self.drop_unneeded_audio()
 
-    def drop_audio_before(self, first: int) -> None:
+    def drop_unneeded_audio(self) -> None:
+        """Audio before the earliest open span (and before `hold_from`) is not needed any more."""
+        times = [self.pending[0].start] if self.pending else []
+        times += [self.hold_from] if self.hold_from is not None else []
+        first = self.sample_index(min(times)) if times else self.samples
         while self.chunks and self.chunks[0][0] + self.chunks[0][1].size <= first:
             self.chunks.popleft()
 
@@ -414,7 +443,7 @@ class StreamCutter:
     def hand_out(self, segment: SegmentMedia) -> SegmentMedia:
         if self.rate is not None:
             segment.waveform = self.cut_audio(segment.start, segment.end)
-            self.drop_audio_before(self.sample_index(self.pending[0].start) if self.pending else self.samples)
+            self.drop_unneeded_audio()
         return segment
 
     def sample_index(self, time: float) -> int:

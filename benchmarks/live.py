@@ -66,6 +66,21 @@ def recording_feeds(path: Path, chunk_s: float = 0.5) -> Iterator[dict]:
         yield {"frames": rest + list(pictures)}
 
 
+def camera_file(video: Path, y4m: Path, scale: int = 2) -> Path:
+    """A video's pictures, `scale` times larger, as the .y4m a browser's fake camera plays
+    (`--use-file-for-fake-video-capture`)."""
+    av = import_av()
+    with av.open(str(video)) as source, av.open(str(y4m), "w", format="yuv4mpegpipe") as target:
+        stream = video_streams(source)[0]
+        out = target.add_stream("rawvideo", rate=stream.average_rate or 10)
+        out.width, out.height, out.pix_fmt = stream.width * scale, stream.height * scale, "yuv420p"
+        for frame in source.decode(stream):
+            larger = np.repeat(np.repeat(frame.to_ndarray(format="rgb24"), scale, 0), scale, 1)
+            target.mux(out.encode(av.VideoFrame.from_ndarray(larger, format="rgb24")))
+        target.mux(out.encode(None))
+    return y4m
+
+
 def shown_before(pictures: Iterator, waiting, end: float) -> tuple[list, object]:
     """The pictures (from `waiting` on) whose time is before `end`, and the first one after it."""
     frames = []

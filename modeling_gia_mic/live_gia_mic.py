@@ -256,16 +256,20 @@ class LiveAnalysis:
         sampling_rate: int | None = None,
         start: float | None = None,
         frames: list[tuple[float, np.ndarray]] = (),
+        early: bool = True,
     ) -> LiveUpdate:
         """
         `audio`: mono float samples at `sampling_rate` from `start` seconds (default: right after the last piece);
-        `frames`: (time in seconds, RGB picture) in time order.
+        `frames`: (time in seconds, RGB picture) in time order; `early`: analyse the utterance that just ended before
+        it settles (a caller that is behind skips it).
         """
         if audio is not None and len(audio):
             self.add_audio(np.asarray(audio, np.float32), sampling_rate, start)
         for time, frame in frames:
+            if not self.has_audio and self.media.frames_until is None:
+                self.windows_done = time  # pictures only: the windows start with the first
             self.media.add_frame(time, frame)
-        return self.update(final=False)
+        return self.update(final=False, early=early)
 
     def finish(self) -> LiveUpdate:
         """The stream ended: the last utterances are settled as at the end of a file."""
@@ -289,12 +293,12 @@ class LiveAnalysis:
             self.speech.add(piece.to_ndarray().reshape(-1))
         self.audio_end = start + samples.size / rate
 
-    def update(self, final: bool) -> LiveUpdate:
+    def update(self, final: bool, early: bool = False) -> LiveUpdate:
         settled = self.results(self.ready_spans(final))
         self.timeline.extend(settled)
         if settled:
             self.current = settled[-1]
-        if not final and self.has_audio:
+        if early and self.has_audio:
             self.analyse_early()
         self.media.forget_before(self.needed_from)
         while self.timeline and self.timeline[0]["end"] < self.now - self.options.history_s:

@@ -16,12 +16,14 @@ which reuse the encoders' outputs). The app uses the pipeline's documented API o
 
 import argparse
 import logging
+import math
 import os
 import queue
 import socket
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from transformers import pipeline
@@ -90,9 +93,14 @@ class BatchingQueue:
         threading.Thread(target=self._work, daemon=True).start()
 
     def __call__(self, item: Any) -> Any:
-        future: Future = Future()
-        self.items.put((item, future))
-        return future.result()
+        return self.map([item])[0]
+
+    def map(self, items: list) -> list:
+        """Several items of one caller, queued together: batched with each other and with other callers' items."""
+        futures = [Future() for _ in items]
+        for item, future in zip(items, futures):
+            self.items.put((item, future))
+        return [future.result() for future in futures]
 
     def _work(self) -> None:
         while True:
@@ -145,12 +153,26 @@ class EmotionDemo:
         # the requests that arrive together: the clients answered by one batch come back within a few tenths of a
         # second (benchmarks/demo_load.py).
         self.explain = BatchingQueue(self.explained, key=lambda request: request[1], max_batch=max_batch, wait_s=0.2)
+        # The live streams' utterances, of all viewers, as batches of the pipeline (grouped by the transcribe choice).
+        self.live_utterances = BatchingQueue(self.analysed, key=lambda item: item[1], max_batch=max_batch, wait_s=0.02)
 
     def explained(self, requests: list[tuple[dict, bool]]) -> list[dict]:
         """Requests with the same `transcribe` choice, as one batch of the pipeline, each explained."""
         samples = [sample for sample, _ in requests]
         return self.pipe(
             samples, batch_size=len(samples), explain=True, transcribe=requests[0][1], max_seconds=MAX_AUDIO_SECONDS
+        )
+
+    def analysed(self, items: list[tuple[Any, bool]]) -> list[dict]:
+        """Live utterances (`SegmentMedia`) with the same `transcribe` choice, as one batch of the pipeline."""
+        media = [segment for segment, _ in items]
+        return list(self.pipe.analyze_segments(iter(media), len(media), items[0][1], lambda *_: None, len(media)))
+
+    def live_analysis(self, transcribe: bool):
+        """A viewer's live analysis: the pipeline's, its utterances run through the queue all viewers share."""
+        return self.pipe.live(
+            transcribe=transcribe,
+            analyse=lambda media: self.live_utterances.map([(segment, transcribe) for segment in media]),
         )
 
     # --- one request ---------------------------------------------------------------------------------------------
@@ -338,28 +360,176 @@ def speaker_lanes(segments: list[dict], people: list[dict], duration: float, lab
         parts.append(f'<text x="{LEFT - 8}" y="{row * LANE + 22}" text-anchor="end" font-size="13">{name}</text>')
         parts += [utterance_block(s, row, scale, colour) for s in segments if s.get("speaker") == own["speaker"]]
     axis = len(people) * LANE + 16
-    for tick in range(0, int(duration) + 1, max(1, round(duration / 10))):
-        parts.append(
-            f'<text x="{LEFT + tick * scale:.1f}" y="{axis}" font-size="11" text-anchor="middle">{tick} s</text>'
-        )
+    parts += time_axis(range(0, int(duration) + 1, max(1, round(duration / 10))), 0.0, scale, axis)
     svg = f'<svg id="speaker-lanes" width="{width}" height="{axis + 6}" role="img" aria-label="Who spoke when">'
+    legend = emotion_legend(segments, colour)
+    return f"<div><b>Who spoke when</b> (hover an utterance for its words)</div>{svg}{''.join(parts)}</svg>{legend}"
+
+
+def emotion_legend(segments: list[dict], colour: dict[str, str]) -> str:
+    """A swatch and name for each emotion the segments show, in order of appearance."""
     seen = dict.fromkeys(s["label"] for s in segments if s["label"] is not None)
-    legend = " ".join(
+    return " ".join(
         f'<span style="display:inline-block;width:12px;height:12px;background:{colour[label]};margin:0 4px 0 12px">'
         f"</span>{escape(label)}"
         for label in seen
     )
-    return f"<div><b>Who spoke when</b> (hover an utterance for its words)</div>{svg}{''.join(parts)}</svg>{legend}"
 
 
-def utterance_block(segment: dict, row: int, scale: float, colour: dict[str, str]) -> str:
+def time_axis(ticks: range, origin: float, scale: float, y: int) -> list[str]:
+    """Labels of whole seconds under a timeline that starts at `origin`."""
+    return [
+        f'<text x="{LEFT + (tick - origin) * scale:.1f}" y="{y}" font-size="11" text-anchor="middle">{tick} s</text>'
+        for tick in ticks
+    ]
+
+
+def utterance_block(segment: dict, row: int, scale: float, colour: dict[str, str], origin: float = 0.0) -> str:
+    """An utterance's block in a lane (`row`), from its start to its end (seconds after `origin`)."""
     said = f"{segment['start']:.1f}-{segment['end']:.1f} s  {segment['label'] or 'no answer'}: {segment['text'] or ''}"
-    x, length = LEFT + segment["start"] * scale, max((segment["end"] - segment["start"]) * scale, 1)
+    start = max(segment["start"], origin)
+    x, length = LEFT + (start - origin) * scale, max((segment["end"] - start) * scale, 1)
     return (
         f'<rect class="utterance" x="{x:.1f}" y="{row * LANE + 4}" width="{length:.1f}" height="{LANE - 8}" '
         f'fill="{colour.get(segment["label"], "#cccccc")}" data-emotion="{escape(segment["label"] or "")}">'
         f"<title>{escape(said)}</title></rect>"
     )
+
+
+class LiveSession:
+    """
+    One viewer's live stream: the microphone's pieces and the webcam's pictures, timed by when they arrive, fed in
+    order to the pipeline's live analysis by the session's own worker, so the page's events return at once and no
+    piece of audio waits behind the model. A picture that arrives while work is waiting is dropped (the camera sends
+    the next one soon): a slow machine drops pictures rather than falling behind, and skips the early analysis of an
+    utterance (it settles a second later). Audio is never dropped: the utterances need all of it. Stopping the
+    microphone settles the last utterance; starting it again begins a new analysis, the timeline kept.
+    """
+
+    def __init__(self, demo_model: "EmotionDemo"):
+        self.demo_model = demo_model
+        self.inbox: queue.Queue = queue.Queue()
+        self.worker: threading.Thread | None = None
+        self.analysis, self.transcribe, self.began = None, None, None
+        self.earlier: list[dict] = []  # the utterances of the analyses stopped before this one
+        self.current, self.time, self.timeline = None, 0.0, []
+        self.shown_at = -math.inf  # when the page was last given the state
+
+    def clock(self) -> float:
+        """Seconds since the stream began (its first piece or picture)."""
+        if self.began is None:
+            self.began = time.monotonic()
+        return time.monotonic() - self.began
+
+    def hear(self, piece, transcribe: bool):
+        """A piece of the microphone's audio: (rate, samples) as Gradio streams it."""
+        if piece is not None:
+            rate, samples = piece
+            samples = mono_float(samples)
+            start = max(0.0, self.clock() - samples.size / rate)
+            self.send({"audio": samples, "sampling_rate": rate, "start": start}, transcribe)
+        return self.shown()
+
+    def see(self, picture, transcribe: bool):
+        """A picture of the webcam, dropped where work is waiting."""
+        if picture is not None and self.inbox.empty():
+            self.send({"frames": [(self.clock(), np.asarray(picture))]}, transcribe)
+        return self.shown()
+
+    def stop(self):
+        """The microphone stopped: its last utterance is settled."""
+        self.send(None, None)
+        return self.shown()
+
+    def send(self, feed: dict | None, transcribe: bool | None) -> None:
+        if self.worker is None:
+            self.worker = threading.Thread(target=self.work, daemon=True)
+            self.worker.start()
+        self.inbox.put((feed, transcribe))
+
+    def work(self) -> None:
+        """The session's worker: each feed in order, until the viewer leaves."""
+        while (item := self.inbox.get()) is not False:
+            feed, transcribe = item
+            if feed is None:
+                if self.analysis is not None and self.analysis.has_audio:
+                    self.settle()
+                continue
+            if self.analysis is not None and transcribe != self.transcribe:
+                self.settle()
+            if self.analysis is None:
+                self.analysis, self.transcribe = self.demo_model.live_analysis(transcribe), transcribe
+            if "audio" in feed and self.analysis.has_audio:
+                feed = {**feed, "start": None}  # the microphone's pieces follow each other
+            self.show(self.analysis.feed(**feed, early=self.inbox.empty()))
+
+    def settle(self) -> None:
+        self.show(self.analysis.finish())
+        self.earlier, self.analysis = self.timeline, None
+
+    def show(self, update) -> None:
+        """An update of the analysis: the current emotion, and the timeline of the last minute."""
+        self.current, self.time = update.current or self.current, max(self.time, update.time)
+        self.timeline = [u for u in [*self.earlier, *update.timeline] if u["end"] > self.time - 60.0]
+
+    def shown(self):
+        """The current emotion, each input's own, and the timeline of the last minute: once a second (the microphone
+        streams a piece every tenth of a second; the page is not redrawn for each)."""
+        if self.clock() - self.shown_at < 1.0:
+            return [gr.skip()] * 3
+        self.shown_at = self.clock()
+        timeline = live_timeline(self.timeline, self.time, self.demo_model.labels)
+        return current_emotion(self.current), inputs_line(self.current), timeline
+
+    def close(self) -> None:
+        """The viewer left: the worker ends and what the stream held goes."""
+        if self.worker is not None:
+            self.inbox.put(False)
+        self.analysis, self.current, self.earlier, self.timeline = None, None, [], []
+
+
+def mono_float(samples: np.ndarray) -> np.ndarray:
+    """A microphone's samples (integers or floats, one or more channels) as mono float32 in [-1, 1]."""
+    samples = np.asarray(samples)
+    if np.issubdtype(samples.dtype, np.integer):
+        samples = samples.astype(np.float32) / np.iinfo(samples.dtype).max
+    samples = samples.astype(np.float32)
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
+
+
+def current_emotion(result: dict | None) -> str:
+    """The current emotion, large, with its confidence ("not sure" below the model's `uncertain_below`)."""
+    if result is None or result["label"] is None:
+        return '<div id="live-current">Listening and watching…</div>'
+    label, score = escape(result["label"]), round(100 * result["score"])
+    said = f"not sure (best guess: {label}, {score} %)" if result["uncertain"] else f"{label} ({score} %)"
+    words = f'<div class="live-words">"{escape(result["text"])}"</div>' if result.get("text") else ""
+    span = f"{result['start']:.1f}-{result['end']:.1f} s"
+    return (
+        f'<div id="live-current" data-emotion="{label}"><span style="font-size:2em">{said}</span> '
+        f"<small>{span}</small>{words}</div>"
+    )
+
+
+def inputs_line(result: dict | None) -> str:
+    """Each input's own emotion: 'speech: neutral (61 %) · face: happy (80 %)'."""
+    if result is None:
+        return ""
+    own = result["inputs"].items()
+    return " · ".join(f"{name}: {alone['label']} ({round(100 * alone['score'])} %)" for name, alone in own)
+
+
+def live_timeline(utterances: list[dict], now: float, labels: list[str], seconds: float = 60.0, width=900) -> str:
+    """The last `seconds` of the stream, one block per utterance in the colour of its emotion, scrolling with it."""
+    colour = {label: EMOTION_COLOURS[i % len(EMOTION_COLOURS)] for i, label in enumerate(labels)}
+    origin = max(0.0, now - seconds)
+    scale = (width - LEFT - 10) / seconds
+    parts = [f'<text x="{LEFT - 8}" y="22" text-anchor="end" font-size="13">utterances</text>']
+    parts += [utterance_block(s, 0, scale, colour, origin) for s in utterances if s["end"] > origin]
+    parts += time_axis(range(math.ceil(origin / 10) * 10, int(origin + seconds) + 1, 10), origin, scale, 50)
+    svg = f'<svg id="live-timeline" width="{width}" height="56" role="img" aria-label="The last minute">'
+    legend = emotion_legend(utterances, colour)
+    return f"<div><b>The last minute</b> (hover an utterance for its words)</div>{svg}{''.join(parts)}</svg>{legend}"
 
 
 def examples() -> list[list]:
@@ -383,6 +553,8 @@ def build_demo(demo_model: EmotionDemo, workers: int = 16) -> gr.Blocks:
             one_sample(demo_model, workers)
         with gr.Tab("Analyse a recording"):
             recording_tab(demo_model)
+        with gr.Tab("Live"):
+            live_tab(demo_model, workers)
     return page
 
 
@@ -476,6 +648,45 @@ def recording_tab(demo_model: EmotionDemo) -> None:
         [timeline, table, download, summary, lanes, people],
         api_name="analyze",
         concurrency_limit=2,  # a recording is long work: two at a time beside the single requests
+    )
+
+
+def live_tab(demo_model: EmotionDemo, workers: int) -> None:
+    """The third tab: the microphone and the webcam streamed, the current emotion and the last minute's utterances."""
+    gr.Markdown(
+        "Talk and make faces: start the microphone, the webcam or both. Each utterance is analysed as soon as it ends "
+        "(with your words, when transcription is on, and your face); the blocks below are the last minute."
+    )
+    session = gr.State(lambda: LiveSession(demo_model), delete_callback=lambda live: live.close())
+    with gr.Row():
+        with gr.Column(scale=1):
+            microphone = gr.Audio(
+                sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="live-microphone"
+            )
+            camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-camera")
+            transcribe = gr.Checkbox(value=True, label="Transcribe my speech and use the words")
+        with gr.Column(scale=2):
+            current = gr.HTML(current_emotion(None), label="Now")
+            inputs = gr.Markdown(elem_id="live-inputs")
+            timeline = gr.HTML(live_timeline([], 0.0, demo_model.labels), elem_id="live-timeline-box")
+    outputs = [current, inputs, timeline]
+    microphone.stream(
+        lambda piece, on, live: live.hear(piece, on),
+        [microphone, transcribe, session],
+        outputs,
+        stream_every=0.5,
+        concurrency_limit=workers,
+        show_progress="hidden",
+        trigger_mode="multiple",  # every piece, also while the one before is being received: audio is never dropped
+    )
+    microphone.stop_recording(lambda live: live.stop(), [session], outputs, show_progress="hidden")
+    camera.stream(
+        lambda picture, on, live: live.see(picture, on),
+        [camera, transcribe, session],
+        outputs,
+        stream_every=0.5,
+        concurrency_limit=workers,
+        show_progress="hidden",
     )
 
 

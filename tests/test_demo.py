@@ -19,6 +19,7 @@ from conftest import IN_CI, SHARED_DATA, installed, run_isolated
 from PIL import Image
 
 from gia_mic.hub import push, write_examples
+from gia_mic.starter import EMOTIONS
 
 
 gradio_client = installed("gradio_client", "the demo extra (`make test`)")
@@ -459,6 +460,45 @@ def test_the_recording_tab_in_a_real_browser_shows_the_speakers_lanes(server, ta
         page.screenshot(path=str(ARTIFACTS / "demo-speakers.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "demo-speakers.png").stat().st_size > 50_000
+
+
+def test_the_live_tab_in_a_real_browser_follows_a_microphone_and_a_webcam(server, talk):
+    """Chromium's fake microphone plays four RAVDESS sentences (again and again) and its fake webcam the FER faces
+    shown with them; the Live tab streams both and its timeline fills with the sentences, each with its emotion, words
+    and face (the screenshot is docs/demo-live.png)."""
+    playwright = installed("playwright.sync_api", "the dev extra (`make test`)")
+    from live import camera_file
+
+    camera = camera_file(talk["video"], talk["audio"].parent / "faces.y4m")
+    fake_media = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={talk['audio']}",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", *fake_media])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server[0])
+        page.get_by_role("tab", name="Live").click()
+        page.get_by_text("Click to Access Webcam").click()  # the camera first: a microphone already open stops
+        page.locator("#live-camera").get_by_role("button", name="capture photo").click()
+        page.locator("#live-camera").get_by_text("Stop").wait_for()
+        page.locator("#live-microphone").get_by_role("button", name="Record").click()
+        blocks = page.locator("#live-timeline rect.utterance")
+        filled = "document.querySelectorAll('#live-timeline rect.utterance').length >= 5"
+        page.wait_for_function(filled, timeout=90_000)
+        said = [block.text_content() for block in blocks.all()]
+        assert page.locator("#live-current").get_attribute("data-emotion") in EMOTIONS
+        heard = [re.match(r"([\d.]+)-([\d.]+) s  (\w+): (.*)", block) for block in said]
+        assert all(1.0 <= float(m[2]) - float(m[1]) <= 5.0 and m[3] in EMOTIONS for m in heard), said  # sentences
+        sentence_words = {"kids", "dogs", "talking", "sitting", "door"}
+        assert sum(bool(sentence_words & set(m[4].lower().split())) for m in heard) >= 4, said
+        assert "face:" in page.inner_text("#live-inputs") and "speech:" in page.inner_text("#live-inputs")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "demo-live.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "demo-live.png").stat().st_size > 30_000
 
 
 def test_recording_tab_refuses_over_ten_minutes_and_says_when_there_is_no_speech(server, media, tmp_path):

@@ -1,15 +1,16 @@
 """
 Live analysis: a real recording (RAVDESS sentences with FER-2013 faces on screen) streamed in real time through the
 pipeline's live API, as the demo's Live tab streams a microphone and a webcam: pieces of `--chunk` seconds, each given
-when its last sample would have been recorded. For each utterance, the latency is the time from the end of its speech
-(the recording's own time) to the moment its emotion is known (the current emotion: analysed early, or settled); the
-ratio to the utterance's length is printed beside it. The streamed timeline is compared with `gia-mic analyze`'s on
-the same file.
+when its last sample would have been recorded. For each utterance, the latency is the time from its end (the end of
+its span, as the voice-activity detector cut it) to the moment its emotion is known (the current emotion: analysed
+early, or settled); the ratio to the utterance's length is printed beside it. The streamed timeline is compared with
+the pipeline's analysis of the same file. Speech alone (.wav), then speech with faces (.mkv).
 
     python benchmarks/live.py --model .cache/demo/gia-mic-starter [--clips 12] [--chunk 0.5]
 """
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -114,6 +115,28 @@ def stream_in_real_time(live, path: Path, chunk_s: float) -> tuple[list[dict], d
     return utterances, known
 
 
+def measure(classifier, path: Path, placed: list, chunk_s: float) -> list[float]:
+    """Streams one recording in real time: prints each utterance's latency; returns them."""
+    expected = classifier(str(path))["segments"]
+    utterances, known = stream_in_real_time(classifier.live(), path, chunk_s)
+    same = [(u["start"], u["end"], u["label"]) for u in utterances] == [
+        (s["start"], s["end"], s["label"]) for s in expected
+    ]
+    latencies, ratios = [], []
+    for utterance in utterances:
+        latencies.append(known[utterance["end"]] - utterance["end"])
+        ratios.append(latencies[-1] / (utterance["end"] - utterance["start"]))
+        span = f"{utterance['start']:6.2f}-{utterance['end']:6.2f} s"
+        print(f"  {span}  latency {latencies[-1]:5.2f} s ({ratios[-1]:.2f} of the utterance)")
+    print(
+        f"{path.suffix}: {len(utterances)} utterances for {len(placed)} sentences ({len(expected)} in the file's "
+        f"analysis; the same spans and labels: {same}); from the end of an utterance to its emotion: median "
+        f"{statistics.median(latencies):.2f} s, max {max(latencies):.2f} s; median ratio to the utterance's length "
+        f"{statistics.median(ratios):.2f}\n"
+    )
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=".cache/demo/gia-mic-starter", help="a model folder with its encoders")
@@ -123,30 +146,13 @@ def main() -> None:
     from transformers import pipeline
 
     classifier = pipeline("multimodal-emotion-recognition", model=args.model, trust_remote_code=True)
+    classifier.live().feed(audio=np.zeros(16000, np.float32), sampling_rate=16000)  # the models loaded and warm
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; pieces of {args.chunk:g} s")
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "talk.mkv"
-        placed = recordings.known_recording(path, count=args.clips)
-        expected = classifier(str(path))["segments"]
-        classifier.live().feed(audio=np.zeros(16000, np.float32), sampling_rate=16000)  # models loaded and warm
-        utterances, known = stream_in_real_time(classifier.live(), path, args.chunk)
-    same = [(u["start"], u["end"], u["label"]) for u in utterances] == [
-        (s["start"], s["end"], s["label"]) for s in expected
-    ]
-    latencies, ratios = [], []
-    for placed_clip, utterance in zip(placed, utterances):
-        latency = known[utterance["end"]] - placed_clip.end
-        latencies.append(latency)
-        ratios.append(latency / (placed_clip.end - placed_clip.start))
-        print(
-            f"{placed_clip.start:6.2f}-{placed_clip.end:6.2f} s  {utterance['label']:>9}  latency {latency:5.2f} s "
-            f"({ratios[-1]:.2f} of the utterance)"
-        )
-    print(
-        f"\n{platform.processor() or platform.machine()}: {len(utterances)} utterances ({len(expected)} in the file's "
-        f"analysis, the same spans and labels: {same}); from the end of speech to its emotion: median "
-        f"{statistics.median(latencies):.2f} s, max {max(latencies):.2f} s; median ratio to the utterance's length "
-        f"{statistics.median(ratios):.2f}"
-    )
+        for name, video in (("speech only (.wav)", False), ("speech and faces (.mkv)", True)):
+            path = Path(folder) / ("talk.mkv" if video else "talk.wav")
+            print(name)
+            measure(classifier, path, recordings.known_recording(path, count=args.clips, video=video), args.chunk)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from .recording_gia_mic import (
     StreamCutter,
     VoiceActivityDetector,
     frame_times,
+    pad,
     speech_runs,
     split_even,
     utterance_groups,
@@ -113,23 +114,46 @@ class SpeechTracker:
                 self.forget(self.first_step + len(self.probabilities), self.before)
             return [], False
         cut = not final and self.now - self.first_step * STEP > self.max_open_s and self.is_open(runs, speaking)
-        settled = groups if final or cut else groups[:-1] + [groups[-1]] * self.is_settled(groups[-1], runs, speaking)
+        settled = groups if final or cut else self.settled_groups(runs, groups, speaking)
         if not settled:
             return [], False
-        last = self.now if cut else max(run[1] for run in runs if run[0] < settled[-1][1])
+        kept = [run for run in self.kept(runs) if run[0] < settled[-1][1]]
+        last = self.now if cut else kept[-1][1]  # the end of the last run settled: the next one is padded to it
         self.forget(round(last / STEP), last)
         return [part for group in settled for part in split_even(group, self.options.max_segment_s)], cut
+
+    def kept(self, runs: list[list[float]]) -> list[list[float]]:
+        return [run for run in runs if run[1] - run[0] >= self.options.min_speech_s]
 
     def is_open(self, runs: list[list[float]], speaking: bool) -> bool:
         """Whether the last run of speech may still grow: it goes on, or a run starting now would be joined to it."""
         return bool(runs) and (speaking or self.now - runs[-1][1] < self.options.min_silence_s)
 
-    def is_settled(self, group: list[float], runs: list[list[float]], speaking: bool) -> bool:
-        """Whether the next speech, starting no earlier than an open run or now, is too far to change `group`."""
+    def settled_groups(self, runs: list[list[float]], groups: list[list[float]], speaking: bool) -> list[list[float]]:
+        """
+        The groups later audio cannot change. Only the last kept run is not final: it may grow, and its padded end
+        shrinks to half way to a run still to come, which may make it short enough to join the group before it. So
+        all groups are settled where no run can come near it; else all but the one it is in, and that one's
+        neighbour where it could still join it.
+        """
+        options, last = self.options, self.kept(runs)[-1]
+        padded = pad(self.kept(runs), options.speech_pad_s, self.now, self.before)[-1]
+        open_run = self.is_open(runs, speaking)
+        next_start = runs[-1][0] if open_run else self.now
+        far = next_start - padded[1] - options.speech_pad_s >= options.max_merge_gap_s
+        far = far and next_start - last[1] >= max(options.min_silence_s, 2 * options.speech_pad_s)
+        if far and not (open_run and runs[-1] is last):
+            return groups
+        if groups[-1][0] != padded[0] or len(groups) < 2:  # it joined the group before it, or has none before it
+            return groups[:-1]
+        return groups[:-1] if self.never_joined(groups[-2], padded[0], last[1]) else groups[:-2]
+
+    def never_joined(self, group: list[float], start: float, least_end: float) -> bool:
+        """Whether a padded run from `start`, ending at `least_end` or later, can never join `group` (`join_close`)."""
         options = self.options
-        next_start = runs[-1][0] if self.is_open(runs, speaking) else self.now
-        gap = next_start - group[1]
-        return gap - options.speech_pad_s >= options.max_merge_gap_s and gap >= options.min_silence_s
+        far = start - group[1] >= options.max_merge_gap_s
+        long_enough = min(group[1] - group[0], least_end - start) >= options.min_segment_s
+        return far or long_enough or least_end - group[0] > options.max_segment_s
 
     def forget(self, step: int, end: float | None) -> None:
         """The probabilities before `step` (the end of the last settled run, or of silence) are done with."""

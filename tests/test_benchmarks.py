@@ -134,3 +134,8 @@ def test_the_word_error_rate_by_hand():
     assert word_error_rate(["a", "b", "c"], ["a", "x", "c", "d"]) == pytest.approx(2 / 3), "one wrong, one extra"
     assert word_error_rate(["a", "b", "c"], ["c"]) == pytest.approx(2 / 3), "two missed"
     assert word_error_rate(["a", "b"], []) == 1.0
+
+
+def test_live_benchmark_smoke(demo_model, talk):
+    output = run_benchmark("live", "--model", str(demo_model), "--clips", "2")
+    assert output.count("utterances for 2 sentences") == 2 and "the same spans and labels: True" in output

@@ -54,10 +54,20 @@ def streamed(tracker: SpeechTracker, audio: np.ndarray, rng: np.random.Generator
     return found + tracker.settle(final=True)[0]
 
 
-def test_streamed_speech_is_cut_as_the_whole_recording_is():
+@pytest.mark.parametrize(
+    "options",
+    [
+        SegmentationOptions(),
+        SegmentationOptions(min_silence_s=0.1, speech_pad_s=0.3, max_segment_s=4.0),
+        SegmentationOptions(
+            min_speech_s=0.6, min_silence_s=0.05, speech_pad_s=0.5, min_segment_s=1.5, max_merge_gap_s=2.0
+        ),
+    ],
+    ids=["default", "padding wider than the pauses", "long joins"],
+)
+def test_streamed_speech_is_cut_as_the_whole_recording_is(options):
     """300 random conversations, each given in pieces of random sizes: the segments settled one by one are exactly
     `speech_segments` of the whole recording."""
-    options = SegmentationOptions()
     for seed in range(300):
         rng = np.random.default_rng(seed)
         probabilities = talk_and_pauses(rng, rng.uniform(5, 60))

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -560,3 +561,50 @@ def test_the_explanation_never_starts_with_an_input_that_lowered_the_answer(cont
     finally:
         sys.path.remove(str(ROOT / "spaces_demo"))
     assert EmotionDemo.sentence(EmotionDemo.contributions(contributions), "happy") == sentence
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    sys.path.insert(0, str(ROOT / "spaces_demo"))
+    try:
+        import app
+    finally:
+        sys.path.remove(str(ROOT / "spaces_demo"))
+    return app
+
+
+def test_live_viewers_share_one_queue_drop_pictures_when_behind_and_leave_nothing(app_module, demo_model, talk):
+    """Two viewers stream the same sentences at once: their utterances run in shared batches, every utterance of each
+    is given, pictures sent while work waits are dropped, and a viewer who leaves ends their worker and frees their
+    stream."""
+    demo = app_module.EmotionDemo(str(demo_model))
+    batches, sent = [], []
+    analysed = demo.live_utterances.run
+    demo.live_utterances.run = lambda items: batches.append(len(items)) or analysed(items)
+    demo.live_utterances.wait_s = 0.5  # the two workers' utterances may settle a few tenths of a second apart
+    viewers = [app_module.LiveSession(demo) for _ in range(2)]
+    for viewer in viewers:
+        send = viewer.send
+        viewer.send = lambda feed, on, send=send: sent.append(feed) or send(feed, on)
+    audio, rate = sf.read(talk["audio"], dtype="int16")
+    picture = np.full((120, 160, 3), 128, np.uint8)
+    for start in range(0, audio.size, rate // 10):  # the microphone's tenth-of-a-second pieces, as Gradio streams them
+        for viewer in viewers:
+            viewer.hear((rate, audio[start : start + rate // 10]), False)
+    waiting = [viewer.inbox.qsize() for viewer in viewers]
+    for viewer in viewers:
+        viewer.see(picture, False)  # work is waiting: dropped
+        viewer.stop()
+    for viewer in viewers:
+        deadline = time.monotonic() + 120
+        while not viewer.inbox.empty() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+    assert all(n > 0 for n in waiting) and not any(feed and "frames" in feed for feed in sent)
+    assert [len(viewer.timeline) for viewer in viewers] == [4, 4]  # the four sentences each
+    assert max(batches) == 2  # the two viewers' utterances in one batch
+    assert all(viewer.analysis is None for viewer in viewers)  # stopped: settled
+    for viewer in viewers:
+        viewer.close()
+        viewer.worker.join(timeout=10)
+        assert not viewer.worker.is_alive() and viewer.timeline == [] and viewer.current is None

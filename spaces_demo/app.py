@@ -670,24 +670,18 @@ def live_tab(demo_model: EmotionDemo, workers: int) -> None:
             inputs = gr.Markdown(elem_id="live-inputs")
             timeline = gr.HTML(live_timeline([], 0.0, demo_model.labels), elem_id="live-timeline-box")
     outputs = [current, inputs, timeline]
-    microphone.stream(
-        lambda piece, on, live: live.hear(piece, on),
-        [microphone, transcribe, session],
-        outputs,
-        stream_every=0.5,
-        concurrency_limit=workers,
-        show_progress="hidden",
-        trigger_mode="multiple",  # every piece, also while the one before is being received: audio is never dropped
-    )
+    # Every piece of audio is sent, also while the one before is being received; a picture waits for the one before.
+    for source, take, trigger in ((microphone, LiveSession.hear, "multiple"), (camera, LiveSession.see, "once")):
+        source.stream(
+            lambda value, on, live, take=take: take(live, value, on),
+            [source, transcribe, session],
+            outputs,
+            stream_every=0.5,
+            concurrency_limit=workers,
+            show_progress="hidden",
+            trigger_mode=trigger,
+        )
     microphone.stop_recording(lambda live: live.stop(), [session], outputs, show_progress="hidden")
-    camera.stream(
-        lambda picture, on, live: live.see(picture, on),
-        [camera, transcribe, session],
-        outputs,
-        stream_every=0.5,
-        concurrency_limit=workers,
-        show_progress="hidden",
-    )
 
 
 def quiet_logs() -> None:

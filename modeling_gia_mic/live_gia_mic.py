@@ -9,6 +9,7 @@ timeline keeps the last `history_s` seconds.
 Remote code: torch and numpy; PyAV resamples the audio for the voice-activity detector.
 """
 
+import math
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .audio_gia_mic import SAMPLING_RATE, import_av
+from .processing_gia_mic import as_rgb, bounded_size
 from .recording_gia_mic import (
     VAD_CHUNK,
     SegmentationOptions,
@@ -73,11 +76,17 @@ class SpeechTracker:
         self.first_step = 0  # the step of probabilities[0]
         self.before: float | None = None  # the end of the last settled run of speech
         self.samples = 0  # 16-kHz samples given
+        self.origin = 0.0  # the time of the first sample (whole steps)
 
     @property
     def now(self) -> float:
         """Seconds of audio the detector has read."""
         return (self.first_step + len(self.probabilities)) * STEP
+
+    def begin_at(self, time: float) -> None:
+        """The stream's audio starts at `time` seconds (before any is given)."""
+        self.first_step = round(time / STEP)
+        self.origin = self.first_step * STEP
 
     def add(self, samples: np.ndarray) -> None:
         """16-kHz mono samples, following the ones before."""
@@ -107,7 +116,7 @@ class SpeechTracker:
         The segments no later audio can change (all that are left, when `final`: the stream ended), and whether speech
         going on for `max_open_s` was cut to settle them.
         """
-        duration = self.samples / SAMPLING_RATE if final else self.now
+        duration = self.origin + self.samples / SAMPLING_RATE if final else self.now
         runs, groups, speaking = self.groups(duration)
         if not groups:
             if not self.is_open(runs, speaking):  # silence and dead clicks: nothing later can reach them
@@ -183,10 +192,11 @@ class LiveMedia:
     as from a file), pictures by time. A span's media is what `cut_segments` hands out for it in a file.
     """
 
-    def __init__(self, num_frames: int, max_fps: float):
+    def __init__(self, num_frames: int, max_fps: float, max_open_s: float):
         self.num_frames, self.min_gap = num_frames, 1.0 / max_fps
         self.cutter: StreamCutter | None = None  # made with the audio's rate
-        self.frames: deque[tuple[float, np.ndarray]] = deque()
+        # the pictures of the longest unsettled speech at most: a camera going on after the audio stops holds no more
+        self.frames: deque[tuple[float, np.ndarray]] = deque(maxlen=math.ceil(max_open_s * max_fps) + 1)
 
     def add_audio(self, time: float, samples: np.ndarray, rate: int) -> None:
         if self.cutter is None:
@@ -194,11 +204,15 @@ class LiveMedia:
             self.cutter.hold_from = time
         self.cutter.add_audio(time, samples)
 
-    def add_frame(self, time: float, frame: np.ndarray) -> bool:
+    def add_frame(self, time: float, frame) -> bool:
         """A picture in time order; False where it came too soon after the last one kept (dropped)."""
+        if not isinstance(time, int | float) or not math.isfinite(time):
+            raise ValueError(f"A picture's time must be a number of seconds; got {time!r}.")
+        if self.frames and time < self.frames[-1][0]:
+            raise ValueError(f"A picture at {time:.3f} s comes before the one at {self.frames[-1][0]:.3f} s.")
         if self.frames and time - self.frames[-1][0] < self.min_gap:
             return False
-        self.frames.append((time, frame))
+        self.frames.append((time, bounded(as_rgb(frame, what=f"The picture at {time:.3f} s"))))
         return True
 
     @property
@@ -231,6 +245,15 @@ class LiveMedia:
             self.frames.popleft()
 
 
+def bounded(picture: np.ndarray) -> np.ndarray:
+    """A picture shrunk as a decoded video frame is (`bounded_size`), so a camera's pictures read as a file's."""
+    height, width = picture.shape[:2]
+    size = bounded_size(width, height)
+    if size == (width, height):
+        return np.ascontiguousarray(picture)
+    return np.asarray(Image.fromarray(np.asarray(picture, np.uint8)).resize(size, Image.Resampling.BILINEAR))
+
+
 class LiveAnalysis:
     """
     A live stream's analysis (`MultimodalEmotionRecognitionPipeline.live()`): `feed` audio pieces and pictures as they
@@ -256,7 +279,7 @@ class LiveAnalysis:
             lambda media: list(pipeline.analyze_segments(iter(media), len(media), transcribe, lambda *_: None, 8))
         )
         self.speech = SpeechTracker(pipeline.voice_activity_detector(), self.segmentation, options.max_open_s)
-        self.media = LiveMedia(pipeline.processor.num_frames, options.max_fps)
+        self.media = LiveMedia(pipeline.processor.num_frames, options.max_fps, options.max_open_s)
         self.resampler = None  # to 16 kHz for the detector, as a file's audio is read
         self.audio_end: float | None = None  # the end of the audio given (None: none yet)
         self.windows_done = 0.0  # pictures only: the stream up to here is analysed
@@ -265,6 +288,7 @@ class LiveAnalysis:
         self.current: dict | None = None
         self.early: tuple[tuple[float, float], dict] | None = None  # a span analysed early with all its pictures
         self.cut_at: float | None = None  # the end of an utterance cut at `max_open_s`
+        self.finished = False
 
     @property
     def has_audio(self) -> bool:
@@ -287,16 +311,47 @@ class LiveAnalysis:
         `frames`: (time in seconds, RGB picture) in time order; `early`: analyse the utterance that just ended before
         it settles (a caller that is behind skips it).
         """
-        if audio is not None and len(audio):
-            self.add_audio(np.asarray(audio, np.float32), sampling_rate, start)
-        for time, frame in frames:
+        if self.finished:
+            raise ValueError("The stream was finished: start a new one with `pipeline.live()`.")
+        if audio is not None:
+            audio, sampling_rate, start = self.checked_audio(audio, sampling_rate, start)
+            if audio.size:
+                self.add_audio(audio, sampling_rate, start)
+        for item in frames:
+            if not isinstance(item, tuple | list) or len(item) != 2:
+                raise ValueError(f"`frames` holds (time in seconds, picture) pairs; got a {type(item).__name__}.")
+            time, frame = item
             if not self.has_audio and self.media.frames_until is None:
                 self.windows_done = time  # pictures only: the windows start with the first
             self.media.add_frame(time, frame)
         return self.update(final=False, early=early)
 
+    def checked_audio(self, audio, rate, start) -> tuple[np.ndarray, int, float | None]:
+        """A piece of audio as mono float32 with its rate and start, checked before anything is changed."""
+        audio = np.asarray(audio)
+        if audio.ndim != 1:
+            raise ValueError(f"`audio` must be mono, of shape (samples,); got shape {audio.shape}.")
+        if not np.issubdtype(audio.dtype, np.floating):
+            raise ValueError(f"`audio` must be float samples in [-1, 1]; got {audio.dtype} (scale integers first).")
+        if not np.isfinite(audio).all():
+            raise ValueError("`audio` holds NaN or infinite samples.")
+        if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
+            raise ValueError(f"`sampling_rate` must be a positive whole number of samples a second; got {rate!r}.")
+        if self.media.cutter is not None and rate != self.media.cutter.rate:
+            raise ValueError(f"`sampling_rate` changed from {self.media.cutter.rate} to {rate} within the stream.")
+        if start is not None and (not isinstance(start, int | float) or not math.isfinite(start) or start < 0):
+            raise ValueError(f"`start` must be a time in seconds, 0 or more; got {start!r}.")
+        if start is not None and self.has_audio and abs(start - self.audio_end) > 1.0 / rate + 1e-6:
+            raise ValueError(
+                f"`start` is {start:.3f} s; the audio must go on where the last piece ended, {self.audio_end:.3f} s."
+            )
+        return np.ascontiguousarray(audio, np.float32), int(rate), start
+
     def finish(self) -> LiveUpdate:
         """The stream ended: the last utterances are settled as at the end of a file."""
+        if self.finished:
+            raise ValueError("The stream was finished already.")
+        self.finished = True
         if self.resampler is not None:
             for piece in self.resampler.resample(None):
                 self.speech.add(piece.to_ndarray().reshape(-1))
@@ -309,6 +364,7 @@ class LiveAnalysis:
             start = self.audio_end or 0.0
         if self.resampler is None:
             self.resampler = av.AudioResampler("flt", "mono", SAMPLING_RATE)
+            self.speech.begin_at(start)
             self.windows_done = max(self.windows_done, start)  # pictures before the audio stay in their windows
         self.media.add_audio(start, samples, rate)
         frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
@@ -318,7 +374,15 @@ class LiveAnalysis:
         self.audio_end = start + samples.size / rate
 
     def update(self, final: bool, early: bool = False) -> LiveUpdate:
-        settled = self.results(self.ready_spans(final))
+        spans = self.ready_spans(final)
+        try:
+            settled = self.results(spans)
+        except Exception:  # the model failed: the spans wait for the next update, nothing is lost
+            if self.has_audio:
+                self.waiting = spans + self.waiting
+            elif spans:
+                self.windows_done = spans[0][0]
+            raise
         self.timeline.extend(settled)
         if settled:
             self.current = settled[-1]

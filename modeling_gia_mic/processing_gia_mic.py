@@ -361,29 +361,31 @@ def pad_and_stack(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return batch, mask
 
 
-def as_rgb(frame, index: int = 0):
+def as_rgb(frame, index: int = 0, what: str | None = None):
     """
     Video frames are RGB: greyscale (H x W or H x W x 1), RGBA and other PIL modes are converted, so any image
-    processor fits. An image without pixels, with another layout or over `MAX_IMAGE_PIXELS` is an error.
+    processor fits. An image without pixels, with another layout or over `MAX_IMAGE_PIXELS` is an error, its message
+    naming the image (`what`, else "Image of sample {index}").
     """
+    what = what or f"Image of sample {index}"
     if hasattr(frame, "mode") and hasattr(frame, "convert"):  # a PIL image
         if 0 in frame.size:
-            raise ValueError(f"Image of sample {index} has size {frame.size[0]}x{frame.size[1]}; it has no pixels.")
-        check_image_size(*frame.size, f"Image of sample {index}")
+            raise ValueError(f"{what} has size {frame.size[0]}x{frame.size[1]}; it has no pixels.")
+        check_image_size(*frame.size, what)
         return frame if frame.mode == "RGB" else frame.convert("RGB")
     array = np.asarray(frame)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise ValueError(
-            f"Image of sample {index} has shape {array.shape}; expected (height, width), (height, width, 1), "
+            f"{what} has shape {array.shape}; expected (height, width), (height, width, 1), "
             "(height, width, 3) or (height, width, 4)."
         )
     if 0 in array.shape[:2]:
-        raise ValueError(f"Image of sample {index} has shape {array.shape}; it has no pixels.")
+        raise ValueError(f"{what} has shape {array.shape}; it has no pixels.")
     if array.dtype.kind not in "biuf":
-        raise ValueError(f"Image of sample {index} holds {array.dtype} values; expected pixel numbers.")
-    check_image_size(array.shape[1], array.shape[0], f"Image of sample {index}")
+        raise ValueError(f"{what} holds {array.dtype} values; expected pixel numbers.")
+    check_image_size(array.shape[1], array.shape[0], what)
     if array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=-1)
     return array[..., :3]

@@ -410,6 +410,8 @@ class LiveSession:
         self.demo_model = demo_model
         self.inbox: queue.Queue = queue.Queue()
         self.worker: threading.Thread | None = None
+        self.starting = threading.Lock()
+        self.problem: str | None = None  # why the last analysis stopped, for the page
         self.analysis, self.transcribe, self.began = None, None, None
         self.earlier: list[dict] = []  # the utterances of the analyses stopped before this one
         self.current, self.time, self.timeline = None, 0.0, []
@@ -442,26 +444,35 @@ class LiveSession:
         return self.shown()
 
     def send(self, feed: dict | None, transcribe: bool | None) -> None:
-        if self.worker is None:
-            self.worker = threading.Thread(target=self.work, daemon=True)
-            self.worker.start()
-        self.inbox.put((feed, transcribe))
+        with self.starting:  # two handlers at once start one worker
+            if self.worker is None:
+                self.worker = threading.Thread(target=self.work, daemon=True)
+                self.worker.start()
+            self.inbox.put((feed, transcribe))
 
     def work(self) -> None:
-        """The session's worker: each feed in order, until the viewer leaves."""
+        """The session's worker: each feed in order, until the viewer leaves. A feed that fails ends the stream's
+        analysis with a message on the page (and one line on the console); the next piece starts a new one."""
         while (item := self.inbox.get()) is not False:
-            feed, transcribe = item
-            if feed is None:
-                if self.analysis is not None and self.analysis.has_audio:
-                    self.settle()
-                continue
-            if self.analysis is not None and transcribe != self.transcribe:
+            try:
+                self.take(*item)
+            except Exception as error:
+                log.info("a live stream failed: %s", error)
+                self.problem, self.analysis = f"The live analysis stopped: {error}", None
+        self.analysis, self.current, self.earlier, self.timeline = None, None, [], []
+
+    def take(self, feed: dict | None, transcribe: bool | None) -> None:
+        if feed is None:
+            if self.analysis is not None and self.analysis.has_audio:
                 self.settle()
-            if self.analysis is None:
-                self.analysis, self.transcribe = self.demo_model.live_analysis(transcribe), transcribe
-            if "audio" in feed and self.analysis.has_audio:
-                feed = {**feed, "start": None}  # the microphone's pieces follow each other
-            self.show(self.analysis.feed(**feed, early=self.inbox.empty()))
+            return
+        if self.analysis is not None and transcribe != self.transcribe:
+            self.settle()
+        if self.analysis is None:
+            self.analysis, self.transcribe, self.problem = self.demo_model.live_analysis(transcribe), transcribe, None
+        if "audio" in feed and self.analysis.has_audio:
+            feed = {**feed, "start": None}  # the microphone's pieces follow each other
+        self.show(self.analysis.feed(**feed, early=self.inbox.empty()))
 
     def settle(self) -> None:
         self.show(self.analysis.finish())
@@ -479,13 +490,17 @@ class LiveSession:
             return [gr.skip()] * 3
         self.shown_at = self.clock()
         timeline = live_timeline(self.timeline, self.time, self.demo_model.labels)
-        return current_emotion(self.current), inputs_line(self.current), timeline
+        said = inputs_line(self.current) if self.problem is None else f"**{self.problem}**"
+        return current_emotion(self.current), said, timeline
 
     def close(self) -> None:
-        """The viewer left: the worker ends and what the stream held goes."""
-        if self.worker is not None:
+        """The viewer left: the work waiting is dropped, and the worker ends, letting go of what the stream held."""
+        with self.starting:
+            while not self.inbox.empty():
+                self.inbox.get_nowait()
+            if self.worker is None:
+                self.analysis, self.current, self.earlier, self.timeline = None, None, [], []
             self.inbox.put(False)
-        self.analysis, self.current, self.earlier, self.timeline = None, None, [], []
 
 
 def mono_float(samples: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The Gradio demo as a real server on 127.0.0.1, driven by gradio_client; publishing dry runs."""
 
 import json
+import math
 import re
 import shutil
 import socket
@@ -611,3 +612,23 @@ def test_live_viewers_share_one_queue_drop_pictures_when_behind_and_leave_nothin
         viewer.close()
         viewer.worker.join(timeout=10)
         assert not viewer.worker.is_alive() and viewer.timeline == [] and viewer.current is None
+
+
+def test_a_live_stream_that_fails_says_why_on_the_page_and_the_next_piece_starts_anew(app_module, demo_model, talk):
+    viewer = app_module.LiveSession(app_module.EmotionDemo(str(demo_model)))
+    viewer.hear((16000, np.full(1600, np.nan, np.float32)), False)
+    audio, rate = sf.read(talk["audio"], dtype="int16")
+    for start in range(0, audio.size, rate // 10):
+        viewer.hear((rate, audio[start : start + rate // 10]), False)
+    viewer.stop()
+    deadline = time.monotonic() + 120
+    while not viewer.inbox.empty() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert viewer.worker.is_alive() and len(viewer.timeline) == 4
+    viewer.shown_at = -math.inf
+    _, said, _ = viewer.shown()
+    assert not said.startswith("**")  # the new analysis cleared the problem
+    viewer.close()
+    viewer.worker.join(timeout=10)
+    assert not viewer.worker.is_alive()

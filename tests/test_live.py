@@ -155,3 +155,107 @@ def test_a_ten_minute_stream_holds_flat_memory(classifier, talk):
     minutes = sorted(resident)
     late = [resident[m] for m in minutes if m >= 180]
     assert max(late) - min(late) < 40, resident
+
+
+GREY = np.full((120, 160, 3), 128, np.uint8)
+
+
+@pytest.mark.parametrize(
+    "first, bad, message",
+    [
+        ({}, {"audio": np.zeros((800, 2), np.float32), "sampling_rate": 16000}, "must be mono"),
+        ({}, {"audio": np.zeros(800, np.int16), "sampling_rate": 16000}, "must be float samples"),
+        ({}, {"audio": np.full(800, np.nan, np.float32), "sampling_rate": 16000}, "NaN or infinite"),
+        ({}, {"audio": np.zeros(800, np.float32), "sampling_rate": 0}, "`sampling_rate` must be a positive"),
+        ({}, {"audio": np.zeros(800, np.float32), "sampling_rate": None}, "`sampling_rate` must be a positive"),
+        (
+            {"audio": np.zeros(800, np.float32), "sampling_rate": 16000},
+            {"audio": np.zeros(800, np.float32), "sampling_rate": 48000},
+            "changed from 16000 to 48000",
+        ),
+        (
+            {"audio": np.zeros(800, np.float32), "sampling_rate": 16000},
+            {"audio": np.zeros(800, np.float32), "sampling_rate": 16000, "start": 9.0},
+            "must go on where the last piece ended, 0.050 s",
+        ),
+        ({}, {"frames": [GREY]}, "(time in seconds, picture) pairs"),
+        (
+            {"frames": [(2.0, GREY)]},
+            {"frames": [(1.0, GREY)]},
+            "A picture at 1.000 s comes before the one at 2.000 s",
+        ),
+        ({}, {"frames": [(0.5, np.zeros((0, 5, 3), np.uint8))]}, "The picture at 0.500 s has shape (0, 5, 3)"),
+        ({}, {"frames": [(float("nan"), GREY)]}, "A picture's time must be a number"),
+    ],
+    ids=[
+        "stereo",
+        "integers",
+        "nan",
+        "rate 0",
+        "no rate",
+        "rate changed",
+        "gap",
+        "no time",
+        "backwards",
+        "empty",
+        "nan time",
+    ],
+)
+def test_bad_pieces_are_one_clear_error_and_the_stream_goes_on(classifier, first, bad, message):
+    live = classifier.live(transcribe=False)
+    live.feed(**first)
+    with pytest.raises(ValueError) as error:
+        live.feed(**bad)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert live.feed(frames=[(3.0, GREY)]).time >= 0.0  # still usable
+
+
+def test_a_finished_stream_takes_nothing_more(classifier):
+    live = classifier.live(transcribe=False)
+    live.finish()
+    with pytest.raises(ValueError, match="was finished"):
+        live.feed(audio=np.zeros(800, np.float32), sampling_rate=16000)
+
+
+def test_audio_that_starts_late_keeps_its_own_times(classifier, talk):
+    """A microphone opened 3 s into the stream: the utterances are where they were said, their audio in them."""
+    expected = classifier(str(talk["audio"]), transcribe=False)["segments"]
+    live, found = classifier.live(transcribe=False), []
+    for feed in recording_feeds(talk["audio"], 0.5):
+        if "audio" in feed:
+            found += live.feed(**{**feed, "start": feed["start"] + 3.0}).utterances
+    found += live.finish().utterances
+    found_times = [time for s in found for time in (s["start"], s["end"])]
+    assert found_times == pytest.approx([time + 3.0 for s in expected for time in (s["start"], s["end"])], abs=0.02)
+    assert [(s["label"], set(s["inputs"])) for s in found] == [(s["label"], set(s["inputs"])) for s in expected]
+
+
+def test_a_failed_analysis_loses_no_utterance(classifier, talk):
+    """The model fails once while an utterance settles: the error reaches the caller, and the utterance is given at the
+    next update."""
+    expected = classifier(str(talk["audio"]), transcribe=False)["segments"]
+    live = classifier.live(transcribe=False)
+    analyse, failures = live.analyse, []
+
+    def failing_once(media):
+        if not failures:
+            failures.append(len(media))
+            raise RuntimeError("out of memory")
+        return analyse(media)
+
+    live.analyse, found = failing_once, []
+    for feed in recording_feeds(talk["audio"], 0.5):
+        try:
+            found += live.feed(**feed, early=False).utterances
+        except RuntimeError:
+            pass
+    found += live.finish().utterances
+    assert failures and [(s["start"], s["end"]) for s in found] == [(s["start"], s["end"]) for s in expected]
+
+
+def test_a_camera_going_on_after_the_audio_stops_holds_bounded_pictures(classifier):
+    live = classifier.live(transcribe=False, options=LiveOptions(max_open_s=10.0, max_fps=5.0))
+    live.feed(audio=np.zeros(16000, np.float32), sampling_rate=16000)
+    for index in range(1000):
+        live.feed(frames=[(1.0 + index / 5, GREY)], early=False)
+    assert len(live.media.frames) <= 10 * 5 + 1

@@ -365,7 +365,8 @@ class LiveAnalysis:
         if self.resampler is None:
             self.resampler = av.AudioResampler("flt", "mono", SAMPLING_RATE)
             self.speech.begin_at(start)
-            self.windows_done = max(self.windows_done, start)  # pictures before the audio stay in their windows
+            self.waiting = self.windows_before(start)
+            self.windows_done = max(self.windows_done, start)
         self.media.add_audio(start, samples, rate)
         frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
         frame.sample_rate = rate
@@ -413,6 +414,15 @@ class LiveAnalysis:
         last_target = frame_times(*span, self.media.num_frames)[-1]
         late = self.speech.now - self.media.frames_until > self.options.video_lag_s
         return self.media.frames_until >= last_target or late
+
+    def windows_before(self, start: float) -> list[tuple[float, float]]:
+        """Audio starts after pictures alone: the windows of pictures not read yet, the last one up to the audio."""
+        if self.media.frames_until is None or start <= self.windows_done:
+            return []
+        return [
+            (self.windows_done + a, self.windows_done + b)
+            for a, b in windows(start - self.windows_done, self.segmentation.window_s)
+        ]
 
     def passed_windows(self, final: bool) -> list[tuple[float, float]]:
         """Pictures only: the `window_s` windows the pictures have passed (at the end, the last one too)."""

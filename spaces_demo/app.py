@@ -15,6 +15,7 @@ which reuse the encoders' outputs). The app uses the pipeline's documented API o
 """
 
 import argparse
+import copy
 import logging
 import math
 import os
@@ -165,7 +166,7 @@ class EmotionDemo:
 
     def analysed(self, items: list[tuple[Any, bool]]) -> list[dict]:
         """Live utterances (`SegmentMedia`) with the same `transcribe` choice, as one batch of the pipeline."""
-        media = [segment for segment, _ in items]
+        media = [copy.copy(segment) for segment, _ in items]  # a batch that fails is rerun with the pictures
         return list(self.pipe.analyze_segments(iter(media), len(media), items[0][1], lambda *_: None, len(media)))
 
     def live_analysis(self, transcribe: bool):

@@ -492,8 +492,11 @@ def test_the_live_tab_in_a_real_browser_follows_a_microphone_and_a_webcam(server
         page.wait_for_function(filled, timeout=90_000)
         said = [block.text_content() for block in blocks.all()]
         assert page.locator("#live-current").get_attribute("data-emotion") in EMOTIONS
-        heard = [re.match(r"([\d.]+)-([\d.]+) s  (\w+): (.*)", block) for block in said]
-        assert all(1.0 <= float(m[2]) - float(m[1]) <= 5.0 and m[3] in EMOTIONS for m in heard), said  # sentences
+        heard = [re.match(r"([\d.]+)-([\d.]+) s  ([\w ]+): (.*)", block) for block in said]
+        assert all(m[3] in EMOTIONS for m in heard if m[4]), said  # every utterance heard has its emotion
+        # a sentence is 1.2-1.8 s; the first may be cut (the fake microphone starts anywhere in its file), and the
+        # pictures before the microphone started are read as a window of their own
+        assert sum(1.0 <= float(m[2]) - float(m[1]) <= 5.0 for m in heard) >= 3, said
         sentence_words = {"kids", "dogs", "talking", "sitting", "door"}
         assert sum(bool(sentence_words & set(m[4].lower().split())) for m in heard) >= 4, said
         # the fake camera and microphone loop on their own: an utterance heard while a face is on screen reads it

@@ -259,3 +259,14 @@ def test_a_camera_going_on_after_the_audio_stops_holds_bounded_pictures(classifi
     for index in range(1000):
         live.feed(frames=[(1.0 + index / 5, GREY)], early=False)
     assert len(live.media.frames) <= 10 * 5 + 1
+
+
+def test_pictures_before_the_audio_starts_are_all_read(classifier):
+    """A camera alone for 12 s, then the microphone: the pictures are read in windows up to the audio, the last one
+    shorter, none left out."""
+    live, found = classifier.live(transcribe=False), []
+    for index in range(120):
+        found += live.feed(frames=[(index / 10, GREY)], early=False).utterances
+    found += live.feed(audio=np.zeros(32000, np.float32), sampling_rate=16000, start=12.0).utterances
+    found += live.finish().utterances
+    assert [(s["start"], s["end"]) for s in found] == [(0.0, 5.0), (5.0, 10.0), (10.0, 12.0)]

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .audio_gia_mic import SAMPLING_RATE, import_av
@@ -28,6 +27,7 @@ from .recording_gia_mic import (
     StreamCutter,
     VoiceActivityDetector,
     frame_times,
+    long_runs,
     pad,
     speech_runs,
     split_even,
@@ -92,19 +92,14 @@ class SpeechTracker:
         """16-kHz mono samples, following the ones before."""
         self.samples += samples.size
         self.pending = np.concatenate([self.pending, samples])
-        steps = self.pending.size // VAD_CHUNK
-        with torch.inference_mode():
-            for chunk in torch.from_numpy(self.pending[: steps * VAD_CHUNK]).view(steps, VAD_CHUNK):
-                self.probabilities.append(float(self.detector.model(chunk[None], SAMPLING_RATE)))
-        self.pending = self.pending[steps * VAD_CHUNK :]
+        whole = self.pending.size - self.pending.size % VAD_CHUNK
+        self.probabilities += self.detector.steps(self.pending[:whole])
+        self.pending = self.pending[whole:]
 
     def finish(self) -> None:
         """The stream ended: its last part step is read padded with silence, as at the end of a file."""
-        if self.pending.size:
-            chunk = torch.from_numpy(np.pad(self.pending, (0, VAD_CHUNK - self.pending.size)))
-            with torch.inference_mode():
-                self.probabilities.append(float(self.detector.model(chunk[None], SAMPLING_RATE)))
-            self.pending = np.zeros(0, np.float32)
+        self.probabilities += self.detector.steps(self.pending)
+        self.pending = np.zeros(0, np.float32)
 
     def groups(self, duration: float) -> tuple[list[list[float]], list[list[float]], bool]:
         """The runs of speech held, their utterance groups (padded and joined), and whether speech goes on."""
@@ -126,13 +121,10 @@ class SpeechTracker:
         settled = groups if final or cut else self.settled_groups(runs, groups, speaking)
         if not settled:
             return [], False
-        kept = [run for run in self.kept(runs) if run[0] < settled[-1][1]]
+        kept = [run for run in long_runs(runs, self.options) if run[0] < settled[-1][1]]
         last = self.now if cut else kept[-1][1]  # the end of the last run settled: the next one is padded to it
         self.forget(round(last / STEP), last)
         return [part for group in settled for part in split_even(group, self.options.max_segment_s)], cut
-
-    def kept(self, runs: list[list[float]]) -> list[list[float]]:
-        return [run for run in runs if run[1] - run[0] >= self.options.min_speech_s]
 
     def is_open(self, runs: list[list[float]], speaking: bool) -> bool:
         """Whether the last run of speech may still grow: it goes on, or a run starting now would be joined to it."""
@@ -145,8 +137,8 @@ class SpeechTracker:
         all groups are settled where no run can come near it; else all but the one it is in, and that one's
         neighbour where it could still join it.
         """
-        options, last = self.options, self.kept(runs)[-1]
-        padded = pad(self.kept(runs), options.speech_pad_s, self.now, self.before)[-1]
+        options, kept = self.options, long_runs(runs, self.options)
+        last, padded = kept[-1], pad(kept, options.speech_pad_s, self.now, self.before)[-1]
         open_run = self.is_open(runs, speaking)
         next_start = runs[-1][0] if open_run else self.now
         far = next_start - padded[1] - options.speech_pad_s >= options.max_merge_gap_s
@@ -171,9 +163,9 @@ class SpeechTracker:
 
     @property
     def needed_from(self) -> float:
-        """The earliest time a segment not settled yet may start: a held run's start, or now, less the padding."""
-        runs, _ = speech_runs(np.asarray(self.probabilities, np.float32), self.options, self.first_step)
-        return (runs[0][0] if runs else self.now) - self.options.speech_pad_s
+        """The earliest time a segment not settled yet may start: the first probability held (every held run starts
+        there or later), less the padding."""
+        return self.first_step * STEP - self.options.speech_pad_s
 
     def early(self) -> tuple[float, float] | None:
         """

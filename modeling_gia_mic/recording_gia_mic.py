@@ -154,21 +154,25 @@ class VoiceActivityDetector:
         """The speech probability of each 512-sample step of the audio given piece by piece."""
         self.model.reset_states()
         found, pending, done = [], np.zeros(0, np.float32), 0
-        with torch.inference_mode():
-            for samples in pieces:
-                pending = np.concatenate([pending, samples])
-                steps = pending.size // VAD_CHUNK
-                for chunk in torch.from_numpy(pending[: steps * VAD_CHUNK]).view(steps, VAD_CHUNK):
-                    found.append(float(self.model(chunk[None], SAMPLING_RATE)))
-                pending, done = pending[steps * VAD_CHUNK :], done + steps * VAD_CHUNK
-                if progress is not None:
-                    progress(done / SAMPLING_RATE)
-            if pending.size:
-                chunk = torch.from_numpy(np.pad(pending, (0, VAD_CHUNK - pending.size)))
-                found.append(float(self.model(chunk[None], SAMPLING_RATE)))
-                if progress is not None:
-                    progress((done + pending.size) / SAMPLING_RATE)
+        for samples in pieces:
+            pending = np.concatenate([pending, samples])
+            whole = pending.size - pending.size % VAD_CHUNK
+            found += self.steps(pending[:whole])
+            pending, done = pending[whole:], done + whole
+            if progress is not None:
+                progress(done / SAMPLING_RATE)
+        if pending.size:
+            found += self.steps(pending)
+            if progress is not None:
+                progress((done + pending.size) / SAMPLING_RATE)
         return np.asarray(found, np.float32)
+
+    def steps(self, samples: np.ndarray) -> list[float]:
+        """The speech probability of each 512-sample step of `samples`, the stream read so far going on (a last step
+        shorter than 512 samples is padded with silence, as at the end of a recording)."""
+        padded = torch.from_numpy(np.pad(samples, (0, -samples.size % VAD_CHUNK)))
+        with torch.inference_mode():
+            return [float(self.model(chunk[None], SAMPLING_RATE)) for chunk in padded.view(-1, VAD_CHUNK)]
 
 
 def packaged_vad_file() -> Path | None:
@@ -216,12 +220,16 @@ def utterance_groups(
 ) -> list[list[float]]:
     """
     Runs of speech as the model reads them: bursts under `min_speech_s` dropped, each padded (never past half way to
-    its neighbour, `before` the end of the one before the first), short ones joined to a close neighbour; each group
-    is then split into parts of at most `max_segment_s` (`split_even`).
+    its neighbour, `before` the end of the one before the first), short ones joined to a close neighbour. The caller
+    splits each group into parts of at most `max_segment_s` (`split_even`).
     """
-    runs = [run for run in runs if run[1] - run[0] >= options.min_speech_s]
-    spans = pad(runs, options.speech_pad_s, duration, before)
+    spans = pad(long_runs(runs, options), options.speech_pad_s, duration, before)
     return join_close(spans, options.max_merge_gap_s, options.max_segment_s, short=options.min_segment_s)
+
+
+def long_runs(runs: list[list[float]], options: SegmentationOptions) -> list[list[float]]:
+    """The runs of speech of at least `min_speech_s`: shorter bursts are clicks and breaths."""
+    return [run for run in runs if run[1] - run[0] >= options.min_speech_s]
 
 
 def join_close(spans: list, gap: float, longest: float, short: float = math.inf) -> list:

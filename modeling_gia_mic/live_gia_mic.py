@@ -267,9 +267,7 @@ class LiveAnalysis:
         self.segmentation: SegmentationOptions = pipeline.segmentation
         modalities = pipeline.model.config.modalities
         self.reads_audio, self.reads_video = bool({"audio", "text"} & set(modalities)), "vision" in modalities
-        self.analyse = analyse or (
-            lambda media: list(pipeline.analyze_segments(iter(media), len(media), transcribe, lambda *_: None, 8))
-        )
+        self.analyse = analyse or (lambda media: pipeline.analyze_media(media, transcribe))
         self.speech = SpeechTracker(pipeline.voice_activity_detector(), self.segmentation, options.max_open_s)
         self.media = LiveMedia(pipeline.processor.num_frames, options.max_fps, options.max_open_s)
         self.resampler = None  # to 16 kHz for the detector, as a file's audio is read

@@ -802,6 +802,10 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             done += len(batch)
             report("Analysing segments", done, total)
 
+    def analyze_media(self, media: list[SegmentMedia], transcribe: bool = True) -> list[dict]:
+        """Segments' media (a live stream's utterances) as one batch: each one's result, in order."""
+        return list(self.analyze_segments(iter(media), len(media), transcribe, lambda *_: None, len(media)))
+
     def segment_inputs(self, segment: SegmentMedia, face: UtteranceFace | None = None) -> EmotionInputs:
         """
         A segment's inputs, its faces cut out as it arrives (`face`: the boxes chosen for it, else the processor's

@@ -167,7 +167,7 @@ class EmotionDemo:
     def analysed(self, items: list[tuple[Any, bool]]) -> list[dict]:
         """Live utterances (`SegmentMedia`) with the same `transcribe` choice, as one batch of the pipeline."""
         media = [copy.copy(segment) for segment, _ in items]  # a batch that fails is rerun with the pictures
-        return list(self.pipe.analyze_segments(iter(media), len(media), items[0][1], lambda *_: None, len(media)))
+        return self.pipe.analyze_media(media, transcribe=items[0][1])
 
     def live_analysis(self, transcribe: bool):
         """A viewer's live analysis: the pipeline's, its utterances run through the queue all viewers share."""
